@@ -1,0 +1,75 @@
+#pragma once
+/// @file schedule.h
+/// @brief A pipeline schedule as data: per-device ordered op lists. Knows nothing of time.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ppsim {
+
+/// @brief Op kinds. `Backward` is the full backward unless the schedule splits backward,
+/// in which case it is the input-gradient part and `Weight` is the weight-gradient part.
+enum class OpKind : std::uint8_t { Forward = 0, Backward = 1, Weight = 2 };
+
+/// @brief Token letter for an op kind: F, B or W.
+char op_letter(OpKind kind);
+
+/// @brief One unit of work on one device.
+/// `stage` is the model stage index within its pipe (0 .. num_stages-1, in data-flow order);
+/// `chunk` is which of the device's v model chunks it belongs to; `pipe` tells the
+/// directions of bidirectional schedules apart. `microbatch` is global: asynchronous
+/// schedules lay several iterations out, micro-batch `i` belonging to iteration `i / m`.
+struct Op {
+  OpKind kind{OpKind::Forward};
+  std::int32_t microbatch{0};
+  std::int32_t stage{0};
+  std::int16_t chunk{0};
+  std::int8_t pipe{0};
+  bool operator==(const Op&) const = default;
+};
+
+/// @brief How many copies of each stage's weights a device keeps.
+enum class WeightPolicy : std::uint8_t {
+  Single,        ///< one version (flush schedules)
+  StashInFlight, ///< PipeDream weight stashing: one version per micro-batch in flight
+  DoubleBuffer,  ///< PipeDream-2BW: two versions
+};
+
+/// @brief A complete schedule: what every device runs, in order.
+struct Schedule {
+  std::string name;            ///< canonical registry name
+  int devices{0};              ///< devices in the pipeline (p)
+  int num_stages{0};           ///< model stages per pipe (p * v for interleaved)
+  int pipes{1};                ///< 2 for bidirectional schedules
+  int chunks{1};               ///< v: model chunks per device and pipe
+  int microbatches{0};         ///< m per iteration
+  int iterations{1};           ///< iterations laid out (asynchronous schedules use > 1)
+  bool split_backward{false};  ///< B is input-gradient only and W ops exist
+  bool synchronous{true};      ///< flushes at the end of each iteration
+  WeightPolicy weights{WeightPolicy::Single};
+  /// For asynchronous schedules: iterations [measure_from, iterations) form the
+  /// steady-state window in which time per iteration is measured.
+  int measure_from{0};
+  std::vector<std::vector<Op>> device_ops;  ///< [device] -> ops in execution order
+  std::string note;  ///< human note (e.g. where we follow a reference over a paper)
+};
+
+/// @brief Requested pipeline shape.
+struct ScheduleParams {
+  int stages{1};        ///< p, devices in the pipeline
+  int microbatches{1};  ///< m
+  int chunks{1};        ///< v
+  int iterations{0};    ///< asynchronous schedules: iterations to simulate (0 = choose)
+};
+
+/// @brief Thrown when a schedule does not support a shape; `what()` says why.
+class ScheduleError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// @brief Token for an op as printed by `ppsim schedule`: F3, B3, W3, F3c1, F3p1.
+std::string op_token(const Op& op);
+
+}  // namespace ppsim
