@@ -1,0 +1,40 @@
+#pragma once
+// Internal: generator declarations and small helpers shared by the generator files.
+#include <string>
+
+#include "ppsim/schedule.h"
+
+namespace ppsim {
+
+Schedule generate_gpipe(const ScheduleParams& params);
+Schedule generate_1f1b(const ScheduleParams& params);
+
+inline Op forward(int mb, int stage, int chunk = 0, int pipe = 0) {
+  return Op{OpKind::Forward, mb, stage, static_cast<std::int16_t>(chunk), static_cast<std::int8_t>(pipe)};
+}
+inline Op backward(int mb, int stage, int chunk = 0, int pipe = 0) {
+  return Op{OpKind::Backward, mb, stage, static_cast<std::int16_t>(chunk), static_cast<std::int8_t>(pipe)};
+}
+inline Op weight(int mb, int stage, int chunk = 0, int pipe = 0) {
+  return Op{OpKind::Weight, mb, stage, static_cast<std::int16_t>(chunk), static_cast<std::int8_t>(pipe)};
+}
+
+/// A schedule with p devices, p*v stages, empty op lists.
+inline Schedule make_empty_schedule(const std::string& name, const ScheduleParams& params) {
+  Schedule s;
+  s.name = name;
+  s.devices = params.stages;
+  s.chunks = params.chunks;
+  s.num_stages = params.stages * params.chunks;
+  s.microbatches = params.microbatches;
+  s.device_ops.resize(static_cast<std::size_t>(params.stages));
+  return s;
+}
+
+inline void require_single_chunk(const std::string& name, const ScheduleParams& params) {
+  if (params.chunks != 1)
+    throw ScheduleError(name + " holds one stage per device: chunks must be 1 (got " +
+                        std::to_string(params.chunks) + "); use 'interleaved' for v > 1");
+}
+
+}  // namespace ppsim

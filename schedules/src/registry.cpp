@@ -1,0 +1,56 @@
+#include "ppsim/registry.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "generators.h"
+
+namespace ppsim {
+
+const std::vector<ScheduleInfo>& all_schedules() {
+  static const std::vector<ScheduleInfo> table = {
+      {"gpipe", {}, "GPipe: all forwards, then all backwards, flush", true, &generate_gpipe},
+      {"1f1b", {"dapple", "pipedream-flush"},
+       "1F1B with flush (DAPPLE / PipeDream-Flush), Megatron-LM order", true, &generate_1f1b},
+  };
+  return table;
+}
+
+static std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+const ScheduleInfo* find_schedule(std::string_view name) {
+  const std::string key = lower(name);
+  for (const auto& info : all_schedules()) {
+    if (info.name == key) return &info;
+    if (std::find(info.aliases.begin(), info.aliases.end(), key) != info.aliases.end()) return &info;
+  }
+  return nullptr;
+}
+
+std::string known_schedule_names() {
+  std::string out;
+  for (const auto& info : all_schedules()) {
+    if (!out.empty()) out += ", ";
+    out += info.name;
+    for (const auto& a : info.aliases) out += ", " + a;
+  }
+  return out;
+}
+
+Schedule make_schedule(std::string_view name, const ScheduleParams& params) {
+  const ScheduleInfo* info = find_schedule(name);
+  if (info == nullptr)
+    throw ScheduleError("unknown schedule '" + std::string(name) + "' (known: " + known_schedule_names() + ")");
+  if (params.stages < 1) throw ScheduleError("stages must be at least 1");
+  if (params.microbatches < 1) throw ScheduleError("microbatches must be at least 1");
+  if (params.chunks < 1) throw ScheduleError("chunks must be at least 1");
+  Schedule s = info->generate(params);
+  s.name = info->name;
+  return s;
+}
+
+}  // namespace ppsim

@@ -1,0 +1,76 @@
+// Structural checks on a schedule before it is simulated: every op the engine will
+// look for exists exactly once, and each (stage, pipe) lives on one device.
+#include <string>
+#include <vector>
+
+#include "ppsim/registry.h"
+
+namespace ppsim {
+
+namespace {
+std::string where(int device, std::size_t index, const Op& op) {
+  return "device " + std::to_string(device) + " op " + std::to_string(index) + " (" + op_token(op) +
+         " stage " + std::to_string(op.stage) + ")";
+}
+}  // namespace
+
+void validate_schedule(const Schedule& s) {
+  if (s.devices < 1) throw ScheduleError("schedule has no devices");
+  if (static_cast<int>(s.device_ops.size()) != s.devices)
+    throw ScheduleError("schedule lists " + std::to_string(s.device_ops.size()) + " devices, expected " +
+                        std::to_string(s.devices));
+  if (s.num_stages < 1 || s.pipes < 1 || s.pipes > 2)
+    throw ScheduleError("schedule needs at least one stage and one or two pipes");
+  int max_mb = -1;
+  for (int d = 0; d < s.devices; ++d)
+    for (std::size_t i = 0; i < s.device_ops[d].size(); ++i) {
+      const Op& op = s.device_ops[d][i];
+      if (op.microbatch < 0) throw ScheduleError(where(d, i, op) + ": negative micro-batch");
+      if (op.stage < 0 || op.stage >= s.num_stages)
+        throw ScheduleError(where(d, i, op) + ": stage out of range 0.." + std::to_string(s.num_stages - 1));
+      if (op.pipe < 0 || op.pipe >= s.pipes) throw ScheduleError(where(d, i, op) + ": pipe out of range");
+      if (op.chunk < 0) throw ScheduleError(where(d, i, op) + ": negative chunk");
+      if (op.kind == OpKind::Weight && !s.split_backward)
+        throw ScheduleError(where(d, i, op) + ": W op in a schedule without split backward");
+      max_mb = std::max(max_mb, op.microbatch);
+    }
+  if (max_mb < 0) throw ScheduleError("schedule has no ops");
+
+  const std::size_t slots = static_cast<std::size_t>(s.pipes) * s.num_stages;
+  std::vector<int> stage_device(slots, -1);
+  const std::size_t mbs = static_cast<std::size_t>(max_mb) + 1;
+  std::vector<std::uint8_t> seen(slots * mbs * 3, 0);
+  for (int d = 0; d < s.devices; ++d)
+    for (std::size_t i = 0; i < s.device_ops[d].size(); ++i) {
+      const Op& op = s.device_ops[d][i];
+      const std::size_t slot = static_cast<std::size_t>(op.pipe) * s.num_stages + op.stage;
+      if (stage_device[slot] == -1) stage_device[slot] = d;
+      if (stage_device[slot] != d)
+        throw ScheduleError(where(d, i, op) + ": stage " + std::to_string(op.stage) + " pipe " +
+                            std::to_string(op.pipe) + " already runs on device " + std::to_string(stage_device[slot]));
+      auto& cell = seen[(slot * mbs + op.microbatch) * 3 + static_cast<int>(op.kind)];
+      if (cell != 0) throw ScheduleError(where(d, i, op) + ": appears twice");
+      cell = 1;
+    }
+  // Every (micro-batch, pipe) that enters the pipeline must pass every stage both ways.
+  for (int pipe = 0; pipe < s.pipes; ++pipe)
+    for (std::size_t mb = 0; mb < mbs; ++mb) {
+      bool present = false;
+      for (int st = 0; st < s.num_stages && !present; ++st)
+        for (int k = 0; k < 3; ++k)
+          present = present || seen[((static_cast<std::size_t>(pipe) * s.num_stages + st) * mbs + mb) * 3 + k];
+      if (!present) continue;
+      for (int st = 0; st < s.num_stages; ++st) {
+        const std::size_t base = ((static_cast<std::size_t>(pipe) * s.num_stages + st) * mbs + mb) * 3;
+        const char* missing = nullptr;
+        if (!seen[base]) missing = "F";
+        else if (!seen[base + 1]) missing = "B";
+        else if (s.split_backward && !seen[base + 2]) missing = "W";
+        if (missing != nullptr)
+          throw ScheduleError(std::string("schedule has no ") + missing + std::to_string(mb) + " for stage " +
+                              std::to_string(st) + " pipe " + std::to_string(pipe));
+      }
+    }
+}
+
+}  // namespace ppsim

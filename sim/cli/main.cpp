@@ -1,0 +1,217 @@
+// ppsim: the command-line front end. Every error is one line on stderr; exit status 0 on
+// success, 2 on bad input, 1 on an internal error.
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "ppsim/config.h"
+#include "ppsim/engine.h"
+#include "ppsim/registry.h"
+#include "ppsim/report.h"
+
+namespace {
+
+using namespace ppsim;
+using nlohmann::json;
+
+/// Command-line overrides of the config's pipeline shape.
+struct Overrides {
+  std::string schedule;
+  int stages{0};
+  int microbatches{0};
+  int chunks{0};
+};
+
+void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
+  if (with_schedule) cmd->add_option("--schedule", o.schedule, "Schedule name (overrides pipeline.schedule)");
+  cmd->add_option("--stages", o.stages, "Pipeline stages p (overrides pipeline.stages)")->check(CLI::PositiveNumber);
+  cmd->add_option("--microbatches", o.microbatches, "Micro-batches m (overrides pipeline.microbatches)")->check(CLI::PositiveNumber);
+  cmd->add_option("--chunks", o.chunks, "Chunks per device v (overrides pipeline.chunks)")->check(CLI::PositiveNumber);
+}
+
+Config load_with_overrides(const std::string& path, const Overrides& o) {
+  Config c = load_config(path);
+  if (!o.schedule.empty()) c.pipeline.schedule = o.schedule;
+  if (o.stages > 0) {
+    // Keep the replica count when only the stage count changes on the command line.
+    if (c.devices == c.pipeline.stages) c.devices = o.stages;
+    c.pipeline.stages = o.stages;
+  }
+  if (o.microbatches > 0) c.pipeline.microbatches = o.microbatches;
+  if (o.chunks > 0) c.pipeline.chunks = o.chunks;
+  check_pipeline(c);
+  return c;
+}
+
+struct RunArgs {
+  std::string config;
+  Overrides overrides;
+  bool json_out{false};
+  std::string report, timeline;
+};
+
+int cmd_run(const RunArgs& a) {
+  const Config config = load_with_overrides(a.config, a.overrides);
+  const Run run = prepare_run(config);
+  auto links = make_links(config, run.schedule.devices);
+  const SimResult result = simulate(run.schedule, run.costs, *links);
+  const json report = make_report(run, result);
+  std::vector<std::pair<std::string, std::string>> files;
+  if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
+  if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");
+  write_files_atomically(files);
+  if (a.json_out) std::cout << report.dump(2) << "\n";
+  else std::cout << format_report_table(report);
+  return 0;
+}
+
+struct CompareArgs {
+  std::string config;
+  Overrides overrides;
+  std::string schedules;
+  bool json_out{false};
+};
+
+int cmd_compare(const CompareArgs& a) {
+  const Config base = load_with_overrides(a.config, a.overrides);
+  std::vector<std::string> names;
+  if (!a.schedules.empty()) {
+    std::stringstream ss(a.schedules);
+    for (std::string n; std::getline(ss, n, ',');) {
+      if (find_schedule(n) == nullptr)
+        throw ConfigError("--schedules", "", "unknown schedule '" + n + "' (known: " + known_schedule_names() + ")");
+      names.push_back(n);
+    }
+  } else {
+    for (const auto& info : all_schedules()) names.push_back(info.name);
+  }
+  json rows = json::array(), skipped = json::array();
+  for (const auto& name : names) {
+    Config c = base;
+    c.pipeline.schedule = name;
+    try {
+      const Run run = prepare_run(c);
+      auto links = make_links(c, run.schedule.devices);
+      const SimResult result = simulate(run.schedule, run.costs, *links, SimOptions{false});
+      rows.push_back(make_report(run, result));
+    } catch (const ScheduleError& e) {
+      skipped.push_back({{"schedule", name}, {"reason", e.what()}});
+    } catch (const ConfigError& e) {
+      skipped.push_back({{"schedule", name}, {"reason", e.what()}});
+    }
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const json& x, const json& y) {
+    return x["iteration_time_ms"].get<double>() < y["iteration_time_ms"].get<double>();
+  });
+  if (a.json_out) {
+    std::cout << json{{"results", rows}, {"not_applicable", skipped}}.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << std::left << std::setw(14) << "schedule" << std::right << std::setw(14) << "iteration_ms" << std::setw(9)
+            << "bubble" << std::setw(16) << "peak_memory_B" << std::setw(9) << "versions" << std::setw(7) << "sync"
+            << "\n";
+  for (const auto& r : rows) {
+    int versions = 0;
+    for (const auto& d : r["per_device"]) versions = std::max(versions, d["weight_versions"].get<int>());
+    std::cout << std::left << std::setw(14) << r["schedule"].get<std::string>() << std::right << std::fixed
+              << std::setprecision(3) << std::setw(14) << r["iteration_time_ms"].get<double>() << std::setw(9)
+              << std::setprecision(4) << r["bubble_rate"].get<double>() << std::setw(16)
+              << r["peak_memory_bytes"].get<std::int64_t>() << std::setw(9) << versions << std::setw(7)
+              << (r["synchronous"].get<bool>() ? "yes" : "no") << "\n";
+  }
+  for (const auto& s : skipped)
+    std::cout << "not applicable: " << s["schedule"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
+  return 0;
+}
+
+struct ScheduleArgs {
+  std::string schedule;
+  int stages{0}, microbatches{0}, chunks{1};
+  bool list{false};
+};
+
+int cmd_schedule(const ScheduleArgs& a) {
+  if (a.list) {
+    for (const auto& info : all_schedules()) {
+      std::cout << std::left << std::setw(12) << info.name;
+      std::string aliases;
+      for (const auto& al : info.aliases) aliases += (aliases.empty() ? "" : ", ") + al;
+      std::cout << std::setw(28) << (aliases.empty() ? "" : "[" + aliases + "]") << info.description << "\n";
+    }
+    return 0;
+  }
+  if (a.schedule.empty() || a.stages <= 0 || a.microbatches <= 0)
+    throw ConfigError("ppsim schedule", "", "needs --schedule, --stages and --microbatches (or --list)");
+  if (static_cast<std::int64_t>(a.stages) * a.chunks * a.microbatches * 3 > kMaxOps)
+    throw ConfigError("ppsim schedule", "", "shape too large (over " + std::to_string(kMaxOps) + " ops)");
+  const Schedule s = make_schedule(a.schedule, ScheduleParams{a.stages, a.microbatches, a.chunks, 0});
+  for (int d = 0; d < s.devices; ++d) {
+    std::cout << "device " << d << ":";
+    for (const Op& op : s.device_ops[d]) std::cout << ' ' << op_token(op);
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ppsim: discrete-event simulator of pipeline-parallel training schedules"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "ppsim 0.1.0");
+
+  RunArgs run_args;
+  auto* run = app.add_subcommand("run", "Simulate one config; print a table or the report JSON");
+  run->add_option("config", run_args.config, "Config JSON file")->required();
+  add_override_options(run, run_args.overrides, true);
+  run->add_flag("--json", run_args.json_out, "Print the report JSON instead of the table");
+  run->add_option("--report", run_args.report, "Write the report JSON to FILE");
+  run->add_option("--timeline", run_args.timeline, "Write the timeline JSON to FILE");
+
+  CompareArgs cmp_args;
+  auto* compare = app.add_subcommand("compare", "Run every applicable schedule on one config, sorted by iteration time");
+  compare->add_option("config", cmp_args.config, "Config JSON file")->required();
+  add_override_options(compare, cmp_args.overrides, false);
+  compare->add_option("--schedules", cmp_args.schedules, "Comma-separated schedules to compare (default: all)");
+  compare->add_flag("--json", cmp_args.json_out, "Print JSON instead of the table");
+
+  ScheduleArgs sch_args;
+  auto* sched = app.add_subcommand("schedule", "Print each device's op order");
+  sched->add_option("--schedule", sch_args.schedule, "Schedule name");
+  sched->add_option("--stages", sch_args.stages, "Pipeline stages p")->check(CLI::PositiveNumber);
+  sched->add_option("--microbatches", sch_args.microbatches, "Micro-batches m")->check(CLI::PositiveNumber);
+  sched->add_option("--chunks", sch_args.chunks, "Chunks per device v")->check(CLI::PositiveNumber);
+  sched->add_flag("--list", sch_args.list, "List the known schedules");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    if (*run) return cmd_run(run_args);
+    if (*compare) return cmd_compare(cmp_args);
+    if (*sched) return cmd_schedule(sch_args);
+  } catch (const ConfigError& e) {
+    std::cerr << "ppsim: error: " << e.what() << "\n";
+    return 2;
+  } catch (const ScheduleError& e) {
+    std::cerr << "ppsim: error: " << e.what() << "\n";
+    return 2;
+  } catch (const OutputError& e) {
+    std::cerr << "ppsim: error: " << e.what() << "\n";
+    return 2;
+  } catch (const DeadlockError& e) {
+    std::cerr << "ppsim: internal error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "ppsim: internal error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

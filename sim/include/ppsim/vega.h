@@ -1,0 +1,51 @@
+#pragma once
+/// @file vega.h
+/// @brief Vega-Lite v5 Gantt chart of a simulated run: a view over SimResult.
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "ppsim/engine.h"
+#include "ppsim/schedule.h"
+
+namespace ppsim {
+
+/// @brief What the Gantt chart shows and how it is labelled.
+struct VegaOptions {
+  /// Schedule name in the title; empty means `Schedule::name`.
+  std::string schedule_label;
+  /// Iteration time for the title; unset means `SimResult::iteration_time`.
+  std::optional<double> iteration_time_ms;
+  /// Overall bubble rate for the title (0..1); unset means the mean over devices of
+  /// `1 - compute_busy / iteration_time` computed from the result.
+  std::optional<double> bubble_rate;
+  /// Costs were replaced by unit slots (1 slot = 1 ms): label time in slots.
+  bool unit_time{false};
+  /// Add a send and a recv lane under each device when the run has transfers.
+  bool show_comm_lanes{true};
+  /// Add a memory-over-time panel per device under the Gantt chart.
+  bool show_memory{true};
+  /// Width of the plot area in pixels. 340 px keeps 8 px text legible when the
+  /// figure is scaled to one column of a two-column paper (about 3.3 inches).
+  int width_px{340};
+  /// Height of one device row in pixels.
+  int row_px{16};
+  /// Height of one device's memory panel in pixels.
+  int memory_row_px{26};
+  /// Font size of the micro-batch numbers in the boxes.
+  int label_font_px{8};
+};
+
+/// @brief Builds a self-contained Vega-Lite v5 spec (data inline) for the run: one row
+/// per device (device 0 on top), one box per op coloured by kind with shades for chunk
+/// and pipe, the micro-batch number in each box wide enough to hold it, optional
+/// send/recv lanes, and a memory panel per device. Pure: no I/O.
+nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result,
+                         const VegaOptions& options = {});
+
+/// @brief Overall bubble rate as SPEC §5 defines it: mean over devices of
+/// `1 - compute_busy / iteration_time`, with compute_busy summed from the op records.
+double mean_bubble_rate(const SimResult& result);
+
+}  // namespace ppsim

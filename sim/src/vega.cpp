@@ -1,0 +1,389 @@
+/// @file vega.cpp
+/// @brief Vega-Lite Gantt chart: a pure view over SimResult.
+#include "ppsim/vega.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ppsim {
+namespace {
+
+using nlohmann::json;
+
+// Fills are chosen by greyscale luminance first, hue second, so a figure printed in
+// black and white still tells the classes apart: F lightest, W middle, B darkest, and
+// chunk 1 a clear step darker than chunk 0 of the same kind (luminance steps of ~40 on
+// 0..255). Pipe 1 ("up") uses other hues at the same luminances and is outlined in
+// black, which survives greyscale.
+struct Shade {
+  const char* fill;
+  bool dark;  // luminance below ~128: white text
+};
+constexpr std::array<std::array<Shade, 4>, 3> kPipe0 = {{
+    {{{"#deebf7", false}, {"#a6c8e8", false}, {"#6ba3d6", false}, {"#3d7fc0", true}}},  // F
+    {{{"#a3202a", true}, {"#4d0a12", true}, {"#d0584f", true}, {"#2b0508", true}}},     // B
+    {{{"#5fb86a", false}, {"#2f8a47", true}, {"#a4d8a6", false}, {"#145a2a", true}}},   // W
+}};
+constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
+    {{{"#fde0c5", false}, {"#f7b988", false}, {"#f08c3c", false}, {"#c45f12", true}}},  // F
+    {{{"#7f3b08", true}, {"#3f1d04", true}, {"#a65a1c", true}, {"#241002", true}}},     // B
+    {{{"#b08fc7", false}, {"#7b5aa6", true}, {"#d5c3e3", false}, {"#4d2f78", true}}},   // W
+}};
+constexpr const char* kActivationFill = "#bdbdbd";
+constexpr const char* kGradientFill = "#737373";
+
+int kind_index(OpKind kind) { return static_cast<int>(kind); }
+
+const char* kind_letter(OpKind kind) {
+  switch (kind) {
+    case OpKind::Forward: return "F";
+    case OpKind::Backward: return "B";
+    case OpKind::Weight: return "W";
+  }
+  return "?";
+}
+
+std::string op_name(const Op& op, bool chunks, bool pipes) {
+  std::string s = kind_letter(op.kind) + std::to_string(op.microbatch);
+  if (chunks) s += "c" + std::to_string(op.chunk);
+  if (pipes) s += "p" + std::to_string(op.pipe);
+  return s;
+}
+
+std::string class_name(OpKind kind, int chunk, int pipe, bool chunks, bool pipes) {
+  std::string s = kind_letter(kind);
+  if (chunks) s += " chunk " + std::to_string(chunk);
+  if (pipes) s += pipe == 0 ? " down" : " up";
+  return s;
+}
+
+const Shade& shade_for(OpKind kind, int chunk, int pipe) {
+  const auto& table = pipe == 0 ? kPipe0 : kPipe1;
+  return table[static_cast<std::size_t>(kind_index(kind))][static_cast<std::size_t>(chunk) % 4];
+}
+
+std::string format_number(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+// Enough decimals to show four significant digits of a time in ms.
+std::string format_ms(double ms) {
+  const double mag = std::fabs(ms);
+  const int decimals = mag >= 1000 ? 0 : mag >= 100 ? 1 : mag >= 10 ? 2 : 3;
+  return format_number(ms, decimals) + " ms";
+}
+
+std::string format_slots(double slots) {
+  // Unit-time runs land on whole slots; keep a fraction visible if one does not.
+  if (std::fabs(slots - std::round(slots)) < 1e-9) return format_number(slots, 0) + " slots";
+  return format_number(slots, 2) + " slots";
+}
+
+struct MemoryUnit {
+  const char* name;
+  double divisor;
+};
+
+MemoryUnit memory_unit(std::int64_t peak) {
+  constexpr double kKiB = 1024.0;
+  if (peak >= 2 * kKiB * kKiB * kKiB) return {"GiB", kKiB * kKiB * kKiB};
+  if (peak >= 2 * kKiB * kKiB) return {"MiB", kKiB * kKiB};
+  if (peak >= 2 * kKiB) return {"KiB", kKiB};
+  return {"bytes", 1.0};
+}
+
+std::string device_row(int device) { return "D" + std::to_string(device); }
+
+}  // namespace
+
+double mean_bubble_rate(const SimResult& result) {
+  if (result.devices <= 0) return 0.0;
+  // The measured window: the whole run for flush schedules, the steady-state window
+  // for asynchronous ones.
+  TimeNs from = result.first_start;
+  TimeNs to = result.last_end;
+  if (result.window_end > result.window_start) {
+    from = result.window_start;
+    to = result.window_end;
+  }
+  const double span = static_cast<double>((to - from).ns);
+  if (span <= 0) return 0.0;
+  const double iterations = std::max(1, result.window_iterations);
+  const double per_iteration = result.iteration_time.ns > 0
+                                   ? static_cast<double>(result.iteration_time.ns)
+                                   : span / iterations;
+  std::vector<double> busy(static_cast<std::size_t>(result.devices), 0.0);
+  for (const OpRecord& r : result.ops) {
+    const TimeNs s = std::max(r.start, from);
+    const TimeNs e = std::min(r.end, to);
+    if (e > s && r.device >= 0 && r.device < result.devices)
+      busy[static_cast<std::size_t>(r.device)] += static_cast<double>((e - s).ns);
+  }
+  double sum = 0.0;
+  for (double b : busy) sum += 1.0 - (b / iterations) / per_iteration;
+  return sum / result.devices;
+}
+
+json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
+  const bool chunks = schedule.chunks > 1;
+  const bool pipes = schedule.pipes > 1;
+  const int devices = std::max(result.devices, schedule.devices);
+  const bool comm_lanes = options.show_comm_lanes && !result.transfers.empty();
+
+  const double t0 = result.first_start.ms();
+  double t1 = result.last_end.ms();
+  if (t1 <= t0) t1 = t0 + 1.0;  // empty run: keep the scale non-degenerate
+  const double px_per_ms = options.width_px / (t1 - t0);
+  const double char_px = 0.64 * options.label_font_px;  // DejaVu Sans digits ~0.64 em
+  auto label_if_fits = [&](std::int32_t microbatch, double start, double end) {
+    std::string text = std::to_string(microbatch);
+    const double need = static_cast<double>(text.size()) * char_px + 2.0;
+    return (end - start) * px_per_ms >= need ? text : std::string();
+  };
+
+  // Rows, top to bottom: each device, then its send and recv lanes when shown.
+  json rows = json::array();
+  for (int d = 0; d < devices; ++d) {
+    rows.push_back(device_row(d));
+    if (comm_lanes) {
+      rows.push_back(device_row(d) + " send");
+      rows.push_back(device_row(d) + " recv");
+    }
+  }
+
+  // Colour classes in legend order: variants (chunk, pipe) outer, kinds inner, so a
+  // legend with one column per kind lines the shades of a kind up vertically.
+  std::set<std::tuple<int, int, int>> present;  // (pipe, chunk, kind)
+  for (const OpRecord& r : result.ops) present.insert({r.op.pipe, r.op.chunk, kind_index(r.op.kind)});
+  std::set<int> kinds_present;
+  for (const auto& [p, c, k] : present) kinds_present.insert(k);
+  json domain = json::array();
+  json range = json::array();
+  for (const auto& [p, c, k] : present) {
+    const auto kind = static_cast<OpKind>(k);
+    domain.push_back(class_name(kind, c, p, chunks, pipes));
+    range.push_back(shade_for(kind, c, p).fill);
+  }
+  bool has_activation = false;
+  bool has_gradient = false;
+  if (comm_lanes) {
+    for (const TransferRecord& t : result.transfers) {
+      const bool grad = result.ops.at(static_cast<std::size_t>(t.producer)).op.kind != OpKind::Forward;
+      (grad ? has_gradient : has_activation) = true;
+    }
+    if (has_activation) {
+      domain.push_back("activation send/recv");
+      range.push_back(kActivationFill);
+    }
+    if (has_gradient) {
+      domain.push_back("gradient send/recv");
+      range.push_back(kGradientFill);
+    }
+  }
+
+  json boxes = json::array();
+  for (const OpRecord& r : result.ops) {
+    const Shade& shade = shade_for(r.op.kind, r.op.chunk, r.op.pipe);
+    const double start = r.start.ms();
+    const double end = r.end.ms();
+    boxes.push_back({
+        {"row", device_row(r.device)},
+        {"device", r.device},
+        {"lane", "compute"},
+        {"op", op_name(r.op, chunks, pipes)},
+        {"kind", kind_letter(r.op.kind)},
+        {"microbatch", r.op.microbatch},
+        {"stage", r.op.stage},
+        {"chunk", r.op.chunk},
+        {"pipe", r.op.pipe},
+        {"start", start},
+        {"end", end},
+        {"mid", (start + end) / 2},
+        {"class", class_name(r.op.kind, r.op.chunk, r.op.pipe, chunks, pipes)},
+        {"label", label_if_fits(r.op.microbatch, start, end)},
+        {"text_color", shade.dark ? "white" : "black"},
+        {"stroke", r.op.pipe == 0 ? "white" : "#1a1a1a"},
+    });
+  }
+  if (comm_lanes) {
+    for (const TransferRecord& t : result.transfers) {
+      const Op& produced = result.ops.at(static_cast<std::size_t>(t.producer)).op;
+      const bool grad = produced.kind != OpKind::Forward;
+      const double start = t.start.ms();
+      const double end = t.end.ms();
+      for (int side = 0; side < 2; ++side) {
+        const int device = side == 0 ? t.src : t.dst;
+        boxes.push_back({
+            {"row", device_row(device) + (side == 0 ? " send" : " recv")},
+            {"device", device},
+            {"lane", side == 0 ? "send" : "recv"},
+            {"op", op_name(produced, chunks, pipes) + (side == 0 ? " to D" + std::to_string(t.dst)
+                                                                 : " from D" + std::to_string(t.src))},
+            {"kind", grad ? "gradient" : "activation"},
+            {"microbatch", produced.microbatch},
+            {"stage", produced.stage},
+            {"chunk", produced.chunk},
+            {"pipe", produced.pipe},
+            {"start", start},
+            {"end", end},
+            {"mid", (start + end) / 2},
+            {"class", grad ? "gradient send/recv" : "activation send/recv"},
+            {"label", label_if_fits(produced.microbatch, start, end)},
+            {"text_color", grad ? "white" : "black"},
+            {"stroke", "white"},
+        });
+      }
+    }
+  }
+
+  const std::string time_title = options.unit_time ? "time (slots)" : "time (ms)";
+  const json x_scale = {{"domain", {t0, t1}}, {"nice", false}, {"zero", false}};
+  json x_axis = {{"title", time_title}, {"grid", false}, {"tickCount", 8}};
+  if (options.unit_time) {
+    x_axis["format"] = "d";
+    x_axis["tickMinStep"] = 1;
+  }
+
+  json gantt_layers = json::array();
+  gantt_layers.push_back({
+      {"mark", {{"type", "rect"}, {"strokeWidth", 0.6}}},
+      {"encoding",
+       {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}, {"title", nullptr},
+               {"scale", {{"paddingInner", 0.12}, {"paddingOuter", 0.06}}},
+               {"axis", {{"ticks", false}, {"domain", false},
+                         {"labelExpr", "indexof(datum.value, ' ') > 0 ? "
+                                       "substring(datum.value, indexof(datum.value, ' ') + 1) : "
+                                       "datum.value"}}}}},
+        {"x", {{"field", "start"}, {"type", "quantitative"}, {"scale", x_scale}, {"axis", x_axis}}},
+        {"x2", {{"field", "end"}}},
+        {"color", {{"field", "class"}, {"type", "nominal"}, {"title", nullptr},
+                   {"scale", {{"domain", domain}, {"range", range}}},
+                   {"legend", {{"orient", "top"}, {"direction", "horizontal"},
+                               {"columns", static_cast<int>(kinds_present.size())},
+                               {"symbolType", "square"}, {"symbolSize", 90},
+                               {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
+                               {"labelFontSize", 8}, {"columnPadding", 8}, {"rowPadding", 2},
+                               {"offset", 4}}}}},
+        {"stroke", {{"field", "stroke"}, {"type", "nominal"}, {"scale", nullptr}}},
+        {"tooltip", json::array({{{"field", "op"}},
+                                  {{"field", "row"}, {"title", "lane"}},
+                                  {{"field", "microbatch"}},
+                                  {{"field", "stage"}},
+                                  {{"field", "chunk"}},
+                                  {{"field", "pipe"}},
+                                  {{"field", "start"}, {"format", ".3f"}},
+                                  {{"field", "end"}, {"format", ".3f"}}})}}},
+  });
+  gantt_layers.push_back({
+      {"mark", {{"type", "text"}, {"fontSize", options.label_font_px}, {"baseline", "middle"},
+                {"align", "center"}}},
+      {"transform", json::array({{{"filter", "datum.label != ''"}}})},
+      {"encoding",
+       {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
+        {"x", {{"field", "mid"}, {"type", "quantitative"}}},
+        {"text", {{"field", "label"}}},
+        {"color", {{"field", "text_color"}, {"type", "nominal"}, {"scale", nullptr}}}}},
+  });
+  // Asynchronous schedules: mark the steady-state window the iteration time is measured on.
+  if (!schedule.synchronous && result.window_end > result.window_start) {
+    gantt_layers.push_back({
+        {"data", {{"values", json::array({{{"t", result.window_start.ms()}},
+                                           {{"t", result.window_end.ms()}}})}}},
+        {"mark", {{"type", "rule"}, {"strokeDash", {3, 2}}, {"color", "#1a1a1a"},
+                  {"strokeWidth", 1}}},
+        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}}}},
+    });
+  }
+
+  json gantt = {
+      {"width", options.width_px},
+      {"height", {{"step", options.row_px}}},
+      {"data", {{"name", "boxes"}}},
+      {"layer", gantt_layers},
+  };
+
+  json vconcat = json::array({gantt});
+  json memory = json::array();
+  if (options.show_memory && !result.memory.empty()) {
+    std::int64_t peak = 0;
+    for (const MemorySample& s : result.memory) peak = std::max(peak, s.bytes.value);
+    const MemoryUnit unit = memory_unit(peak);
+    // Memory is a step function ("from t on"); close each device's curve at the end.
+    std::map<int, const MemorySample*> last;
+    for (const MemorySample& s : result.memory) {
+      memory.push_back({{"row", device_row(s.device)}, {"t", s.t.ms()},
+                        {"value", static_cast<double>(s.bytes.value) / unit.divisor}});
+      last[s.device] = &s;
+    }
+    for (const auto& [device, s] : last) {
+      if (s->t.ms() < t1)
+        memory.push_back({{"row", device_row(device)}, {"t", t1},
+                          {"value", static_cast<double>(s->bytes.value) / unit.divisor}});
+    }
+    json device_rows = json::array();
+    for (int d = 0; d < devices; ++d) device_rows.push_back(device_row(d));
+    const std::string y_title = std::string("memory (") + unit.name + ")";
+    vconcat.push_back({
+        {"data", {{"name", "memory"}}},
+        {"facet", {{"row", {{"field", "row"}, {"type", "nominal"}, {"sort", device_rows},
+                            {"title", y_title},
+                            {"header", {{"labelAngle", 0}, {"labelOrient", "left"},
+                                        {"labelAlign", "right"}, {"labelPadding", 2},
+                                        {"titleOrient", "left"}, {"titleFontSize", 9},
+                                        {"titleFontWeight", "normal"}}}}}}},
+        {"spacing", 2},
+        {"spec",
+         {{"width", options.width_px},
+          {"height", options.memory_row_px},
+          {"mark", {{"type", "area"}, {"interpolate", "step-after"}, {"color", "#9e9e9e"},
+                    {"line", {{"color", "#1a1a1a"}, {"strokeWidth", 0.8}}}}},
+          {"encoding",
+           {{"x", {{"field", "t"}, {"type", "quantitative"}, {"scale", x_scale},
+                   {"axis", nullptr}}},
+            {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", nullptr},
+                   {"scale", {{"zero", false}}},
+                   {"axis", {{"tickCount", 2}, {"grid", false}, {"labelFontSize", 7},
+                             {"format", "~s"}}}}}}}}},
+    });
+  }
+
+  // Title: schedule, shape, iteration time, bubble rate.
+  const std::string label = options.schedule_label.empty() ? schedule.name : options.schedule_label;
+  const double iter_ms = options.iteration_time_ms.value_or(result.iteration_time.ms());
+  const double bubble = options.bubble_rate.value_or(mean_bubble_rate(result));
+  const std::string title = label + "   p=" + std::to_string(schedule.devices) +
+                            ", m=" + std::to_string(schedule.microbatches) +
+                            ", v=" + std::to_string(schedule.chunks);
+  const std::string subtitle = "iteration " + (options.unit_time ? format_slots(iter_ms)
+                                                                  : format_ms(iter_ms)) +
+                               ", bubble " + format_number(100.0 * bubble, 1) + "%";
+
+  return {
+      {"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
+      {"description", "ppsim Gantt chart: " + title + "; " + subtitle},
+      {"title", {{"text", title}, {"subtitle", subtitle}, {"anchor", "start"},
+                 {"fontSize", 10}, {"subtitleFontSize", 9}, {"offset", 4}}},
+      {"datasets", {{"boxes", boxes}, {"memory", memory}}},
+      {"vconcat", vconcat},
+      {"spacing", 6},
+      {"resolve", {{"scale", {{"x", "shared"}}}}},
+      {"config",
+       {{"font", "DejaVu Sans, Helvetica, Arial, sans-serif"},
+        {"padding", 4},
+        {"view", {{"stroke", nullptr}}},
+        {"axis", {{"labelFontSize", 8}, {"titleFontSize", 9}, {"titleFontWeight", "normal"},
+                  {"labelColor", "#1a1a1a"}, {"titleColor", "#1a1a1a"}}},
+        {"header", {{"labelFontSize", 8}}},
+        {"legend", {{"labelFontSize", 8}, {"labelColor", "#1a1a1a"}}}}},
+  };
+}
+
+}  // namespace ppsim
