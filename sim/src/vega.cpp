@@ -37,6 +37,7 @@ constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
 }};
 constexpr const char* kActivationFill = "#bdbdbd";
 constexpr const char* kGradientFill = "#737373";
+constexpr double kDigitEm = 0.64;  // digit advance of DejaVu Sans, the fallback sans font
 
 int kind_index(OpKind kind) { return static_cast<int>(kind); }
 
@@ -142,11 +143,21 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
   double t1 = result.last_end.ms();
   if (t1 <= t0) t1 = t0 + 1.0;  // empty run: keep the scale non-degenerate
   const double px_per_ms = options.width_px / (t1 - t0);
-  const double char_px = 0.64 * options.label_font_px;  // DejaVu Sans digits ~0.64 em
+  // The micro-batch number goes in at the label size, or up to two pixels smaller when
+  // that is what fits; narrower boxes stay blank rather than overflow.
+  struct Label {
+    std::string text;
+    int size{0};
+  };
   auto label_if_fits = [&](std::int32_t microbatch, double start, double end) {
     std::string text = std::to_string(microbatch);
-    const double need = static_cast<double>(text.size()) * char_px + 2.0;
-    return (end - start) * px_per_ms >= need ? text : std::string();
+    const double box_px = (end - start) * px_per_ms;
+    const int smallest = std::max(1, options.label_font_px - 2);
+    for (int size = options.label_font_px; size >= smallest; --size) {
+      const double need = static_cast<double>(text.size()) * kDigitEm * size + 1.5;
+      if (box_px >= need) return Label{text, size};
+    }
+    return Label{};
   };
 
   // Rows, top to bottom: each device, then its send and recv lanes when shown.
@@ -194,6 +205,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
     const Shade& shade = shade_for(r.op.kind, r.op.chunk, r.op.pipe);
     const double start = r.start.ms();
     const double end = r.end.ms();
+    const Label label = label_if_fits(r.op.microbatch, start, end);
     boxes.push_back({
         {"row", device_row(r.device)},
         {"device", r.device},
@@ -208,7 +220,8 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
         {"end", end},
         {"mid", (start + end) / 2},
         {"class", class_name(r.op.kind, r.op.chunk, r.op.pipe, chunks, pipes)},
-        {"label", label_if_fits(r.op.microbatch, start, end)},
+        {"label", label.text},
+        {"label_size", label.size},
         {"text_color", shade.dark ? "white" : "black"},
         {"stroke", r.op.pipe == 0 ? "white" : "#1a1a1a"},
     });
@@ -219,6 +232,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
       const bool grad = produced.kind != OpKind::Forward;
       const double start = t.start.ms();
       const double end = t.end.ms();
+      const Label label = label_if_fits(produced.microbatch, start, end);
       for (int side = 0; side < 2; ++side) {
         const int device = side == 0 ? t.src : t.dst;
         boxes.push_back({
@@ -236,7 +250,8 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
             {"end", end},
             {"mid", (start + end) / 2},
             {"class", grad ? "gradient send/recv" : "activation send/recv"},
-            {"label", label_if_fits(produced.microbatch, start, end)},
+            {"label", label.text},
+            {"label_size", label.size},
             {"text_color", grad ? "white" : "black"},
             {"stroke", "white"},
         });
@@ -270,7 +285,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
                                {"columns", static_cast<int>(kinds_present.size())},
                                {"symbolType", "square"}, {"symbolSize", 90},
                                {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
-                               {"labelFontSize", 8}, {"columnPadding", 8}, {"rowPadding", 2},
+                               {"labelFontSize", 9}, {"columnPadding", 10}, {"rowPadding", 2},
                                {"offset", 4}}}}},
         {"stroke", {{"field", "stroke"}, {"type", "nominal"}, {"scale", nullptr}}},
         {"tooltip", json::array({{{"field", "op"}},
@@ -290,6 +305,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
        {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
         {"x", {{"field", "mid"}, {"type", "quantitative"}}},
         {"text", {{"field", "label"}}},
+        {"size", {{"field", "label_size"}, {"type", "quantitative"}, {"scale", nullptr}}},
         {"color", {{"field", "text_color"}, {"type", "nominal"}, {"scale", nullptr}}}}},
   });
   // Asynchronous schedules: mark the steady-state window the iteration time is measured on.
@@ -359,7 +375,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
   const std::string label = options.schedule_label.empty() ? schedule.name : options.schedule_label;
   const double iter_ms = options.iteration_time_ms.value_or(result.iteration_time.ms());
   const double bubble = options.bubble_rate.value_or(mean_bubble_rate(result));
-  const std::string title = label + "   p=" + std::to_string(schedule.devices) +
+  const std::string title = label + ": p=" + std::to_string(schedule.devices) +
                             ", m=" + std::to_string(schedule.microbatches) +
                             ", v=" + std::to_string(schedule.chunks);
   const std::string subtitle = "iteration " + (options.unit_time ? format_slots(iter_ms)
@@ -379,10 +395,10 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
        {{"font", "DejaVu Sans, Helvetica, Arial, sans-serif"},
         {"padding", 4},
         {"view", {{"stroke", nullptr}}},
-        {"axis", {{"labelFontSize", 8}, {"titleFontSize", 9}, {"titleFontWeight", "normal"},
+        {"axis", {{"labelFontSize", 9}, {"titleFontSize", 9}, {"titleFontWeight", "normal"},
                   {"labelColor", "#1a1a1a"}, {"titleColor", "#1a1a1a"}}},
-        {"header", {{"labelFontSize", 8}}},
-        {"legend", {{"labelFontSize", 8}, {"labelColor", "#1a1a1a"}}}}},
+        {"header", {{"labelFontSize", 9}}},
+        {"legend", {{"labelFontSize", 9}, {"labelColor", "#1a1a1a"}}}}},
   };
 }
 

@@ -26,14 +26,16 @@ struct VegaOptions {
   bool show_comm_lanes{true};
   /// Add a memory-over-time panel per device under the Gantt chart.
   bool show_memory{true};
-  /// Width of the plot area in pixels. 340 px keeps 8 px text legible when the
-  /// figure is scaled to one column of a two-column paper (about 3.3 inches).
-  int width_px{340};
+  /// Width of the plot area in pixels. With the axis labels the figure is about 350 px
+  /// wide, so scaled to one column of a two-column paper (about 3.3 inches) 1 px is
+  /// about 0.68 pt: axis text (9 px) prints at about 6 pt.
+  int width_px{300};
   /// Height of one device row in pixels.
   int row_px{16};
   /// Height of one device's memory panel in pixels.
   int memory_row_px{26};
-  /// Font size of the micro-batch numbers in the boxes.
+  /// Font size of the micro-batch numbers in the boxes (down to 2 px less where a box
+  /// is narrow; blank where even that does not fit).
   int label_font_px{8};
 };
 

@@ -1,0 +1,135 @@
+/// @file trace.cpp
+/// @brief Chrome Trace Event JSON (Perfetto, chrome://tracing): a pure view over SimResult.
+#include "ppsim/trace.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+namespace ppsim {
+namespace {
+
+using nlohmann::json;
+
+const char* kind_letter(OpKind kind) {
+  switch (kind) {
+    case OpKind::Forward: return "F";
+    case OpKind::Backward: return "B";
+    case OpKind::Weight: return "W";
+  }
+  return "?";
+}
+
+std::string op_name(const Op& op, bool chunks, bool pipes) {
+  std::string s = kind_letter(op.kind) + std::to_string(op.microbatch);
+  if (chunks) s += "c" + std::to_string(op.chunk);
+  if (pipes) s += "p" + std::to_string(op.pipe);
+  return s;
+}
+
+// Microseconds, keeping nanosecond precision as a fraction.
+double to_us(TimeNs t) { return static_cast<double>(t.ns) / 1e3; }
+
+// Flow steps bind to the slice that encloses their timestamp; the midpoint of a slice
+// is never on a boundary shared with a back-to-back neighbour.
+double mid_us(TimeNs start, TimeNs end) {
+  return static_cast<double>(start.ns) / 1e3 + static_cast<double>((end - start).ns) / 2e3;
+}
+
+json metadata(const char* name, int pid, int tid, const char* key, json value) {
+  json e = {{"ph", "M"}, {"name", name}, {"pid", pid}, {"args", {{key, std::move(value)}}}};
+  if (tid >= 0) e["tid"] = tid;
+  return e;
+}
+
+}  // namespace
+
+int trace_pid(int device) { return device + 1; }
+
+json chrome_trace(const Schedule& schedule, const SimResult& result) {
+  const bool chunks = schedule.chunks > 1;
+  const bool pipes = schedule.pipes > 1;
+  const int devices = std::max(result.devices, schedule.devices);
+  json events = json::array();
+
+  for (int d = 0; d < devices; ++d) {
+    const int pid = trace_pid(d);
+    events.push_back(metadata("process_name", pid, -1, "name", "device " + std::to_string(d)));
+    events.push_back(metadata("process_sort_index", pid, -1, "sort_index", d));
+    const std::pair<int, const char*> lanes[] = {
+        {kTraceComputeTid, "compute"}, {kTraceSendTid, "send"}, {kTraceRecvTid, "recv"}};
+    for (const auto& [tid, name] : lanes) {
+      events.push_back(metadata("thread_name", pid, tid, "name", name));
+      events.push_back(metadata("thread_sort_index", pid, tid, "sort_index", tid));
+    }
+  }
+
+  for (std::size_t i = 0; i < result.ops.size(); ++i) {
+    const OpRecord& r = result.ops[i];
+    events.push_back({
+        {"ph", "X"},
+        {"name", op_name(r.op, chunks, pipes)},
+        {"cat", kind_letter(r.op.kind)},
+        {"pid", trace_pid(r.device)},
+        {"tid", kTraceComputeTid},
+        {"ts", to_us(r.start)},
+        {"dur", to_us(r.end - r.start)},
+        {"args", {{"kind", kind_letter(r.op.kind)},
+                  {"microbatch", r.op.microbatch},
+                  {"stage", r.op.stage},
+                  {"chunk", r.op.chunk},
+                  {"pipe", r.op.pipe},
+                  {"op_index", i}}},
+    });
+  }
+
+  for (std::size_t i = 0; i < result.transfers.size(); ++i) {
+    const TransferRecord& t = result.transfers[i];
+    const OpRecord& producer = result.ops.at(static_cast<std::size_t>(t.producer));
+    const OpRecord& consumer = result.ops.at(static_cast<std::size_t>(t.consumer));
+    const std::string what = op_name(producer.op, chunks, pipes);
+    const json args = {{"microbatch", producer.op.microbatch},
+                       {"stage", producer.op.stage},
+                       {"chunk", producer.op.chunk},
+                       {"pipe", producer.op.pipe},
+                       {"bytes", t.bytes.value},
+                       {"src", t.src},
+                       {"dst", t.dst},
+                       {"transfer", i}};
+    const double ts = to_us(t.start);
+    const double dur = to_us(t.end - t.start);
+    const double mid = mid_us(t.start, t.end);
+    events.push_back({{"ph", "X"}, {"name", "send " + what + " to D" + std::to_string(t.dst)},
+                      {"cat", "transfer"}, {"pid", trace_pid(t.src)}, {"tid", kTraceSendTid},
+                      {"ts", ts}, {"dur", dur}, {"args", args}});
+    events.push_back({{"ph", "X"}, {"name", "recv " + what + " from D" + std::to_string(t.src)},
+                      {"cat", "transfer"}, {"pid", trace_pid(t.dst)}, {"tid", kTraceRecvTid},
+                      {"ts", ts}, {"dur", dur}, {"args", args}});
+    const std::string flow = what + " D" + std::to_string(t.src) + "->D" + std::to_string(t.dst);
+    events.push_back({{"ph", "s"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                      {"pid", trace_pid(t.src)}, {"tid", kTraceSendTid}, {"ts", mid}});
+    events.push_back({{"ph", "t"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                      {"pid", trace_pid(t.dst)}, {"tid", kTraceRecvTid}, {"ts", mid}});
+    events.push_back({{"ph", "f"}, {"bp", "e"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                      {"pid", trace_pid(consumer.device)}, {"tid", kTraceComputeTid},
+                      {"ts", mid_us(consumer.start, consumer.end)}});
+  }
+
+  for (const MemorySample& s : result.memory) {
+    events.push_back({{"ph", "C"}, {"name", "memory"}, {"pid", trace_pid(s.device)},
+                      {"ts", to_us(s.t)}, {"args", {{"bytes", s.bytes.value}}}});
+  }
+
+  return {
+      {"traceEvents", std::move(events)},
+      {"displayTimeUnit", "ms"},
+      {"otherData", {{"generator", "ppsim"},
+                     {"schedule", schedule.name},
+                     {"devices", devices},
+                     {"microbatches", schedule.microbatches},
+                     {"chunks", schedule.chunks},
+                     {"iteration_time_ms", result.iteration_time.ms()}}},
+  };
+}
+
+}  // namespace ppsim
