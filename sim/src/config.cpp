@@ -161,6 +161,11 @@ Config load_config(const std::string& path) {
     std::string what = e.what();
     if (auto pos = what.find("parse error"); pos != std::string::npos) what = what.substr(pos);
     throw ConfigError(path, "", "malformed JSON: " + what);
+  } catch (const json::out_of_range& e) {
+    // nlohmann refuses numbers that overflow a double (1e999): non-finite input.
+    std::string what = e.what();
+    if (auto pos = what.find("number overflow"); pos != std::string::npos) what = what.substr(pos);
+    throw ConfigError(path, "", "numbers must be finite: " + what);
   }
   return parse_config(doc, path);
 }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job on the shipped default config: installs what is missing, builds, runs
+# `ppsim run configs/default.json` and writes the report and timeline under out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+tools/build.sh build -DPPSIM_BUILD_TESTS=OFF >/dev/null
+mkdir -p out
+./build/sim/ppsim run configs/default.json --report out/report.json --timeline out/timeline.json "$@"
+echo "wrote out/report.json and out/timeline.json" >&2
