@@ -317,11 +317,14 @@ SimResult Engine::run() {
   if (opt_.record_timeline) {
     // Samples so far hold activations only; add each device's constant part and an
     // opening sample at the start of the run.
-    std::vector<MemorySample> mem;
-    mem.reserve(r_.memory.size() + n);
-    for (int d = 0; d < n; ++d) mem.push_back({d, r_.first_start, Bytes{}});
-    mem.insert(mem.end(), r_.memory.begin(), r_.memory.end());
-    std::stable_sort(mem.begin(), mem.end(), [](const MemorySample& a, const MemorySample& b) { return a.device < b.device; });
+    // Group by device (a counting pass keeps each device's samples in time order).
+    std::vector<std::size_t> offset(static_cast<std::size_t>(n) + 1, 0);
+    for (const auto& m : r_.memory) ++offset[m.device + 1];
+    for (int d = 0; d < n; ++d) offset[d + 1] += offset[d] + 1;  // +1: the opening sample
+    std::vector<MemorySample> mem(r_.memory.size() + n);
+    std::vector<std::size_t> next(offset.begin(), offset.end() - 1);
+    for (int d = 0; d < n; ++d) mem[next[d]++] = {d, r_.first_start, Bytes{}};
+    for (const auto& m : r_.memory) mem[next[m.device]++] = m;
     for (auto& m : mem) m.bytes += r_.per_device[m.device].weights + r_.per_device[m.device].static_extra;
     r_.memory = std::move(mem);
   }
