@@ -168,7 +168,32 @@ TEST_CASE("vega memory panel: one facet per device, samples in MiB, closed at th
   REQUIRE(mem.size() == 9);
   CHECK(mem[1] == json({{"row", "D0"}, {"t", 1.0}, {"value", 3.0}}));
   CHECK(mem[8] == json({{"row", "D1"}, {"t", 9.0}, {"value", 1.0}}));
+  // One y scale for all devices, from 0 to the peak (3 MiB), labelled at both ends.
+  const json& y = panel["spec"]["encoding"]["y"];
+  CHECK(y["scale"]["domain"] == json::array({0.0, 3.0}));
+  CHECK(y["axis"]["values"] == json::array({0.0, 3.0}));
   VegaOptions off;
   off.show_memory = false;
   CHECK(vega_spec(s, r, off)["vconcat"].size() == 1);
+}
+
+TEST_CASE("vega memory keeps the last of several samples at one instant", "[vega]") {
+  Schedule s;
+  SimResult r = test::gpipe_2x2(&s);
+  r.memory.insert(r.memory.begin() + 1, {0, test::ms(0), Bytes{5 << 20}});  // D0 at 0: 2, then 5 MiB
+  const json mem = vega_spec(s, r)["datasets"]["memory"];
+  REQUIRE(mem.size() == 9);
+  CHECK(mem[0] == json({{"row", "D0"}, {"t", 0.0}, {"value", 5.0}}));
+  CHECK(mem[1] == json({{"row", "D0"}, {"t", 1.0}, {"value", 3.0}}));
+}
+
+TEST_CASE("vega draws short boxes at least 1.5 px wide, keeping the true end", "[vega]") {
+  Schedule s;
+  SimResult r = test::gpipe_2x2_with_links(&s);
+  r.transfers[0].end = r.transfers[0].start + TimeNs{1000};  // 1 us: 0.03 px at 300 px / 9 ms
+  for (const json& b : vega_spec(s, r)["datasets"]["boxes"]) {
+    if (b["lane"] != "send" || b["microbatch"] != 0 || b["kind"] != "activation") continue;
+    CHECK(b["end"].get<double>() == Approx(1.001));
+    CHECK(b["draw_end"].get<double>() == Approx(1.0 + 1.5 * 9.0 / 300.0));
+  }
 }

@@ -2,14 +2,26 @@
 /// @brief Vega-Lite Gantt chart: a pure view over SimResult.
 #include "ppsim/vega.h"
 
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "ppsim/report.h"  // OutputError
 
 namespace ppsim {
 namespace {
@@ -37,7 +49,8 @@ constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
 }};
 constexpr const char* kActivationFill = "#bdbdbd";
 constexpr const char* kGradientFill = "#737373";
-constexpr double kDigitEm = 0.64;  // digit advance of DejaVu Sans, the fallback sans font
+constexpr double kDigitEm = 0.64;
+constexpr double kMinBoxPx = 1.5;  // digit advance of DejaVu Sans, the fallback sans font
 
 int kind_index(OpKind kind) { return static_cast<int>(kind); }
 
@@ -143,6 +156,9 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
   double t1 = result.last_end.ms();
   if (t1 <= t0) t1 = t0 + 1.0;  // empty run: keep the scale non-degenerate
   const double px_per_ms = options.width_px / (t1 - t0);
+  // Short transfers would vanish at paper size: draw every box at least this wide (the
+  // data keeps the true end for tooltips).
+  const double min_box_ms = kMinBoxPx / px_per_ms;
   // The micro-batch number goes in at the label size, or up to two pixels smaller when
   // that is what fits; narrower boxes stay blank rather than overflow.
   struct Label {
@@ -218,6 +234,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
         {"pipe", r.op.pipe},
         {"start", start},
         {"end", end},
+        {"draw_end", std::max(end, start + min_box_ms)},
         {"mid", (start + end) / 2},
         {"class", class_name(r.op.kind, r.op.chunk, r.op.pipe, chunks, pipes)},
         {"label", label.text},
@@ -248,6 +265,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
             {"pipe", produced.pipe},
             {"start", start},
             {"end", end},
+            {"draw_end", std::max(end, start + min_box_ms)},
             {"mid", (start + end) / 2},
             {"class", grad ? "gradient send/recv" : "activation send/recv"},
             {"label", label.text},
@@ -278,7 +296,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
                                        "substring(datum.value, indexof(datum.value, ' ') + 1) : "
                                        "datum.value"}}}}},
         {"x", {{"field", "start"}, {"type", "quantitative"}, {"scale", x_scale}, {"axis", x_axis}}},
-        {"x2", {{"field", "end"}}},
+        {"x2", {{"field", "draw_end"}}},
         {"color", {{"field", "class"}, {"type", "nominal"}, {"title", nullptr},
                    {"scale", {{"domain", domain}, {"range", range}}},
                    {"legend", {{"orient", "top"}, {"direction", "horizontal"},
@@ -332,18 +350,22 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
     std::int64_t peak = 0;
     for (const MemorySample& s : result.memory) peak = std::max(peak, s.bytes.value);
     const MemoryUnit unit = memory_unit(peak);
-    // Memory is a step function ("from t on"); close each device's curve at the end.
-    std::map<int, const MemorySample*> last;
+    // Memory is a step function ("from t on"): of several samples at one instant only the
+    // last holds, and each device's curve is closed at the end of the run.
+    std::map<int, std::vector<std::pair<double, double>>> curves;
     for (const MemorySample& s : result.memory) {
-      memory.push_back({{"row", device_row(s.device)}, {"t", s.t.ms()},
-                        {"value", static_cast<double>(s.bytes.value) / unit.divisor}});
-      last[s.device] = &s;
+      auto& curve = curves[s.device];
+      const double t = s.t.ms();
+      const double value = static_cast<double>(s.bytes.value) / unit.divisor;
+      if (!curve.empty() && curve.back().first == t) curve.back().second = value;
+      else curve.emplace_back(t, value);
     }
-    for (const auto& [device, s] : last) {
-      if (s->t.ms() < t1)
-        memory.push_back({{"row", device_row(device)}, {"t", t1},
-                          {"value", static_cast<double>(s->bytes.value) / unit.divisor}});
+    for (auto& [device, curve] : curves) {
+      if (curve.back().first < t1) curve.emplace_back(t1, curve.back().second);
+      for (const auto& [t, value] : curve)
+        memory.push_back({{"row", device_row(device)}, {"t", t}, {"value", value}});
     }
+    const double peak_in_unit = static_cast<double>(peak) / unit.divisor;
     json device_rows = json::array();
     for (int d = 0; d < devices; ++d) device_rows.push_back(device_row(d));
     const std::string y_title = std::string("memory (") + unit.name + ")";
@@ -355,7 +377,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
                                         {"labelAlign", "right"}, {"labelPadding", 2},
                                         {"titleOrient", "left"}, {"titleFontSize", 9},
                                         {"titleFontWeight", "normal"}}}}}}},
-        {"spacing", 2},
+        {"spacing", 3},
         {"spec",
          {{"width", options.width_px},
           {"height", options.memory_row_px},
@@ -365,9 +387,9 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
            {{"x", {{"field", "t"}, {"type", "quantitative"}, {"scale", x_scale},
                    {"axis", nullptr}}},
             {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", nullptr},
-                   {"scale", {{"zero", false}}},
-                   {"axis", {{"tickCount", 2}, {"grid", false}, {"labelFontSize", 7},
-                             {"format", "~s"}}}}}}}}},
+                   {"scale", {{"domain", {0.0, peak_in_unit}}, {"nice", false}}},
+                   {"axis", {{"values", {0.0, peak_in_unit}}, {"grid", false},
+                             {"labelFontSize", 8}, {"labelFlush", true}, {"format", ".3~r"}}}}}}}}},
     });
   }
 
@@ -400,6 +422,127 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
         {"header", {{"labelFontSize", 9}}},
         {"legend", {{"labelFontSize", 9}, {"labelColor", "#1a1a1a"}}}}},
   };
+}
+
+}  // namespace ppsim
+
+// ---- unit time and rendering (I/O lives here, away from the pure spec builder) ----
+
+namespace ppsim {
+
+std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs) {
+  const TimeNs slot = TimeNs::from_ms(1.0);
+  for (StageCost& c : costs) {
+    c.forward = slot;
+    c.backward = slot + slot;
+    c.weight_grad = slot;
+    c.output = Bytes{};
+  }
+  return costs;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string source_dir() {
+  if (const char* env = std::getenv("PPSIM_SOURCE_DIR"); env != nullptr && *env != '\0') return env;
+#ifdef PPSIM_SOURCE_DIR
+  return PPSIM_SOURCE_DIR;
+#else
+  return ".";
+#endif
+}
+
+std::optional<fs::path> find_on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return std::nullopt;
+  std::stringstream dirs(path);
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    if (dir.empty()) continue;
+    const fs::path candidate = fs::path(dir) / program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return std::nullopt;
+}
+
+// Runs argv, returns (exit status, first line of its stderr).
+std::pair<int, std::string> run_capturing_stderr(const std::vector<std::string>& argv) {
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) throw OutputError("cannot create a pipe to run node");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  std::string err;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  ::close(pipe_fds[0]);
+  if (spawned != 0) throw OutputError("cannot run " + argv[0] + ": " + std::strerror(spawned));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // Keep the last non-empty line: render.mjs says what failed in one line at the end.
+  std::string line;
+  std::stringstream lines(err);
+  for (std::string l; std::getline(lines, l);)
+    if (!l.empty()) line = l;
+  return {code, line};
+}
+
+}  // namespace
+
+void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
+  if (targets.svg.empty() && targets.png.empty() && targets.pdf.empty()) return;
+  const fs::path repo = source_dir();
+  const fs::path script = repo / "tools" / "render.mjs";
+  const std::string how = "; install it with tools/setup.sh (npm ci in " + repo.string() +
+                          ", Debian librsvg2-bin for PNG/PDF)";
+  const auto node = find_on_path("node");
+  if (!node) throw OutputError("--svg/--png/--pdf need Node.js (node not on PATH)" + how);
+  if (!fs::exists(script))
+    throw OutputError("--svg/--png/--pdf need " + script.string() + " (set PPSIM_SOURCE_DIR to the ppsim source tree)");
+  if (!fs::exists(repo / "node_modules" / "vega-lite" / "package.json") ||
+      !fs::exists(repo / "node_modules" / "vega" / "package.json"))
+    throw OutputError("--svg/--png/--pdf need the npm packages vega and vega-lite (not in " +
+                      (repo / "node_modules").string() + ")" + how);
+  if ((!targets.png.empty() || !targets.pdf.empty()) && !find_on_path("rsvg-convert"))
+    throw OutputError("--png/--pdf need rsvg-convert (Debian: apt-get install librsvg2-bin)");
+
+  // The spec goes to the renderer through a private temporary file.
+  std::string tmpl = (fs::temp_directory_path() / "ppsim-vega-XXXXXX.json").string();
+  const int fd = ::mkstemps(tmpl.data(), 5);
+  if (fd < 0) throw OutputError("cannot create a temporary file for the Vega-Lite spec");
+  const std::string text = spec.dump();
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  std::vector<std::string> argv = {node->string(), script.string(), tmpl};
+  if (!targets.svg.empty()) argv.insert(argv.end(), {"--svg", targets.svg});
+  if (!targets.png.empty()) argv.insert(argv.end(), {"--png", targets.png});
+  if (!targets.pdf.empty()) argv.insert(argv.end(), {"--pdf", targets.pdf});
+  std::pair<int, std::string> result{0, ""};
+  try {
+    if (!written) throw OutputError("cannot write the Vega-Lite spec to " + tmpl);
+    result = run_capturing_stderr(argv);
+  } catch (...) {
+    fs::remove(tmpl);
+    throw;
+  }
+  fs::remove(tmpl);
+  if (result.first != 0) {
+    std::string why = result.second.empty() ? "node exited with status " + std::to_string(result.first)
+                                            : result.second;
+    if (result.first == 77) why += how;
+    throw OutputError("rendering failed: " + why);
+  }
 }
 
 }  // namespace ppsim

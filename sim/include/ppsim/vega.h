@@ -3,6 +3,7 @@
 /// @brief Vega-Lite v5 Gantt chart of a simulated run: a view over SimResult.
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -45,6 +46,25 @@ struct VegaOptions {
 /// send/recv lanes, and a memory panel per device. Pure: no I/O.
 nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result,
                          const VegaOptions& options = {});
+
+/// @brief Textbook unit-time costs (`--unit-time`): F one slot, full backward two slots
+/// (when split: B one, W one), 1 slot = 1 ms, nothing sent, so the run needs free links.
+/// Memory costs are kept, so the memory panel still shows what is stashed.
+std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs);
+
+/// @brief Where `render_vega` writes; an empty path is skipped.
+struct RenderTargets {
+  std::string svg;
+  std::string png;
+  std::string pdf;
+};
+
+/// @brief Renders a spec with `node tools/render.mjs` (npm vega + vega-lite, then
+/// rsvg-convert for PNG/PDF) from the source tree: the `PPSIM_SOURCE_DIR` environment
+/// variable, else the tree this binary was built from. Each file is written atomically.
+/// Throws OutputError when Node, the npm packages or rsvg-convert are missing (saying how
+/// to install them: tools/setup.sh) or when rendering fails.
+void render_vega(const nlohmann::json& spec, const RenderTargets& targets);
 
 /// @brief Overall bubble rate as SPEC §5 defines it: mean over devices of
 /// `1 - compute_busy / iteration_time`, with compute_busy summed from the op records.
