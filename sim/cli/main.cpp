@@ -12,6 +12,8 @@
 #include "ppsim/engine.h"
 #include "ppsim/registry.h"
 #include "ppsim/report.h"
+#include "ppsim/trace.h"
+#include "ppsim/vega.h"
 
 namespace {
 
@@ -52,18 +54,35 @@ struct RunArgs {
   Overrides overrides;
   bool json_out{false};
   std::string report, timeline;
+  std::string vega, trace, svg, png, pdf;
+  bool unit_time{false};
 };
 
 int cmd_run(const RunArgs& a) {
   const Config config = load_with_overrides(a.config, a.overrides);
-  const Run run = prepare_run(config);
-  auto links = make_links(config, run.schedule.devices);
+  Run run = prepare_run(config);
+  if (a.unit_time) {
+    run.costs = unit_time_costs(std::move(run.costs));
+    run.config.link = LinkSpec{};  // textbook figures: communication is free
+  }
+  auto links = make_links(run.config, run.schedule.devices);
   const SimResult result = simulate(run.schedule, run.costs, *links);
   const json report = make_report(run, result);
   std::vector<std::pair<std::string, std::string>> files;
   if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
   if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");
+  json vega;
+  if (!a.vega.empty() || !a.svg.empty() || !a.png.empty() || !a.pdf.empty()) {
+    VegaOptions options;
+    options.unit_time = a.unit_time;
+    options.iteration_time_ms = report["iteration_time_ms"].get<double>();
+    options.bubble_rate = report["bubble_rate"].get<double>();
+    vega = vega_spec(run.schedule, result, options);
+  }
+  if (!a.vega.empty()) files.emplace_back(a.vega, vega.dump() + "\n");
+  if (!a.trace.empty()) files.emplace_back(a.trace, chrome_trace(run.schedule, result).dump() + "\n");
   write_files_atomically(files);
+  render_vega(vega, RenderTargets{a.svg, a.png, a.pdf});
   if (a.json_out) std::cout << report.dump(2) << "\n";
   else std::cout << format_report_table(report);
   return 0;
@@ -171,6 +190,13 @@ int main(int argc, char** argv) {
   run->add_flag("--json", run_args.json_out, "Print the report JSON instead of the table");
   run->add_option("--report", run_args.report, "Write the report JSON to FILE");
   run->add_option("--timeline", run_args.timeline, "Write the timeline JSON to FILE");
+  run->add_option("--vega", run_args.vega, "Write the Vega-Lite Gantt spec (data inline) to FILE");
+  run->add_option("--trace", run_args.trace, "Write a Chrome-trace/Perfetto JSON to FILE");
+  run->add_option("--svg", run_args.svg, "Render the Gantt chart to an SVG FILE (needs tools/setup.sh)");
+  run->add_option("--png", run_args.png, "Render the Gantt chart to a PNG FILE (needs tools/setup.sh)");
+  run->add_option("--pdf", run_args.pdf, "Render the Gantt chart to a PDF FILE (needs tools/setup.sh)");
+  run->add_flag("--unit-time", run_args.unit_time,
+                "Textbook timing: F one slot, backward two (split: B one, W one), free links");
 
   CompareArgs cmp_args;
   auto* compare = app.add_subcommand("compare", "Run every applicable schedule on one config, sorted by iteration time");
