@@ -8,6 +8,7 @@ namespace ppsim {
 
 Schedule generate_gpipe(const ScheduleParams& params);
 Schedule generate_1f1b(const ScheduleParams& params);
+Schedule generate_interleaved(const ScheduleParams& params);
 
 inline Op forward(int mb, int stage, int chunk = 0, int pipe = 0) {
   return Op{OpKind::Forward, mb, stage, static_cast<std::int16_t>(chunk), static_cast<std::int8_t>(pipe)};
