@@ -1,0 +1,534 @@
+// The CUDA backend: cuBLAS GEMMs (fp32 accumulation) with the model's real shapes and
+// our own kernels for layer norm, softmax, GeLU, bias, residual, dropout, embedding and
+// cross-entropy. Storage dtype is a template parameter (float, __half, __nv_bfloat16).
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "cuda_check.h"
+#include "ppsim/calibrate/backend.h"
+
+namespace ppsim::cal {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <class T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+template <class T> T host_from_f(float x);
+template <> float host_from_f<float>(float x) { return x; }
+template <> __half host_from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __nv_bfloat16 host_from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+float host_to_f(float x) { return x; }
+float host_to_f(__half x) { return __half2float(x); }
+float host_to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <class T> cudaDataType_t cuda_type();
+template <> cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
+template <> cudaDataType_t cuda_type<__half>() { return CUDA_R_16F; }
+template <> cudaDataType_t cuda_type<__nv_bfloat16>() { return CUDA_R_16BF; }
+
+// Same hash as ppsim::cal::hash_uniform (backend.h): identical dropout masks everywhere.
+__device__ __forceinline__ float d_hash_uniform(unsigned long long seed, unsigned long long i) {
+  unsigned long long z = seed * 0x9E3779B97F4A7C15ULL + i + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
+}
+
+unsigned grid_for(std::int64_t n) {
+  const std::int64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(blocks < 65535 * 16 ? (blocks > 0 ? blocks : 1) : 65535 * 16);
+}
+
+// Block-wide sum / max; every thread gets the result. blockDim.x a multiple of 32, <= 1024.
+__device__ float block_sum(float v) {
+  __shared__ float shared[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  v = lane < warps ? shared[lane] : 0.0f;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ float block_max(float v) {
+  __shared__ float shared[32];
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  v = lane < warps ? shared[lane] : -INFINITY;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+#define GRID_STRIDE(i, n) \
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); \
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+
+template <class T> __global__ void k_fill_uniform(T* y, std::int64_t n, unsigned long long seed, float scale) {
+  GRID_STRIDE(i, n) y[i] = from_f<T>((2.0f * d_hash_uniform(seed, i) - 1.0f) * scale);
+}
+
+template <class T>
+__global__ void k_layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, float* mean, float* rstd, int cols) {
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * cols;
+  float s = 0;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) s += to_f(x[o + c]);
+  const float mu = block_sum(s) / cols;
+  float v = 0;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float d = to_f(x[o + c]) - mu;
+    v += d * d;
+  }
+  const float rs = rsqrtf(block_sum(v) / cols + 1e-5f);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x)
+    y[o + c] = from_f<T>((to_f(x[o + c]) - mu) * rs * to_f(gamma[c]) + to_f(beta[c]));
+  if (threadIdx.x == 0) {
+    mean[blockIdx.x] = mu;
+    rstd[blockIdx.x] = rs;
+  }
+}
+
+template <class T>
+__global__ void k_layernorm_backward_input(const T* dy, const T* x, const T* gamma, const float* mean,
+                                           const float* rstd, T* dx, int cols, bool accumulate) {
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * cols;
+  const float mu = mean[blockIdx.x], rs = rstd[blockIdx.x];
+  float s1 = 0, s2 = 0;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float g = to_f(dy[o + c]) * to_f(gamma[c]);
+    s1 += g;
+    s2 += g * (to_f(x[o + c]) - mu) * rs;
+  }
+  s1 = block_sum(s1) / cols;
+  s2 = block_sum(s2) / cols;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float g = to_f(dy[o + c]) * to_f(gamma[c]);
+    const float xh = (to_f(x[o + c]) - mu) * rs;
+    float v = rs * (g - s1 - xh * s2);
+    if (accumulate) v += to_f(dx[o + c]);
+    dx[o + c] = from_f<T>(v);
+  }
+}
+
+// Column sums over rows into an fp32 workspace: ws_a[c] += sum dy[r,c] * xhat[r,c]
+// (when x != nullptr), ws_b[c] += sum dy[r,c]. Block (32, 8), grid (cols/32, row chunks).
+template <class T>
+__global__ void k_column_reduce(const T* dy, const T* x, const float* mean, const float* rstd, float* ws_a,
+                                float* ws_b, int rows, int cols, int rows_per_block) {
+  __shared__ float sa[8][33], sb[8][33];
+  const int c = blockIdx.x * 32 + threadIdx.x;
+  const int r0 = blockIdx.y * rows_per_block;
+  const int r1 = min(rows, r0 + rows_per_block);
+  float a = 0, b = 0;
+  if (c < cols)
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+      const std::int64_t i = static_cast<std::int64_t>(r) * cols + c;
+      const float g = to_f(dy[i]);
+      b += g;
+      if (x) a += g * (to_f(x[i]) - mean[r]) * rstd[r];
+    }
+  sa[threadIdx.y][threadIdx.x] = a;
+  sb[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < cols) {
+    for (int k = 1; k < 8; ++k) {
+      a += sa[k][threadIdx.x];
+      b += sb[k][threadIdx.x];
+    }
+    if (x) atomicAdd(ws_a + c, a);
+    atomicAdd(ws_b + c, b);
+  }
+}
+
+template <class T> __global__ void k_accumulate(T* y, const float* ws, int n) {
+  GRID_STRIDE(i, n) y[i] = from_f<T>(to_f(y[i]) + ws[i]);
+}
+
+template <class T> __global__ void k_bias_add(T* y, const T* bias, std::int64_t n, int cols) {
+  GRID_STRIDE(i, n) y[i] = from_f<T>(to_f(y[i]) + to_f(bias[i % cols]));
+}
+
+__device__ __forceinline__ float gelu_f(float x) {
+  const float k = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+__device__ __forceinline__ float gelu_grad_f(float x) {
+  const float k = 0.7978845608028654f;
+  const float t = tanhf(k * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
+}
+template <class T> __global__ void k_gelu_forward(const T* x, T* y, std::int64_t n) {
+  GRID_STRIDE(i, n) y[i] = from_f<T>(gelu_f(to_f(x[i])));
+}
+template <class T> __global__ void k_gelu_backward(const T* dy, const T* x, T* dx, std::int64_t n) {
+  GRID_STRIDE(i, n) dx[i] = from_f<T>(to_f(dy[i]) * gelu_grad_f(to_f(x[i])));
+}
+
+template <class T> __global__ void k_softmax_causal(T* x, int cols) {
+  const std::int64_t r = blockIdx.x + static_cast<std::int64_t>(blockIdx.y) * gridDim.x;
+  T* row = x + r * cols;
+  const int valid = static_cast<int>(r % cols) + 1;
+  float mx = -INFINITY;
+  for (int c = threadIdx.x; c < valid; c += blockDim.x) mx = fmaxf(mx, to_f(row[c]));
+  mx = block_max(mx);
+  float s = 0;
+  for (int c = threadIdx.x; c < valid; c += blockDim.x) s += __expf(to_f(row[c]) - mx);
+  const float inv = 1.0f / block_sum(s);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x)
+    row[c] = from_f<T>(c < valid ? __expf(to_f(row[c]) - mx) * inv : 0.0f);
+}
+
+template <class T> __global__ void k_softmax_backward(const T* P, T* dP, int cols, float scale) {
+  const std::int64_t r = blockIdx.x + static_cast<std::int64_t>(blockIdx.y) * gridDim.x;
+  const T* p = P + r * cols;
+  T* d = dP + r * cols;
+  float dot = 0;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) dot += to_f(p[c]) * to_f(d[c]);
+  dot = block_sum(dot);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) d[c] = from_f<T>(to_f(p[c]) * (to_f(d[c]) - dot) * scale);
+}
+
+template <class T>
+__global__ void k_dropout_forward(const T* x, T* y, std::uint8_t* mask, std::int64_t n, float p, unsigned long long seed) {
+  const float keep = 1.0f / (1.0f - p);
+  GRID_STRIDE(i, n) {
+    const bool m = d_hash_uniform(seed, i) >= p;
+    mask[i] = m ? 1 : 0;
+    y[i] = from_f<T>(m ? to_f(x[i]) * keep : 0.0f);
+  }
+}
+template <class T> __global__ void k_dropout_backward(const T* dy, const std::uint8_t* mask, T* dx, std::int64_t n, float p) {
+  const float keep = 1.0f / (1.0f - p);
+  GRID_STRIDE(i, n) dx[i] = from_f<T>(mask[i] ? to_f(dy[i]) * keep : 0.0f);
+}
+template <class T> __global__ void k_residual_add(const T* a, const T* b, T* out, std::int64_t n) {
+  GRID_STRIDE(i, n) out[i] = from_f<T>(to_f(a[i]) + to_f(b[i]));
+}
+
+template <class T>
+__global__ void k_embedding_forward(const std::int32_t* ids, const T* table, const T* pos, T* y, std::int64_t n, int seq, int hidden) {
+  GRID_STRIDE(i, n) {
+    const std::int64_t t = i / hidden;
+    const int c = static_cast<int>(i % hidden);
+    y[i] = from_f<T>(to_f(table[static_cast<std::int64_t>(ids[t]) * hidden + c]) +
+                     to_f(pos[static_cast<std::int64_t>(t % seq) * hidden + c]));
+  }
+}
+__device__ __forceinline__ void atomic_add_to(float* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add_to(__half* p, float v) { atomicAdd(p, __float2half_rn(v)); }
+__device__ __forceinline__ void atomic_add_to(__nv_bfloat16* p, float v) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+  atomicAdd(p, __float2bfloat16_rn(v));
+#endif
+}
+template <class T>
+__global__ void k_embedding_backward(const std::int32_t* ids, const T* dy, T* dtable, T* dpos, std::int64_t n, int seq, int hidden) {
+  GRID_STRIDE(i, n) {
+    const std::int64_t t = i / hidden;
+    const int c = static_cast<int>(i % hidden);
+    const float g = to_f(dy[i]);
+    atomic_add_to(dtable + static_cast<std::int64_t>(ids[t]) * hidden + c, g);
+    atomic_add_to(dpos + static_cast<std::int64_t>(t % seq) * hidden + c, g);
+  }
+}
+
+template <class T> __global__ void k_cross_entropy_forward(T* logits, const std::int32_t* labels, float* loss, int vocab) {
+  T* x = logits + static_cast<std::int64_t>(blockIdx.x) * vocab;
+  float mx = -INFINITY;
+  for (int c = threadIdx.x; c < vocab; c += blockDim.x) mx = fmaxf(mx, to_f(x[c]));
+  mx = block_max(mx);
+  float s = 0;
+  for (int c = threadIdx.x; c < vocab; c += blockDim.x) s += __expf(to_f(x[c]) - mx);
+  s = block_sum(s);
+  const float label_logit = to_f(x[labels[blockIdx.x]]);
+  __syncthreads();  // everyone read the label's logit before it is overwritten
+  const float inv = 1.0f / s;
+  for (int c = threadIdx.x; c < vocab; c += blockDim.x) x[c] = from_f<T>(__expf(to_f(x[c]) - mx) * inv);
+  if (threadIdx.x == 0) loss[blockIdx.x] = logf(s) + mx - label_logit;
+}
+template <class T> __global__ void k_cross_entropy_backward(T* probs, const std::int32_t* labels, std::int64_t n, int vocab, float scale) {
+  GRID_STRIDE(i, n) {
+    const std::int64_t r = i / vocab;
+    const int c = static_cast<int>(i % vocab);
+    probs[i] = from_f<T>((to_f(probs[i]) - (c == labels[r] ? 1.0f : 0.0f)) * scale);
+  }
+}
+
+/// Rows of a row-wise kernel as a 2-D grid (gridDim.x <= 65535 is not required for x,
+/// but keep y small).
+dim3 row_grid(std::int64_t rows) {
+  const std::int64_t x = rows < 65536 ? rows : 65536;
+  return dim3(static_cast<unsigned>(x), static_cast<unsigned>((rows + x - 1) / x));
+}
+
+class EventTimer final : public Timer {
+ public:
+  explicit EventTimer(cudaStream_t s) : stream_(s) {
+    CUDA_CHECK(cudaEventCreate(&a_));
+    CUDA_CHECK(cudaEventCreate(&b_));
+  }
+  ~EventTimer() override {
+    cudaEventDestroy(a_);
+    cudaEventDestroy(b_);
+  }
+  void start() override { CUDA_CHECK(cudaEventRecord(a_, stream_)); }
+  void stop() override { CUDA_CHECK(cudaEventRecord(b_, stream_)); }
+  double elapsed_ms() override {
+    CUDA_CHECK(cudaEventSynchronize(b_));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a_, b_));
+    return ms;
+  }
+
+ private:
+  cudaStream_t stream_;
+  cudaEvent_t a_{}, b_{};
+};
+
+template <class T>
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(Dtype dtype) : dtype_(dtype) {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+      cudaGetLastError();
+      throw NoDeviceError(std::string("the cuda backend needs an NVIDIA GPU and driver: cudaGetDeviceCount: ") +
+                          (e != cudaSuccess ? cudaGetErrorName(e) : "0 devices") + " (" +
+                          (e != cudaSuccess ? cudaGetErrorString(e) : "none visible") + ")");
+    }
+    CUDA_CHECK(cudaSetDevice(0));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&blas_));
+    CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+    CUDA_CHECK(cudaMalloc(&blas_ws_, kBlasWorkspace));
+    CUBLAS_CHECK(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace));
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    if (ws_) cudaFree(ws_);
+    cudaFree(blas_ws_);
+    cublasDestroy(blas_);
+    cudaStreamDestroy(stream_);
+  }
+  [[nodiscard]] std::string name() const override { return "cuda"; }
+  [[nodiscard]] Dtype dtype() const override { return dtype_; }
+  [[nodiscard]] DeviceInfo device_info() const override {
+    DeviceInfo d;
+    cudaDeviceProp p{};
+    CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+    d.name = p.name;
+    d.memory_bytes = static_cast<std::int64_t>(p.totalGlobalMem);
+    CUDA_CHECK(cudaGetDeviceCount(&d.count));
+    int drv = 0, rt = 0, bl = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    cublasGetVersion(blas_, &bl);
+    d.driver = "CUDA driver API " + std::to_string(drv / 1000) + "." + std::to_string(drv % 1000 / 10);
+    d.runtime = "CUDA runtime " + std::to_string(rt / 1000) + "." + std::to_string(rt % 1000 / 10);
+    d.blas = "cuBLAS " + std::to_string(bl);
+    d.compute_capability = std::to_string(p.major) + "." + std::to_string(p.minor);
+    d.clock = "CUDA events";
+    return d;
+  }
+  void* raw_alloc(std::size_t bytes) override {
+    void* p = nullptr;
+    CUDA_CHECK(cudaMalloc(&p, bytes));
+    return p;
+  }
+  void raw_free(void* p) override { cudaFree(p); }
+  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  std::unique_ptr<Timer> make_timer() override { return std::make_unique<EventTimer>(stream_); }
+
+  void upload(const float* host, void* dst, std::int64_t n) override {
+    std::vector<T> tmp(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) tmp[static_cast<std::size_t>(i)] = host_from_f<T>(host[i]);
+    upload_bytes(tmp.data(), dst, tmp.size() * sizeof(T));
+  }
+  void download(const void* src, float* host, std::int64_t n) override {
+    std::vector<T> tmp(static_cast<std::size_t>(n));
+    download_bytes(src, tmp.data(), tmp.size() * sizeof(T));
+    for (std::int64_t i = 0; i < n; ++i) host[i] = host_to_f(tmp[static_cast<std::size_t>(i)]);
+  }
+  void upload_bytes(const void* host, void* dst, std::size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_));
+    synchronize();
+  }
+  void download_bytes(const void* src, void* host, std::size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+  }
+  void copy_bytes(const void* src, void* dst, std::size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void fill_uniform(void* dst, std::int64_t n, std::uint64_t seed, float scale) override {
+    k_fill_uniform<T><<<grid_for(n), kThreads, 0, stream_>>>(P(dst), n, seed, scale);
+    CUDA_CHECK_LAUNCH();
+  }
+  void fill_zero_bytes(void* dst, std::size_t bytes) override { CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_)); }
+
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+  void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const void* A, int lda, const void* B, int ldb,
+            float beta, void* C, int ldc) override {
+    CUBLAS_CHECK(cublasGemmEx(blas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+                              B, cuda_type<T>(), ldb, A, cuda_type<T>(), lda, &beta, C, cuda_type<T>(), ldc,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+  void gemm_batched(bool ta, bool tb, int M, int N, int K, float alpha, const void* A, int lda, std::int64_t sa,
+                    const void* B, int ldb, std::int64_t sb, float beta, void* C, int ldc, std::int64_t sc,
+                    int batch) override {
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(blas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N,
+                                            M, K, &alpha, B, cuda_type<T>(), ldb, sb, A, cuda_type<T>(), lda, sa,
+                                            &beta, C, cuda_type<T>(), ldc, sc, batch, CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT));
+  }
+
+  void layernorm_forward(const void* x, const void* gamma, const void* beta, void* y, float* mean, float* rstd,
+                         int rows, int cols) override {
+    k_layernorm_forward<T><<<rows, row_threads(cols), 0, stream_>>>(C(x), C(gamma), C(beta), P(y), mean, rstd, cols);
+    CUDA_CHECK_LAUNCH();
+  }
+  void layernorm_backward_input(const void* dy, const void* x, const void* gamma, const float* mean,
+                                const float* rstd, void* dx, int rows, int cols, bool accumulate) override {
+    k_layernorm_backward_input<T><<<rows, row_threads(cols), 0, stream_>>>(C(dy), C(x), C(gamma), mean, rstd, P(dx),
+                                                                           cols, accumulate);
+    CUDA_CHECK_LAUNCH();
+  }
+  void layernorm_backward_weight(const void* dy, const void* x, const float* mean, const float* rstd, void* dgamma,
+                                 void* dbeta, int rows, int cols) override {
+    float* ws = workspace(2 * static_cast<std::size_t>(cols));
+    column_reduce(C(dy), C(x), mean, rstd, ws, ws + cols, rows, cols);
+    k_accumulate<T><<<grid_for(cols), kThreads, 0, stream_>>>(P(dgamma), ws, cols);
+    k_accumulate<T><<<grid_for(cols), kThreads, 0, stream_>>>(P(dbeta), ws + cols, cols);
+    CUDA_CHECK_LAUNCH();
+  }
+  void bias_add(void* y, const void* bias, int rows, int cols) override {
+    const std::int64_t n = static_cast<std::int64_t>(rows) * cols;
+    k_bias_add<T><<<grid_for(n), kThreads, 0, stream_>>>(P(y), C(bias), n, cols);
+    CUDA_CHECK_LAUNCH();
+  }
+  void bias_backward(const void* dy, void* dbias, int rows, int cols) override {
+    float* ws = workspace(static_cast<std::size_t>(cols));
+    column_reduce(C(dy), nullptr, nullptr, nullptr, nullptr, ws, rows, cols);
+    k_accumulate<T><<<grid_for(cols), kThreads, 0, stream_>>>(P(dbias), ws, cols);
+    CUDA_CHECK_LAUNCH();
+  }
+  void gelu_forward(const void* x, void* y, std::int64_t n) override {
+    k_gelu_forward<T><<<grid_for(n), kThreads, 0, stream_>>>(C(x), P(y), n);
+    CUDA_CHECK_LAUNCH();
+  }
+  void gelu_backward(const void* dy, const void* x, void* dx, std::int64_t n) override {
+    k_gelu_backward<T><<<grid_for(n), kThreads, 0, stream_>>>(C(dy), C(x), P(dx), n);
+    CUDA_CHECK_LAUNCH();
+  }
+  void softmax_causal_forward(void* x, std::int64_t rows, int cols) override {
+    k_softmax_causal<T><<<row_grid(rows), row_threads(cols), 0, stream_>>>(P(x), cols);
+    CUDA_CHECK_LAUNCH();
+  }
+  void softmax_backward(const void* Pm, void* dP, std::int64_t rows, int cols, float scale) override {
+    k_softmax_backward<T><<<row_grid(rows), row_threads(cols), 0, stream_>>>(C(Pm), P(dP), cols, scale);
+    CUDA_CHECK_LAUNCH();
+  }
+  void dropout_forward(const void* x, void* y, std::uint8_t* mask, std::int64_t n, float p, std::uint64_t seed) override {
+    k_dropout_forward<T><<<grid_for(n), kThreads, 0, stream_>>>(C(x), P(y), mask, n, p, seed);
+    CUDA_CHECK_LAUNCH();
+  }
+  void dropout_backward(const void* dy, const std::uint8_t* mask, void* dx, std::int64_t n, float p) override {
+    k_dropout_backward<T><<<grid_for(n), kThreads, 0, stream_>>>(C(dy), mask, P(dx), n, p);
+    CUDA_CHECK_LAUNCH();
+  }
+  void residual_add(const void* a, const void* b, void* out, std::int64_t n) override {
+    k_residual_add<T><<<grid_for(n), kThreads, 0, stream_>>>(C(a), C(b), P(out), n);
+    CUDA_CHECK_LAUNCH();
+  }
+  void embedding_forward(const std::int32_t* ids, const void* table, const void* pos, void* y, int tokens, int seq,
+                         int hidden) override {
+    const std::int64_t n = static_cast<std::int64_t>(tokens) * hidden;
+    k_embedding_forward<T><<<grid_for(n), kThreads, 0, stream_>>>(ids, C(table), C(pos), P(y), n, seq, hidden);
+    CUDA_CHECK_LAUNCH();
+  }
+  void embedding_backward(const std::int32_t* ids, const void* dy, void* dtable, void* dpos, int tokens, int seq,
+                          int hidden) override {
+    const std::int64_t n = static_cast<std::int64_t>(tokens) * hidden;
+    k_embedding_backward<T><<<grid_for(n), kThreads, 0, stream_>>>(ids, C(dy), P(dtable), P(dpos), n, seq, hidden);
+    CUDA_CHECK_LAUNCH();
+  }
+  void cross_entropy_forward(void* logits, const std::int32_t* labels, float* loss, int rows, int vocab) override {
+    k_cross_entropy_forward<T><<<rows, 1024, 0, stream_>>>(P(logits), labels, loss, vocab);
+    CUDA_CHECK_LAUNCH();
+  }
+  void cross_entropy_backward(void* probs, const std::int32_t* labels, int rows, int vocab, float scale) override {
+    const std::int64_t n = static_cast<std::int64_t>(rows) * vocab;
+    k_cross_entropy_backward<T><<<grid_for(n), kThreads, 0, stream_>>>(P(probs), labels, n, vocab, scale);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  cudaStream_t stream() const { return stream_; }
+
+ private:
+  static constexpr std::size_t kBlasWorkspace = 32u << 20;
+  static T* P(void* p) { return static_cast<T*>(p); }
+  static const T* C(const void* p) { return static_cast<const T*>(p); }
+  static int row_threads(int cols) { return cols >= 4096 ? 1024 : cols >= 1024 ? 512 : cols >= 256 ? 256 : 128; }
+
+  /// An fp32 scratch buffer, zeroed, grown on demand (first use is in warm-up).
+  float* workspace(std::size_t floats) {
+    if (floats > ws_floats_) {
+      synchronize();
+      if (ws_) CUDA_CHECK(cudaFree(ws_));
+      CUDA_CHECK(cudaMalloc(&ws_, floats * sizeof(float)));
+      ws_floats_ = floats;
+    }
+    CUDA_CHECK(cudaMemsetAsync(ws_, 0, floats * sizeof(float), stream_));
+    return ws_;
+  }
+  void column_reduce(const T* dy, const T* x, const float* mean, const float* rstd, float* ws_a, float* ws_b,
+                     int rows, int cols) {
+    const int chunks = rows >= 1024 ? 64 : rows >= 64 ? rows / 16 : 1;
+    const int per = (rows + chunks - 1) / chunks;
+    dim3 grid(static_cast<unsigned>((cols + 31) / 32), static_cast<unsigned>(chunks));
+    k_column_reduce<T><<<grid, dim3(32, 8), 0, stream_>>>(dy, x, mean, rstd, ws_a, ws_b, rows, cols, per);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  Dtype dtype_;
+  cudaStream_t stream_{};
+  cublasHandle_t blas_{};
+  void* blas_ws_{nullptr};
+  float* ws_{nullptr};
+  std::size_t ws_floats_{0};
+};
+
+std::unique_ptr<Backend> make_cuda(Dtype d) {
+  switch (d) {
+    case Dtype::fp32: return std::make_unique<CudaBackend<float>>(d);
+    case Dtype::fp16: return std::make_unique<CudaBackend<__half>>(d);
+    case Dtype::bf16: return std::make_unique<CudaBackend<__nv_bfloat16>>(d);
+  }
+  throw std::invalid_argument("unknown dtype");
+}
+
+}  // namespace
+
+void register_cuda_backend() { register_backend("cuda", &make_cuda); }
+
+}  // namespace ppsim::cal

@@ -1,0 +1,56 @@
+#pragma once
+/// @file layers.h
+/// @brief The measured layers, written once over the Backend interface. Each layer
+/// kind lives in its own file (layer_block.cpp, layer_embedding.cpp, layer_head.cpp)
+/// and is registered in the table returned by layer_kinds().
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "ppsim/calibrate/backend.h"
+#include "ppsim/calibrate/model.h"
+
+namespace ppsim::cal {
+
+/// @brief One layer with its weights and gradients. forward() saves what backward
+/// needs; backward_input() produces the input gradient and keeps what backward_weight()
+/// needs; backward_weight() accumulates weight gradients and frees the saved tensors.
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  [[nodiscard]] virtual const LayerShape& shape() const = 0;
+  /// @brief An input as the previous layer would send it (token ids for the embedding).
+  virtual Tensor make_input(std::uint64_t seed) = 0;
+  /// @brief A gradient of the output as the next layer would send it (empty for the head).
+  virtual Tensor make_output_grad(std::uint64_t seed) = 0;
+  /// @brief Runs forward on `input` (kept by reference until backward_weight) and
+  /// returns the output (the head returns its per-token loss).
+  virtual Tensor forward(const Tensor& input) = 0;
+  /// @brief Returns the input gradient (empty for the embedding).
+  virtual Tensor backward_input(const Tensor& output_grad) = 0;
+  virtual void backward_weight() = 0;
+  /// @brief Bytes of the input kept for backward (allocated by the caller).
+  [[nodiscard]] virtual std::int64_t retained_input_bytes() const = 0;
+  /// @brief Named host copies of outputs and gradients after a step, for cross-backend checks.
+  virtual std::vector<std::pair<std::string, std::vector<float>>> gradients() = 0;
+};
+
+/// @brief One registered layer kind.
+struct LayerKindEntry {
+  LayerKind kind;
+  std::unique_ptr<Layer> (*make)(Allocator&, const LayerShape&, std::uint64_t seed);
+};
+/// @brief The table of measured layer kinds.
+const std::vector<LayerKindEntry>& layer_kinds();
+/// @brief Makes a layer of `shape.kind` with weights drawn from `seed`.
+std::unique_ptr<Layer> make_layer(Allocator& alloc, const LayerShape& shape, std::uint64_t seed);
+
+std::unique_ptr<Layer> make_block_layer(Allocator&, const LayerShape&, std::uint64_t seed);
+std::unique_ptr<Layer> make_embedding_layer(Allocator&, const LayerShape&, std::uint64_t seed);
+std::unique_ptr<Layer> make_head_layer(Allocator&, const LayerShape&, std::uint64_t seed);
+
+/// @brief Host copy of a storage-dtype tensor.
+std::vector<float> to_host(Backend& b, const Tensor& t);
+
+}  // namespace ppsim::cal

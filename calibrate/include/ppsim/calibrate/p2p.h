@@ -1,0 +1,46 @@
+#pragma once
+/// @file p2p.h
+/// @brief Link measurements: each transport in its own file, same output (a curve of
+/// (bytes, median ms) points with spread, and the latency + bandwidth fit).
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ppsim/calibrate/measure.h"
+
+namespace ppsim::cal {
+
+struct P2POptions {
+  std::int64_t min_bytes{4 << 10};
+  std::int64_t max_bytes{std::int64_t{1} << 30};
+  Method method;
+};
+
+/// @brief Sizes min, 4*min, ... up to max (powers of 4 from 4 KiB: 4 KiB, 16 KiB, ...),
+/// always including max.
+std::vector<std::int64_t> p2p_sizes(const P2POptions& o);
+
+/// @brief Times `transfer(bytes)` (returns one transfer's ms) over the sizes and
+/// builds the link JSON {kind, src, dst, points, fit}.
+nlohmann::json measure_link_curve(const std::string& kind, int src, int dst, const P2POptions& o,
+                                  const std::function<double(std::int64_t)>& transfer,
+                                  const std::function<void(const std::string&)>& progress);
+
+/// @brief memcpy from a buffer one thread owns into one another thread owns, handed
+/// over through atomics (includes the hand-off latency).
+nlohmann::json measure_thread_memcpy(const P2POptions& o, const std::function<void(const std::string&)>& progress);
+
+/// @brief MPI send/recv ping-pong between ranks 0 and 1 (only when built with MPI);
+/// initialises and finalises MPI. Only rank 0's returned JSON is meaningful.
+nlohmann::json measure_mpi_sendrecv(const P2POptions& o, const std::function<void(const std::string&)>& progress,
+                                    int* rank);
+
+/// @brief Parses "4KiB", "1MiB", "1GiB", "4096".
+std::int64_t parse_size(const std::string& s);
+/// @brief "4 KiB", "1 GiB".
+std::string format_size(std::int64_t bytes);
+
+}  // namespace ppsim::cal

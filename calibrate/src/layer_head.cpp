@@ -1,0 +1,96 @@
+// Output head: final layer norm, logits = x W^T over the vocabulary, cross-entropy
+// (softmax written over the logits in place, as Megatron's fused kernel does).
+#include <cmath>
+
+#include "ppsim/calibrate/layers.h"
+
+namespace ppsim::cal {
+namespace {
+
+class HeadLayer final : public Layer {
+ public:
+  HeadLayer(Allocator& a, const LayerShape& s, std::uint64_t seed)
+      : a_(a), b_(a.backend()), s_(s), e_(dtype_bytes(a.backend().dtype())), T_(s.tokens()) {
+    const std::int64_t h = s.hidden;
+    w_ = Tensor(a_, s.vocab * h, e_);
+    dw_ = Tensor(a_, s.vocab * h, e_);
+    gamma_ = Tensor(a_, h, e_);
+    beta_ = Tensor(a_, h, e_);
+    dgamma_ = Tensor(a_, h, e_);
+    dbeta_ = Tensor(a_, h, e_);
+    b_.fill_uniform(w_.data(), w_.elements(), seed + 1, 1.0f / std::sqrt(static_cast<float>(h)));
+    std::vector<float> ones(static_cast<std::size_t>(h), 1.0f), zeros(static_cast<std::size_t>(h), 0.0f);
+    b_.upload(ones.data(), gamma_.data(), h);
+    b_.upload(zeros.data(), beta_.data(), h);
+    for (Tensor* t : {&dw_, &dgamma_, &dbeta_}) b_.fill_zero_bytes(t->data(), t->bytes());
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(T_));
+    for (std::int64_t t = 0; t < T_; ++t)
+      labels[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(
+          hash_uniform(seed + 2, static_cast<std::uint64_t>(t)) * static_cast<float>(s.vocab)) %
+          static_cast<std::int32_t>(s.vocab);
+    labels_ = Tensor(a_, T_, 4);
+    b_.upload_bytes(labels.data(), labels_.data(), labels_.bytes());
+  }
+  [[nodiscard]] const LayerShape& shape() const override { return s_; }
+  Tensor make_input(std::uint64_t seed) override {
+    Tensor t(a_, T_ * s_.hidden, e_);
+    b_.fill_uniform(t.data(), t.elements(), seed, 1.0f);
+    return t;
+  }
+  Tensor make_output_grad(std::uint64_t) override { return {}; }
+  [[nodiscard]] std::int64_t retained_input_bytes() const override { return T_ * s_.hidden * e_; }
+
+  Tensor forward(const Tensor& x) override {
+    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.vocab);
+    x_ = &x;
+    ln_ = Tensor(a_, T_ * h, e_);
+    mean_ = Tensor(a_, T_, 4);
+    rstd_ = Tensor(a_, T_, 4);
+    b_.layernorm_forward(x.data(), gamma_.data(), beta_.data(), ln_.data(), mean_.as<float>(),
+                         rstd_.as<float>(), T, h);
+    probs_ = Tensor(a_, T_ * V, e_);
+    b_.gemm(false, true, T, V, h, 1.0f, ln_.data(), h, w_.data(), h, 0.0f, probs_.data(), V);
+    Tensor loss(a_, T_, 4);
+    b_.cross_entropy_forward(probs_.data(), labels_.as<std::int32_t>(), loss.as<float>(), T, V);
+    return loss;
+  }
+  Tensor backward_input(const Tensor&) override {
+    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.vocab);
+    b_.cross_entropy_backward(probs_.data(), labels_.as<std::int32_t>(), T, V, 1.0f / static_cast<float>(T));
+    dln_ = Tensor(a_, T_ * h, e_);
+    b_.gemm(false, false, T, h, V, 1.0f, probs_.data(), V, w_.data(), h, 0.0f, dln_.data(), h);
+    Tensor dx(a_, T_ * h, e_);
+    b_.layernorm_backward_input(dln_.data(), x_->data(), gamma_.data(), mean_.as<float>(),
+                                rstd_.as<float>(), dx.data(), T, h, false);
+    return dx;
+  }
+  void backward_weight() override {
+    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.vocab);
+    b_.gemm(true, false, V, h, T, 1.0f, probs_.data(), V, ln_.data(), h, 1.0f, dw_.data(), h);
+    b_.layernorm_backward_weight(dln_.data(), x_->data(), mean_.as<float>(), rstd_.as<float>(),
+                                 dgamma_.data(), dbeta_.data(), T, h);
+    for (Tensor* t : {&probs_, &ln_, &dln_, &mean_, &rstd_}) t->reset();
+    x_ = nullptr;
+  }
+  std::vector<std::pair<std::string, std::vector<float>>> gradients() override {
+    return {{"d_head_weight", to_host(b_, dw_)}, {"d_lnf_gamma", to_host(b_, dgamma_)},
+            {"d_lnf_beta", to_host(b_, dbeta_)}};
+  }
+
+ private:
+  Allocator& a_;
+  Backend& b_;
+  LayerShape s_;
+  int e_;
+  std::int64_t T_;
+  Tensor w_, dw_, gamma_, beta_, dgamma_, dbeta_, labels_, ln_, mean_, rstd_, probs_, dln_;
+  const Tensor* x_{nullptr};
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_head_layer(Allocator& a, const LayerShape& s, std::uint64_t seed) {
+  return std::make_unique<HeadLayer>(a, s, seed);
+}
+
+}  // namespace ppsim::cal

@@ -1,0 +1,377 @@
+// ppsim-calibrate: measures per-layer costs and links and writes a profile for ppsim.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "ppsim/calibrate/backend.h"
+#include "ppsim/calibrate/checks.h"
+#include "ppsim/calibrate/costs.h"
+#include "ppsim/calibrate/measure.h"
+#include "ppsim/calibrate/p2p.h"
+#include "ppsim/calibrate/profile.h"
+
+#ifdef PPSIM_HAVE_CUDA
+namespace ppsim::cal {
+void register_cuda_backend();
+nlohmann::json measure_cuda_p2p(const P2POptions& o, const std::function<void(const std::string&)>& progress);
+}  // namespace ppsim::cal
+#endif
+
+namespace {
+
+using namespace ppsim::cal;
+
+struct BadInput : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void progress(const std::string& line) { std::cerr << "[ppsim-calibrate] " << line << std::endl; }
+
+std::vector<std::int64_t> parse_list(const std::string& s, const char* what) {
+  std::vector<std::int64_t> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      const long long x = std::stoll(item);
+      if (x <= 0) throw std::invalid_argument("");
+      v.push_back(x);
+    } catch (...) {
+      throw BadInput(std::string(what) + ": '" + item + "' is not a positive integer");
+    }
+  }
+  if (v.empty()) throw BadInput(std::string(what) + ": empty list");
+  return v;
+}
+
+struct ShapeArgs {
+  std::string model_file;
+  std::int64_t hidden{0}, heads{0}, seq{0}, vocab{0}, ffn{0};
+  std::string dtype{"bf16"};
+
+  void add(CLI::App* app) {
+    app->add_option("--model", model_file, "model preset JSON (configs/models/*.json)");
+    app->add_option("--hidden", hidden, "hidden size (overrides the preset)");
+    app->add_option("--heads", heads, "attention heads (overrides the preset)");
+    app->add_option("--seq", seq, "sequence length (overrides the preset)");
+    app->add_option("--vocab", vocab, "vocabulary size (overrides the preset; 0: no embedding/head)");
+    app->add_option("--ffn-hidden", ffn, "MLP hidden size (default 4*hidden)");
+    app->add_option("--dtype", dtype, "fp32, fp16 or bf16 (cpu backend: fp32)");
+  }
+  LayerShape block() {
+    if (!model_file.empty()) {
+      std::ifstream in(model_file);
+      if (!in) throw BadInput(model_file + ": cannot open");
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(in);
+      } catch (const std::exception& e) {
+        throw BadInput(model_file + ": not valid JSON: " + e.what());
+      }
+      try {
+        const ModelPreset m = model_from_json(j.contains("model") ? j.at("model") : j, model_file + ": model");
+        if (hidden == 0) hidden = m.hidden;
+        if (heads == 0) heads = m.heads;
+        if (seq == 0) seq = m.seq;
+        if (vocab == 0) vocab = m.vocab;
+        if (ffn == 0) ffn = m.ffn_hidden;
+      } catch (const std::invalid_argument& e) {
+        throw BadInput(e.what());
+      }
+    }
+    LayerShape s;
+    s.kind = LayerKind::block;
+    s.hidden = hidden;
+    s.heads = heads;
+    s.seq = seq;
+    s.ffn_hidden = ffn;
+    try {
+      s.dtype = parse_dtype(dtype);
+      s.validate();
+    } catch (const std::invalid_argument& e) {
+      throw BadInput(std::string("shape: ") + e.what() + " (give --model or --hidden/--heads/--seq)");
+    }
+    return s;
+  }
+};
+
+void add_method(CLI::App* app, Method& m) {
+  app->add_option("--warmup", m.warmup, "untimed iterations first (>= 10 recommended)")->capture_default_str();
+  app->add_option("--min-iters", m.min_iterations, "fewest timed iterations")->capture_default_str();
+  app->add_option("--max-iters", m.max_iterations, "most timed iterations")->capture_default_str();
+  app->add_option("--target-ms", m.target_ms, "time target that picks the iteration count")->capture_default_str();
+  app->add_option("--rotate", m.rotate, "rotating input buffers")->capture_default_str();
+}
+
+nlohmann::json read_existing(const std::string& path) {
+  if (!std::filesystem::exists(path)) return nullptr;
+  return load_profile(path);
+}
+
+int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string& mbs_text,
+               const std::string& out, bool resume, bool no_ends, const Method& method) {
+  LayerShape block = sa.block();
+  const auto mbs = parse_list(mbs_text, "--micro-batches");
+  auto backend = make_backend(backend_name, block.dtype);
+  nlohmann::json profile = resume ? read_existing(out) : nullptr;
+  if (profile.is_null()) {
+    profile = new_profile(*backend, method);
+  } else if (profile.at("backend") != backend->name() || profile.at("dtype") != dtype_name(block.dtype)) {
+    throw BadInput(out + ": --resume with a profile of another backend/dtype");
+  }
+  std::vector<LayerShape> todo;
+  for (std::int64_t mb : mbs) {
+    for (LayerKind k : {LayerKind::embedding, LayerKind::block, LayerKind::head}) {
+      if (k != LayerKind::block && (no_ends || sa.vocab <= 0)) continue;
+      LayerShape s = block;
+      s.kind = k;
+      s.micro_batch = mb;
+      s.vocab = k == LayerKind::block ? 0 : sa.vocab;
+      todo.push_back(s);
+    }
+  }
+  int done = 0;
+  for (const auto& s : todo) {
+    ++done;
+    if (resume && has_layer(profile, s.key())) {
+      progress("[" + std::to_string(done) + "/" + std::to_string(todo.size()) + "] " + s.key() + ": already measured, skipped (--resume)");
+      continue;
+    }
+    progress("[" + std::to_string(done) + "/" + std::to_string(todo.size()) + "] " + s.key() + " ...");
+    const LayerMeasurement m = measure_layer(*backend, s, method);
+    upsert_layer(profile, measurement_to_json(m));
+    write_json_atomic(out, profile);  // after every layer: an interrupted run loses one layer at most
+    char line[256];
+    std::snprintf(line, sizeof line, "    F %.4f ms  B %.4f ms  W %.4f ms  activations %lld B (expected %lld)",
+                  m.forward.median, m.backward_input.median, m.backward_weight.median,
+                  static_cast<long long>(m.activation_bytes), static_cast<long long>(m.expected_activation_bytes));
+    progress(line);
+  }
+  write_json_atomic(out, profile);
+  progress("wrote " + out);
+  return 0;
+}
+
+int cmd_p2p(const std::string& backend_name, const std::string& transport, const std::string& out,
+            const std::string& min_size, const std::string& max_size, const Method& method) {
+  P2POptions o;
+  o.method = method;
+  try {
+    o.min_bytes = parse_size(min_size);
+    o.max_bytes = parse_size(max_size);
+    p2p_sizes(o);
+  } catch (const std::exception& e) {
+    throw BadInput(e.what());
+  }
+  std::vector<nlohmann::json> links;
+  std::unique_ptr<Backend> backend;
+  if (transport == "mpi") {
+#ifdef PPSIM_HAVE_MPI
+    int rank = 0;
+    nlohmann::json link = measure_mpi_sendrecv(o, progress, &rank);
+    if (rank != 0) return 0;
+    links.push_back(link);
+    backend = make_cpu_backend(Dtype::fp32);
+#else
+    throw BadInput("p2p --transport mpi: this build has no MPI");
+#endif
+  } else if (backend_name == "cpu") {
+    backend = make_cpu_backend(Dtype::fp32);
+    links.push_back(measure_thread_memcpy(o, progress));
+  } else if (backend_name == "cuda") {
+#ifdef PPSIM_HAVE_CUDA
+    backend = make_backend("cuda", Dtype::bf16);
+    for (auto& l : measure_cuda_p2p(o, progress)) links.push_back(l);
+#else
+    throw BadInput("--backend cuda: this build has no CUDA backend");
+#endif
+  } else {
+    throw BadInput("unknown backend '" + backend_name + "'");
+  }
+  nlohmann::json profile = read_existing(out);
+  if (profile.is_null()) profile = new_profile(*backend, method);
+  for (const auto& l : links) {
+    upsert_link(profile, l);
+    const auto& fit = l.at("fit");
+    progress(l.at("kind").get<std::string>() + ": latency " + std::to_string(fit.at("latency_us").get<double>()) +
+             " us, bandwidth " + std::to_string(fit.at("bandwidth_GBps").get<double>()) + " GB/s");
+  }
+  write_json_atomic(out, profile);
+  progress("wrote " + out);
+  return 0;
+}
+
+int cmd_check(const std::string& backend_name, const std::string& dtype, const std::string& out) {
+  auto backend = make_backend(backend_name, parse_dtype(dtype));
+  LayerShape s;
+  s.hidden = 128;
+  s.heads = 4;
+  s.seq = 64;
+  s.micro_batch = 2;
+  s.dtype = backend->dtype();
+  const auto results = check_against_cpu(*backend, s, 512);
+  nlohmann::json j = nlohmann::json::array();
+  bool ok = true;
+  std::printf("%-40s %12s %10s %s\n", "check (vs cpu fp32)", "rel_error", "tolerance", "result");
+  for (const auto& r : results) {
+    std::printf("%-40s %12.3e %10.1e %s\n", r.name.c_str(), r.relative_error, r.tolerance,
+                r.passed ? "ok" : "FAIL");
+    ok = ok && r.passed;
+    j.push_back({{"name", r.name}, {"relative_error", r.relative_error}, {"tolerance", r.tolerance},
+                 {"exact", r.exact}, {"passed", r.passed}});
+  }
+  if (!out.empty()) write_json_atomic(out, {{"backend", backend_name}, {"dtype", dtype}, {"checks", j}});
+  std::printf("%s: %zu checks, %s\n", backend_name.c_str(), results.size(), ok ? "all passed" : "FAILURES");
+  return ok ? 0 : 1;
+}
+
+int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, int layers,
+              const std::string& profile_path, const std::string& out, const Method& method) {
+  LayerShape block = sa.block();
+  block.micro_batch = mb;
+  auto backend = make_backend(backend_name, block.dtype);
+  std::int64_t peak = 0;
+  progress("chain of " + std::to_string(layers) + " x " + block.key() + " ...");
+  const Summary s = measure_chain(*backend, block, layers, method, &peak);
+  nlohmann::json j = {{"layers", layers}, {"shape", block.key()}, {"measured_ms", summary_to_json(s)},
+                      {"peak_allocated_bytes", peak}};
+  std::printf("chain %d x [%s]: measured %.4f ms (p95 %.4f, stddev %.4f, n=%d)\n", layers, block.key().c_str(),
+              s.median, s.p95, s.stddev, s.iterations);
+  if (!profile_path.empty()) {
+    const auto profile = load_profile(profile_path);
+    TransformerSpec spec{layers, block.hidden, block.heads, block.seq, mb, block.ffn_hidden, 0, block.dtype};
+    double predicted = 0;
+    for (const auto& c : costs_from_profile(profile, spec, profile_path)) predicted += c.forward_ms + c.backward_ms;
+    const double err = (predicted - s.median) / s.median * 100.0;
+    j["predicted_ms"] = predicted;
+    j["error_percent"] = err;
+    std::printf("predicted from %s: %.4f ms, error %+.2f%%\n", profile_path.c_str(), predicted, err);
+  }
+  if (!out.empty()) write_json_atomic(out, j);
+  return 0;
+}
+
+int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, int square,
+             const std::string& out, const Method& method) {
+  LayerShape block = sa.block();
+  block.micro_batch = mb;
+  auto backend = make_backend(backend_name, block.dtype);
+  const auto j = measure_gemms(*backend, block, square, method);
+  for (const auto& g : j)
+    std::printf("gemm %-14s M=%6d N=%6d K=%6d  %.4f ms  %.1f TFLOP/s\n", g.at("name").get<std::string>().c_str(),
+                g.at("M").get<int>(), g.at("N").get<int>(), g.at("K").get<int>(), g.at("ms").at("median").get<double>(),
+                g.at("tflops").get<double>());
+  if (!out.empty()) write_json_atomic(out, {{"backend", backend_name}, {"device", backend->device_info().name},
+                                            {"dtype", dtype_name(block.dtype)}, {"gemms", j}});
+  return 0;
+}
+
+int cmd_validate(const std::string& path) {
+  load_profile(path);
+  std::printf("%s: valid %s\n", path.c_str(), kProfileSchema);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#ifdef PPSIM_HAVE_CUDA
+  register_cuda_backend();
+#endif
+  CLI::App app{"ppsim-calibrate: measure per-layer costs, activation memory and links; write a profile for ppsim"};
+  app.require_subcommand(1);
+  std::string backend_name = "cpu";
+  std::string known;
+  for (const auto& n : backend_names()) known += (known.empty() ? "" : ", ") + n;
+  Method method;
+
+  auto* layers = app.add_subcommand("layers", "measure embedding, transformer block and head (F, B-input, W, bytes)");
+  ShapeArgs la;
+  std::string mbs = "1", out = "profile.json";
+  bool resume = false, no_ends = false;
+  layers->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
+  la.add(layers);
+  layers->add_option("--micro-batches", mbs, "comma-separated micro-batch sizes")->capture_default_str();
+  layers->add_option("-o,--output", out, "profile JSON (written atomically after each layer)")->capture_default_str();
+  layers->add_flag("--resume", resume, "keep what the output profile already holds and measure the rest");
+  layers->add_flag("--blocks-only", no_ends, "skip embedding and head");
+  add_method(layers, method);
+
+  auto* p2p = app.add_subcommand("p2p", "measure links: thread memcpy (cpu), MPI send/recv, CUDA peer and local copies");
+  std::string transport = "default", min_size = "4KiB", max_size = "1GiB", p2p_out = "profile.json";
+  p2p->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
+  p2p->add_option("--transport", transport, "default (the backend's) or mpi (run under mpirun -np 2)")->capture_default_str();
+  p2p->add_option("--min-size", min_size, "smallest transfer (e.g. 4KiB)")->capture_default_str();
+  p2p->add_option("--max-size", max_size, "largest transfer (e.g. 1GiB)")->capture_default_str();
+  p2p->add_option("-o,--output", p2p_out, "profile JSON to add the link curves to")->capture_default_str();
+  add_method(p2p, method);
+
+  auto* check = app.add_subcommand("check", "compare every kernel and layer of a backend with the cpu backend");
+  std::string check_dtype = "bf16", check_out;
+  check->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
+  check->add_option("--dtype", check_dtype, "fp32, fp16 or bf16")->capture_default_str();
+  check->add_option("-o,--output", check_out, "results JSON");
+
+  auto* chain = app.add_subcommand("chain", "time N identical blocks forward then backward as one region; compare with a profile");
+  ShapeArgs ca;
+  std::int64_t chain_mb = 1;
+  int chain_layers = 4;
+  std::string chain_profile, chain_out;
+  chain->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
+  ca.add(chain);
+  chain->add_option("--micro-batch", chain_mb, "micro-batch size")->capture_default_str();
+  chain->add_option("--layers", chain_layers, "blocks in the chain")->capture_default_str();
+  chain->add_option("--profile", chain_profile, "profile to predict the chain time from");
+  chain->add_option("-o,--output", chain_out, "result JSON");
+  add_method(chain, method);
+
+  auto* gemm = app.add_subcommand("gemm", "TFLOP/s of the block's GEMMs and of a square GEMM");
+  ShapeArgs ga;
+  std::int64_t gemm_mb = 1;
+  int square = 8192;
+  std::string gemm_out;
+  gemm->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
+  ga.add(gemm);
+  gemm->add_option("--micro-batch", gemm_mb, "micro-batch size")->capture_default_str();
+  gemm->add_option("--square", square, "also time an N x N x N GEMM (0: skip)")->capture_default_str();
+  gemm->add_option("-o,--output", gemm_out, "result JSON");
+  add_method(gemm, method);
+
+  auto* validate = app.add_subcommand("validate", "check a profile against the schema");
+  std::string validate_path;
+  validate->add_option("profile", validate_path, "profile JSON")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    if (*layers) return cmd_layers(backend_name, la, mbs, out, resume, no_ends, method);
+    if (*p2p) return cmd_p2p(backend_name, transport, p2p_out, min_size, max_size, method);
+    if (*check) return cmd_check(backend_name, check_dtype, check_out);
+    if (*chain) return cmd_chain(backend_name, ca, chain_mb, chain_layers, chain_profile, chain_out, method);
+    if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, square, gemm_out, method);
+    if (*validate) return cmd_validate(validate_path);
+  } catch (const NoDeviceError& e) {
+    std::cerr << "ppsim-calibrate: " << e.what() << std::endl;
+    return 2;
+  } catch (const BadInput& e) {
+    std::cerr << "ppsim-calibrate: " << e.what() << std::endl;
+    return 2;
+  } catch (const ProfileError& e) {
+    std::cerr << "ppsim-calibrate: " << e.what() << std::endl;
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "ppsim-calibrate: " << e.what() << std::endl;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "ppsim-calibrate: internal error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,163 @@
+#include "ppsim/calibrate/model.h"
+
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace ppsim::cal {
+
+int dtype_bytes(Dtype d) { return d == Dtype::fp32 ? 4 : 2; }
+
+std::string dtype_name(Dtype d) {
+  switch (d) {
+    case Dtype::fp32: return "fp32";
+    case Dtype::fp16: return "fp16";
+    case Dtype::bf16: return "bf16";
+  }
+  return "?";
+}
+
+Dtype parse_dtype(const std::string& s) {
+  if (s == "fp32" || s == "float32") return Dtype::fp32;
+  if (s == "fp16" || s == "float16") return Dtype::fp16;
+  if (s == "bf16" || s == "bfloat16") return Dtype::bf16;
+  throw std::invalid_argument("unknown dtype '" + s + "' (expected fp32, fp16 or bf16)");
+}
+
+std::string layer_kind_name(LayerKind k) {
+  switch (k) {
+    case LayerKind::block: return "transformer_block";
+    case LayerKind::embedding: return "embedding";
+    case LayerKind::head: return "head";
+  }
+  return "?";
+}
+
+LayerKind parse_layer_kind(const std::string& s) {
+  if (s == "transformer_block" || s == "block") return LayerKind::block;
+  if (s == "embedding") return LayerKind::embedding;
+  if (s == "head") return LayerKind::head;
+  throw std::invalid_argument("unknown layer kind '" + s + "'");
+}
+
+std::string LayerShape::family_key() const {
+  std::string k = layer_kind_name(kind) + " h=" + std::to_string(hidden) +
+                  " s=" + std::to_string(seq) + " " + dtype_name(dtype);
+  if (kind == LayerKind::block)
+    k += " a=" + std::to_string(heads) + " ffn=" + std::to_string(ffn());
+  else
+    k += " v=" + std::to_string(vocab);
+  return k;
+}
+
+std::string LayerShape::key() const { return family_key() + " b=" + std::to_string(micro_batch); }
+
+void LayerShape::validate() const {
+  auto pos = [](std::int64_t v, const char* name) {
+    if (v <= 0) throw std::invalid_argument(std::string(name) + " must be positive");
+  };
+  pos(hidden, "hidden");
+  pos(seq, "seq_length");
+  pos(micro_batch, "micro_batch");
+  if (kind == LayerKind::block) {
+    pos(heads, "heads");
+    if (hidden % heads != 0) throw std::invalid_argument("hidden must be a multiple of heads");
+    if (ffn_hidden < 0) throw std::invalid_argument("ffn_hidden must not be negative");
+  } else {
+    pos(vocab, "vocab");
+  }
+}
+
+Flops layer_flops(const LayerShape& s) {
+  const double T = static_cast<double>(s.tokens());
+  const double h = static_cast<double>(s.hidden);
+  const double f = static_cast<double>(s.ffn());
+  const double sq = static_cast<double>(s.seq);
+  const double b = static_cast<double>(s.micro_batch);
+  const double V = static_cast<double>(s.vocab);
+  Flops r;
+  switch (s.kind) {
+    case LayerKind::block: {
+      const double linear = 2 * T * h * (3 * h) + 2 * T * h * h + 2 * 2 * T * h * f;
+      const double attention = 2 * 2 * b * sq * sq * h;  // QK^T and PV
+      r.forward = linear + attention;
+      r.backward_input = linear + 2 * attention;  // dgrad GEMMs; dP, dV, dQ, dK
+      r.backward_weight = linear;
+      break;
+    }
+    case LayerKind::embedding:
+      break;  // gathers and scatters only
+    case LayerKind::head:
+      r.forward = 2 * T * h * V;
+      r.backward_input = 2 * T * h * V;
+      r.backward_weight = 2 * T * h * V;
+      break;
+  }
+  return r;
+}
+
+std::int64_t parameter_bytes(const LayerShape& s) {
+  const std::int64_t h = s.hidden, f = s.ffn(), e = dtype_bytes(s.dtype);
+  switch (s.kind) {
+    case LayerKind::block:  // QKV, proj, fc1, fc2 with biases, two layer norms
+      return e * (3 * h * h + 3 * h + h * h + h + h * f + f + f * h + h + 4 * h);
+    case LayerKind::embedding:
+      return e * (s.vocab * h + s.seq * h);
+    case LayerKind::head:  // final layer norm + output matrix (untied copy, as on the last stage)
+      return e * (2 * h + s.vocab * h);
+  }
+  return 0;
+}
+
+std::int64_t output_bytes(const LayerShape& s) {
+  if (s.kind == LayerKind::head) return 0;
+  return s.tokens() * s.hidden * dtype_bytes(s.dtype);
+}
+
+std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
+  if (s.kind != LayerKind::block) return 0;
+  const std::int64_t e = dtype_bytes(s.dtype);
+  const std::int64_t sbh = s.seq * s.micro_batch * s.hidden;
+  const std::int64_t as2b = s.heads * s.seq * s.seq * s.micro_batch;
+  // The formula's 19 sbh for the MLP assumes ffn = 4h: scale the 8 sbh of each of the
+  // GeLU input and output with ffn/h so non-4h MLPs (Llama shapes) stay exact.
+  const std::int64_t ffn_extra = 2 * s.seq * s.micro_batch * (s.ffn() - 4 * s.hidden) * e;
+  return sbh * (16 * e + 2) + as2b * (2 * e + 1) + ffn_extra;
+}
+
+std::int64_t expected_activation_bytes(const LayerShape& s) {
+  const std::int64_t T = s.tokens(), h = s.hidden, e = dtype_bytes(s.dtype);
+  switch (s.kind) {
+    case LayerKind::block:
+      return korthikanti_activation_bytes(s) + 16 * T;
+    case LayerKind::embedding:  // token ids (int32) and the dropout mask
+      return 4 * T + T * h;
+    case LayerKind::head:  // input, layer-norm output, probabilities over the vocabulary
+                           // (cross-entropy overwrites the logits), layer-norm stats (fp32)
+      return e * (2 * T * h + T * s.vocab) + 8 * T;
+  }
+  return 0;
+}
+
+ModelPreset model_from_json(const nlohmann::json& j, const std::string& where) {
+  ModelPreset m;
+  auto need = [&](const char* key) -> const nlohmann::json& {
+    if (!j.contains(key)) throw std::invalid_argument(where + "." + key + ": missing");
+    const auto& v = j.at(key);
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
+      throw std::invalid_argument(where + "." + key + ": must be a positive integer");
+    return v;
+  };
+  m.name = j.value("name", std::string{});
+  m.layers = need("layers").get<int>();
+  m.hidden = need("hidden").get<std::int64_t>();
+  m.heads = need("heads").get<std::int64_t>();
+  m.seq = need("seq_length").get<std::int64_t>();
+  m.vocab = need("vocab").get<std::int64_t>();
+  m.ffn_hidden = j.contains("ffn_hidden") ? need("ffn_hidden").get<std::int64_t>() : 4 * m.hidden;
+  if (m.hidden % m.heads != 0)
+    throw std::invalid_argument(where + ".heads: hidden must be a multiple of heads");
+  return m;
+}
+
+}  // namespace ppsim::cal

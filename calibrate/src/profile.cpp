@@ -1,0 +1,185 @@
+#include "ppsim/calibrate/profile.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+namespace ppsim::cal {
+namespace {
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+struct Checker {
+  std::string file;
+  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
+    throw ProfileError(file + ": " + path + ": " + what);
+  }
+  const nlohmann::json& field(const nlohmann::json& obj, const std::string& path,
+                              const std::string& key) const {
+    if (!obj.is_object()) fail(path, "must be an object");
+    if (!obj.contains(key)) fail(path.empty() ? key : path + "." + key, "missing");
+    return obj.at(key);
+  }
+  double number(const nlohmann::json& obj, const std::string& path, const std::string& key) const {
+    const auto& v = field(obj, path, key);
+    const std::string p = path.empty() ? key : path + "." + key;
+    if (!v.is_number()) fail(p, "must be a number");
+    const double d = v.get<double>();
+    if (!std::isfinite(d)) fail(p, "must be finite");
+    if (d < 0) fail(p, "must not be negative (got " + std::to_string(d) + ")");
+    return d;
+  }
+  std::string string(const nlohmann::json& obj, const std::string& path, const std::string& key) const {
+    const auto& v = field(obj, path, key);
+    if (!v.is_string()) fail(path.empty() ? key : path + "." + key, "must be a string");
+    return v.get<std::string>();
+  }
+  void summary(const nlohmann::json& obj, const std::string& path, const std::string& key) const {
+    const auto& s = field(obj, path, key);
+    const std::string p = path + "." + key;
+    for (const char* k : {"median", "p95", "stddev"}) number(s, p, k);
+  }
+};
+
+}  // namespace
+
+nlohmann::json new_profile(const Backend& backend, const Method& method) {
+  const DeviceInfo d = backend.device_info();
+  return {{"schema", kProfileSchema},
+          {"tool", {{"name", "ppsim-calibrate"}, {"version", "0.1.0"}}},
+          {"created", utc_now()},
+          {"backend", backend.name()},
+          {"dtype", dtype_name(backend.dtype())},
+          {"device", {{"name", d.name}, {"memory_bytes", d.memory_bytes}, {"count", d.count},
+                      {"driver", d.driver}, {"runtime", d.runtime}, {"blas", d.blas},
+                      {"compute_capability", d.compute_capability}}},
+          {"method", method_to_json(method, d.clock)},
+          {"layers", nlohmann::json::array()},
+          {"links", nlohmann::json::array()}};
+}
+
+void upsert_layer(nlohmann::json& profile, const nlohmann::json& layer) {
+  auto& layers = profile["layers"];
+  for (auto& l : layers)
+    if (l.value("key", "") == layer.at("key").get<std::string>()) {
+      l = layer;
+      return;
+    }
+  layers.push_back(layer);
+}
+
+void upsert_link(nlohmann::json& profile, const nlohmann::json& link) {
+  auto& links = profile["links"];
+  for (auto& l : links)
+    if (l.value("kind", "") == link.value("kind", "") && l.value("src", -1) == link.value("src", -1) &&
+        l.value("dst", -1) == link.value("dst", -1)) {
+      l = link;
+      return;
+    }
+  links.push_back(link);
+}
+
+bool has_layer(const nlohmann::json& profile, const std::string& key) {
+  if (!profile.contains("layers")) return false;
+  for (const auto& l : profile.at("layers"))
+    if (l.value("key", "") == key) return true;
+  return false;
+}
+
+void write_json_atomic(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) throw std::runtime_error(path + ": cannot open " + tmp + " for writing");
+    out << j.dump(2) << '\n';
+    out.flush();
+    if (!out) throw std::runtime_error(path + ": write failed");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw std::runtime_error(path + ": rename failed: " + ec.message());
+  }
+}
+
+void validate_profile(const nlohmann::json& p, const std::string& file) {
+  const Checker c{file};
+  if (!p.is_object()) c.fail("$", "a profile must be a JSON object");
+  const std::string schema = c.string(p, "", "schema");
+  if (schema != kProfileSchema)
+    c.fail("schema", "unsupported '" + schema + "' (this build reads " + kProfileSchema + ")");
+  c.string(p, "", "backend");
+  c.string(p, "", "dtype");
+  c.string(c.field(p, "", "device"), "device", "name");
+  c.field(p, "", "method");
+  const auto& layers = c.field(p, "", "layers");
+  if (!layers.is_array()) c.fail("layers", "must be an array");
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& l = layers[i];
+    const std::string path = "layers[" + std::to_string(i) + "]";
+    c.string(l, path, "key");
+    const std::string kind = c.string(l, path, "kind");
+    try {
+      parse_layer_kind(kind);
+    } catch (const std::invalid_argument& e) {
+      c.fail(path + ".kind", e.what());
+    }
+    const auto& shape = c.field(l, path, "shape");
+    for (const char* k : {"hidden", "seq_length", "micro_batch"}) c.number(shape, path + ".shape", k);
+    if (kind == "transformer_block") {
+      c.number(shape, path + ".shape", "heads");
+      c.number(shape, path + ".shape", "ffn_hidden");
+    } else {
+      c.number(shape, path + ".shape", "vocab");
+    }
+    c.string(shape, path + ".shape", "dtype");
+    for (const char* k : {"forward_ms", "backward_input_ms", "backward_weight_ms"}) c.summary(l, path, k);
+    for (const char* k : {"activation_bytes", "output_bytes", "parameter_bytes"}) c.number(l, path, k);
+  }
+  if (p.contains("links")) {
+    const auto& links = p.at("links");
+    if (!links.is_array()) c.fail("links", "must be an array");
+    for (std::size_t i = 0; i < links.size(); ++i) {
+      const std::string path = "links[" + std::to_string(i) + "]";
+      c.string(links[i], path, "kind");
+      const auto& fit = c.field(links[i], path, "fit");
+      c.number(fit, path + ".fit", "latency_us");
+      c.number(fit, path + ".fit", "bandwidth_GBps");
+      const auto& pts = c.field(links[i], path, "points");
+      if (!pts.is_array()) c.fail(path + ".points", "must be an array");
+      for (std::size_t k = 0; k < pts.size(); ++k) {
+        const std::string pp = path + ".points[" + std::to_string(k) + "]";
+        c.number(pts[k], pp, "bytes");
+        c.number(pts[k], pp, "median_ms");
+      }
+    }
+  }
+}
+
+nlohmann::json load_profile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ProfileError(path + ": cannot open");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ProfileError(path + ": not valid JSON: " + e.what());
+  }
+  validate_profile(j, path);
+  return j;
+}
+
+}  // namespace ppsim::cal
