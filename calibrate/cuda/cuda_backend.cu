@@ -184,7 +184,7 @@ template <class T> __global__ void k_gelu_backward(const T* dy, const T* x, T* d
 }
 
 template <class T> __global__ void k_softmax_causal(T* x, int cols) {
-  const std::int64_t r = blockIdx.x + static_cast<std::int64_t>(blockIdx.y) * gridDim.x;
+  const std::int64_t r = blockIdx.x;
   T* row = x + r * cols;
   const int valid = static_cast<int>(r % cols) + 1;
   float mx = -INFINITY;
@@ -198,7 +198,7 @@ template <class T> __global__ void k_softmax_causal(T* x, int cols) {
 }
 
 template <class T> __global__ void k_softmax_backward(const T* P, T* dP, int cols, float scale) {
-  const std::int64_t r = blockIdx.x + static_cast<std::int64_t>(blockIdx.y) * gridDim.x;
+  const std::int64_t r = blockIdx.x;
   const T* p = P + r * cols;
   T* d = dP + r * cols;
   float dot = 0;
@@ -273,12 +273,8 @@ template <class T> __global__ void k_cross_entropy_backward(T* probs, const std:
   }
 }
 
-/// Rows of a row-wise kernel as a 2-D grid (gridDim.x <= 65535 is not required for x,
-/// but keep y small).
-dim3 row_grid(std::int64_t rows) {
-  const std::int64_t x = rows < 65536 ? rows : 65536;
-  return dim3(static_cast<unsigned>(x), static_cast<unsigned>((rows + x - 1) / x));
-}
+/// One block per row: gridDim.x may be up to 2^31 - 1.
+dim3 row_grid(std::int64_t rows) { return dim3(static_cast<unsigned>(rows)); }
 
 class EventTimer final : public Timer {
  public:
