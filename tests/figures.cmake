@@ -1,0 +1,13 @@
+# Figure test: every emitted Vega-Lite spec compiles with vega-lite and renders to SVG
+# (tools/check_specs.mjs). Skipped (exit 77) without Node or the npm packages.
+find_program(PPSIM_NODE node)
+if(PPSIM_NODE)
+  add_test(NAME vega_render
+           COMMAND ${PPSIM_NODE} ${PROJECT_SOURCE_DIR}/tools/check_specs.mjs $<TARGET_FILE:ppsim>
+                   ${CMAKE_CURRENT_BINARY_DIR}/vega_render)
+else()
+  add_test(NAME vega_render
+           COMMAND sh -c "echo 'SKIP: node not found; install Node.js and run tools/setup.sh'; exit 77")
+endif()
+set_tests_properties(vega_render PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                     ENVIRONMENT "PPSIM_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
