@@ -274,15 +274,17 @@ SimResult Engine::run() {
     r_.last_end = std::max(r_.last_end, rec.end);
   }
   if (total == 0) r_.first_start = TimeNs{};
-  if (s_.synchronous || s_.iterations <= 1 || s_.measure_from < 1 || s_.measure_from >= s_.iterations) {
+  const bool steady_state =
+      !(s_.synchronous || s_.iterations <= 1 || s_.measure_from < 1 || s_.measure_from >= s_.iterations);
+  if (!steady_state) {
     r_.window_start = r_.first_start;
     r_.window_end = r_.last_end;
     r_.window_iterations = std::max(1, s_.synchronous ? 1 : s_.iterations);
   } else {
     std::vector<TimeNs> completion(static_cast<std::size_t>(s_.iterations), TimeNs{});
     for (const auto& rec : r_.ops) {
-      const int it = std::min(rec.op.microbatch / s_.microbatches, s_.iterations - 1);
-      completion[it] = std::max(completion[it], rec.end);
+      const int it = rec.op.microbatch / s_.microbatches;
+      if (it < s_.iterations) completion[it] = std::max(completion[it], rec.end);
     }
     r_.window_start = completion[s_.measure_from - 1];
     r_.window_end = completion[s_.iterations - 1];
@@ -296,9 +298,16 @@ SimResult Engine::run() {
     for (int i = r_.device_first_op[d]; i < r_.device_first_op[d + 1]; ++i) {
       const OpRecord& rec = r_.ops[i];
       sum.compute_busy += rec.end - rec.start;
-      const TimeNs lo = std::max(rec.start, r_.window_start);
-      const TimeNs hi = std::min(rec.end, r_.window_end);
-      if (hi > lo) sum.window_busy += hi - lo;
+      if (steady_state) {
+        // The measured iterations' work, wherever it ran: a device that runs ahead of
+        // device 0 is not idle for the difference.
+        const int it = rec.op.microbatch / s_.microbatches;
+        if (it >= s_.measure_from && it < s_.iterations) sum.window_busy += rec.end - rec.start;
+      } else {
+        const TimeNs lo = std::max(rec.start, r_.window_start);
+        const TimeNs hi = std::min(rec.end, r_.window_end);
+        if (hi > lo) sum.window_busy += hi - lo;
+      }
       const std::size_t slot = static_cast<std::size_t>(rec.op.pipe) * s_.num_stages + rec.op.stage;
       if (std::find(held.begin(), held.end(), slot) == held.end()) held.push_back(slot);
     }

@@ -49,7 +49,9 @@ struct Schedule {
   bool synchronous{true};      ///< flushes at the end of each iteration
   WeightPolicy weights{WeightPolicy::Single};
   /// For asynchronous schedules: iterations [measure_from, iterations) form the
-  /// steady-state window in which time per iteration is measured.
+  /// steady-state window in which time per iteration is measured. Micro-batches from
+  /// iterations*microbatches on are a cool-down tail that keeps the pipeline full while
+  /// the last measured iteration runs; they belong to no iteration.
   int measure_from{0};
   std::vector<std::vector<Op>> device_ops;  ///< [device] -> ops in execution order
   std::string note;  ///< human note (e.g. where we follow a reference over a paper)

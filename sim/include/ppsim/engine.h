@@ -92,7 +92,9 @@ struct MemorySample {
 /// @brief Per-device summary.
 struct DeviceSummary {
   TimeNs compute_busy;       ///< all compute over the run
-  TimeNs window_busy;        ///< compute inside [window_start, window_end]
+  /// Compute inside [window_start, window_end]; for asynchronous schedules, the compute
+  /// of the ops of the measured iterations [measure_from, iterations).
+  TimeNs window_busy;
   Bytes weights;             ///< parameters held, times weight versions
   int weight_versions{1};    ///< max versions over the stages the device holds
   Bytes static_extra;        ///< gradients and optimizer state
