@@ -9,6 +9,25 @@ namespace ppsim {
 Schedule generate_gpipe(const ScheduleParams& params);
 Schedule generate_1f1b(const ScheduleParams& params);
 Schedule generate_interleaved(const ScheduleParams& params);
+Schedule generate_pipedream(const ScheduleParams& params);
+Schedule generate_2bw(const ScheduleParams& params);
+
+/// How an asynchronous schedule lays out iterations: `iterations` in all, the steady
+/// state measured over [measure_from, iterations), then a cool-down tail of micro-batches
+/// that belongs to no iteration.
+struct AsyncLayout {
+  int iterations{0};
+  int measure_from{0};
+  int tail_microbatches{0};
+};
+/// Warm-up iterations covering at least 2p micro-batches, then 3 measured ones, unless
+/// params.iterations (>= 2) says how many to lay out.
+AsyncLayout choose_async_layout(const std::string& name, const ScheduleParams& params);
+/// The schedule note saying which window was measured.
+std::string async_note(const AsyncLayout& layout, const ScheduleParams& params);
+/// Fills `s` (p devices, one stage each) with asynchronous 1F1B over micro-batches
+/// 0..total-1: p-d-1 warm-up forwards on device d, then one forward, one backward.
+void fill_async_1f1b(Schedule& s, int total_microbatches);
 
 inline Op forward(int mb, int stage, int chunk = 0, int pipe = 0) {
   return Op{OpKind::Forward, mb, stage, static_cast<std::int16_t>(chunk), static_cast<std::int8_t>(pipe)};

@@ -14,6 +14,10 @@ const std::vector<ScheduleInfo>& all_schedules() {
        "1F1B with flush (DAPPLE / PipeDream-Flush), Megatron-LM order", true, &generate_1f1b},
       {"interleaved", {"megatron-interleaved", "virtual-pipeline"},
        "Interleaved 1F1B, v chunks per device (Megatron-LM virtual pipeline)", true, &generate_interleaved},
+      {"pipedream", {}, "PipeDream: asynchronous 1F1B, weight stashing (p-s versions), no flush", false,
+       &generate_pipedream},
+      {"2bw", {"pipedream-2bw"}, "PipeDream-2BW: asynchronous 1F1B, double-buffered weights, no flush", false,
+       &generate_2bw},
   };
   return table;
 }
