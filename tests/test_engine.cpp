@@ -236,3 +236,26 @@ TEST_CASE("gpipe and 1f1b refuse chunks > 1 with a reason", "[schedules]") {
   CHECK_THROWS_WITH(make_schedule("gpipe", {4, 8, 2, 0}), Catch::Contains("chunks must be 1"));
   CHECK_THROWS_WITH(make_schedule("nope", {4, 8, 1, 0}), Catch::Contains("known: gpipe"));
 }
+
+TEST_CASE("critical path of the hand-computed timeline", "[engine][critical]") {
+  const Schedule s = make_schedule("1f1b", {2, 2, 1, 0});
+  UniformLinkModel links(2, TimeNs{10'000}, 10.0);
+  const SimResult r = simulate(s, equal_costs(2, 1.0, 2.0, 0, 1'000'000), links);
+  const auto cp = critical_path(r);
+  CHECK(cp["length_ms"].get<double>() == Approx(9.22).epsilon(1e-12));
+  CHECK(cp["compute_ms"].get<double>() == Approx(9.0).epsilon(1e-12));
+  CHECK(cp["communication_ms"].get<double>() == Approx(0.22).epsilon(1e-12));
+  CHECK(cp["link_wait_ms"].get<double>() == 0.0);
+  const std::vector<std::string> steps = {"d0 F0 s0", "link 0->1", "d1 F0 s1", "d1 B0 s1", "d1 F1 s1",
+                                          "d1 B1 s1", "link 1->0", "d0 B1 s0"};
+  CHECK(cp["steps"].get<std::vector<std::string>>() == steps);
+}
+
+TEST_CASE("critical path length equals the makespan, queueing included", "[engine][critical]") {
+  const Schedule s = make_schedule("gpipe", {2, 2, 1, 0});
+  UniformLinkModel links(2, TimeNs{10'000}, 10.0);
+  const SimResult r = simulate(s, equal_costs(2, 1.0, 2.0, 0, 20'000'000), links);
+  const auto cp = critical_path(r);
+  CHECK(cp["length_ms"].get<double>() == Approx(r.iteration_time.ms()).epsilon(1e-12));
+  CHECK(cp["link_wait_ms"].get<double>() > 0.0);  // the second activation waited for the link
+}

@@ -67,7 +67,8 @@ int cmd_run(const RunArgs& a) {
   }
   auto links = make_links(run.config, run.schedule.devices);
   const SimResult result = simulate(run.schedule, run.costs, *links);
-  const json report = make_report(run, result);
+  json report = make_report(run, result);
+  report["critical_path"] = critical_path(result);
   std::vector<std::pair<std::string, std::string>> files;
   if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
   if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");

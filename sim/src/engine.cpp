@@ -39,17 +39,21 @@ bool UniformLinkModel::is_free() const { return latency_.ns == 0 && bandwidth_GB
 // ---------------------------------------------------------------- engine
 namespace {
 
+// 16 bytes: time, then seq (high 36 bits) | target op (27 bits) | arrival flag (1 bit).
+// Comparing (time, packed) orders by (time, seq) since seq is unique and in the high bits.
 struct Event {
   std::int64_t time;
-  std::uint64_t seq;
-  std::int32_t target;  // op index
-  bool arrival;         // true: an input of `target` arrived; false: `target` finished
+  std::uint64_t packed;
+  [[nodiscard]] std::int32_t target() const { return static_cast<std::int32_t>((packed >> 1) & ((1u << 27) - 1)); }
+  [[nodiscard]] bool arrival() const { return (packed & 1u) != 0; }  // an input of target arrived
 };
 struct EventAfter {
   bool operator()(const Event& a, const Event& b) const {
-    return a.time != b.time ? a.time > b.time : a.seq > b.seq;
+    return a.time != b.time ? a.time > b.time : a.packed > b.packed;
   }
 };
+static_assert(sizeof(Event) == 16);
+constexpr std::int64_t kMaxEngineOps = std::int64_t{1} << 27;
 
 class Engine {
  public:
@@ -67,11 +71,20 @@ class Engine {
     return key_to_op_[key(kind, mb, stage, pipe)];
   }
   [[nodiscard]] TimeNs duration(const Op& op) const;
-  void push(TimeNs t, int target, bool arrival) { queue_.push({t.ns, seq_++, target, arrival}); }
+  void push(TimeNs t, int target, bool arrival) {
+    queue_.push({t.ns, (seq_++ << 28) | (static_cast<std::uint64_t>(target) << 1) | (arrival ? 1u : 0u)});
+  }
   void try_start(int device, TimeNs now);
   void finish(int index, TimeNs now);
   void deliver(int producer, int consumer, Bytes bytes, TimeNs now);
   void adjust_memory(int device, Bytes delta, TimeNs now);
+  void note_input(int consumer, int producer, int transfer, TimeNs arrival) {
+    if (arrival >= input_time_[consumer]) {
+      input_time_[consumer] = arrival;
+      r_.last_input[consumer] = producer;
+      r_.last_input_transfer[consumer] = transfer;
+    }
+  }
   [[noreturn]] void report_deadlock() const;
 
   const Schedule& s_;
@@ -82,6 +95,7 @@ class Engine {
   SimResult r_;
   std::vector<int> key_to_op_;
   std::vector<int> waiting_;       // unarrived inputs per op
+  std::vector<TimeNs> input_time_; // latest input arrival per op
   std::vector<std::uint8_t> done_;
   std::vector<int> head_;          // next op index per device
   std::vector<std::uint8_t> busy_;
@@ -144,10 +158,12 @@ void Engine::deliver(int producer, int consumer, Bytes bytes, TimeNs now) {
   const int src = r_.ops[producer].device;
   const int dst = r_.ops[consumer].device;
   if (src == dst || links_.is_free()) {
+    note_input(consumer, producer, -1, now);
     if (--waiting_[consumer] == 0) try_start(dst, now);
     return;
   }
   const TransferSlot slot = links_.reserve(src, dst, bytes, now);
+  note_input(consumer, producer, static_cast<int>(r_.transfers.size()), slot.end);
   r_.transfers.push_back({src, dst, producer, consumer, bytes, slot.start, slot.end});
   push(slot.end, consumer, true);
 }
@@ -223,10 +239,16 @@ SimResult Engine::run() {
   }
   mbs_ = static_cast<std::size_t>(max_mb) + 1;
   const std::size_t total = static_cast<std::size_t>(r_.device_first_op[n]);
+  if (static_cast<std::int64_t>(total) >= kMaxEngineOps)
+    throw ScheduleError("schedule has " + std::to_string(total) + " ops; the engine handles fewer than " +
+                        std::to_string(kMaxEngineOps));
   r_.ops.resize(total);
   key_to_op_.assign(static_cast<std::size_t>(s_.pipes) * s_.num_stages * mbs_ * 3, -1);
   waiting_.assign(total, 0);
   done_.assign(total, 0);
+  input_time_.assign(total, TimeNs{});
+  r_.last_input.assign(total, -1);
+  r_.last_input_transfer.assign(total, -1);
   for (int d = 0; d < n; ++d)
     for (std::size_t i = 0; i < s_.device_ops[d].size(); ++i) {
       const int index = r_.device_first_op[d] + static_cast<int>(i);
@@ -259,10 +281,11 @@ SimResult Engine::run() {
     queue_.pop();
     assert(ev.time >= now_.ns && "time went backwards");
     now_ = TimeNs{ev.time};
-    if (ev.arrival) {
-      if (--waiting_[ev.target] == 0) try_start(r_.ops[ev.target].device, now_);
+    const int target = ev.target();
+    if (ev.arrival()) {
+      if (--waiting_[target] == 0) try_start(r_.ops[target].device, now_);
     } else {
-      finish(ev.target, now_);
+      finish(target, now_);
     }
   }
   if (finished_ != total) report_deadlock();

@@ -1,5 +1,6 @@
 #include "ppsim/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -112,6 +113,55 @@ json make_report(const Run& run, const SimResult& r) {
   return rep;
 }
 
+json critical_path(const SimResult& r, std::size_t max_steps) {
+  if (r.ops.empty()) return json{{"length_ms", 0.0}};
+  int op = 0;
+  for (int i = 1; i < static_cast<int>(r.ops.size()); ++i)
+    if (r.ops[i].end > r.ops[op].end) op = i;
+  std::vector<std::string> steps;
+  TimeNs compute{}, comm{}, wait{};
+  std::size_t op_count = 0, transfer_count = 0;
+  auto label = [&](const OpRecord& rec) {
+    return "d" + std::to_string(rec.device) + " " + op_token(rec.op) + " s" + std::to_string(rec.op.stage);
+  };
+  while (op >= 0) {
+    const OpRecord& rec = r.ops[op];
+    compute += rec.end - rec.start;
+    ++op_count;
+    steps.push_back(label(rec));
+    const bool has_prev = op > r.device_first_op[rec.device];
+    const int in = r.last_input[op];
+    const int tr = r.last_input_transfer[op];
+    const TimeNs input_at = in < 0 ? TimeNs{} : (tr >= 0 ? r.transfers[tr].end : r.ops[in].end);
+    if (has_prev && r.ops[op - 1].end == rec.start && (in < 0 || r.ops[op - 1].end >= input_at)) {
+      op = op - 1;
+    } else if (in >= 0 && input_at == rec.start) {
+      if (tr >= 0) {
+        const TransferRecord& t = r.transfers[tr];
+        comm += t.end - t.start;
+        wait += t.start - r.ops[in].end;  // queued behind other transfers on its link
+        ++transfer_count;
+        steps.push_back("link " + std::to_string(t.src) + "->" + std::to_string(t.dst));
+      }
+      op = in;
+    } else {
+      wait += rec.start - r.first_start;  // nothing left to explain the start
+      op = -1;
+    }
+  }
+  std::reverse(steps.begin(), steps.end());
+  const bool truncated = steps.size() > max_steps;
+  if (truncated) steps.erase(steps.begin(), steps.end() - static_cast<std::ptrdiff_t>(max_steps));
+  return json{{"length_ms", (compute + comm + wait).ms()},
+              {"compute_ms", compute.ms()},
+              {"communication_ms", comm.ms()},
+              {"link_wait_ms", wait.ms()},
+              {"ops", op_count},
+              {"transfers", transfer_count},
+              {"steps", steps},
+              {"steps_truncated", truncated}};
+}
+
 namespace {
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -137,7 +187,16 @@ std::string format_report_table(const json& rep) {
     << std::setprecision(2) << rep["samples_per_s"].get<double>() << " samples/s";
   if (rep.contains("tokens_per_s")) o << ", " << rep["tokens_per_s"].get<double>() << " tokens/s";
   if (rep.contains("mfu")) o << ", MFU " << std::setprecision(3) << rep["mfu"].get<double>();
-  o << "\n\n";
+  o << "\n";
+  if (rep.contains("critical_path")) {
+    const auto& cp = rep["critical_path"];
+    o << std::setprecision(3) << "critical path " << cp["length_ms"].get<double>() << " ms: compute "
+      << cp["compute_ms"].get<double>() << " ms over " << cp["ops"] << " ops, communication "
+      << cp["communication_ms"].get<double>() << " ms over " << cp["transfers"] << " transfers, link waits "
+      << cp["link_wait_ms"].get<double>() << " ms\n";
+  }
+  o << format_cluster_lines(rep);
+  o << "\n";
   o << std::left << std::setw(7) << "device" << std::right << std::setw(12) << "compute_ms" << std::setw(12) << "idle_ms"
     << std::setw(8) << "bubble" << std::setw(14) << "peak_memory" << std::setw(14) << "activations" << std::setw(14)
     << "weights" << std::setw(9) << "versions" << "\n";

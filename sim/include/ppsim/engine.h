@@ -114,6 +114,11 @@ struct SimResult {
   std::vector<OpRecord> ops;             ///< device 0's ops in order, then device 1's, ...
   std::vector<int> device_first_op;      ///< index of each device's first op; size devices+1
   std::vector<TransferRecord> transfers; ///< in the order they were started
+  /// Per op: the input that arrived last (producer op index, -1 for none) and the
+  /// transfer that carried it (-1 when local or free). Backtracking these and device
+  /// order from the last op gives the critical path.
+  std::vector<int> last_input;
+  std::vector<int> last_input_transfer;
   std::vector<MemorySample> memory;      ///< per device, time-ordered (when recorded)
   std::vector<DeviceSummary> per_device;
   TimeNs first_start;

@@ -30,6 +30,11 @@ std::unique_ptr<LinkModel> make_links(const Config& config, int devices);
 /// @brief Report JSON (SPEC §8).
 nlohmann::json make_report(const Run& run, const SimResult& result);
 
+/// @brief The critical path: from the last op back to the start, following at each op
+/// whichever constraint set its start (the previous op on its device, or the input that
+/// arrived last and its transfer). Lists at most `max_steps` steps, newest last.
+nlohmann::json critical_path(const SimResult& result, std::size_t max_steps = 256);
+
 /// @brief Human table for stdout.
 std::string format_report_table(const nlohmann::json& report);
 
