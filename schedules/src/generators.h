@@ -11,6 +11,8 @@ Schedule generate_1f1b(const ScheduleParams& params);
 Schedule generate_interleaved(const ScheduleParams& params);
 Schedule generate_pipedream(const ScheduleParams& params);
 Schedule generate_2bw(const ScheduleParams& params);
+Schedule generate_chimera(const ScheduleParams& params);
+Schedule generate_gems(const ScheduleParams& params);
 
 /// How an asynchronous schedule lays out iterations: `iterations` in all, the steady
 /// state measured over [measure_from, iterations), then a cool-down tail of micro-batches

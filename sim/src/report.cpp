@@ -195,7 +195,6 @@ std::string format_report_table(const json& rep) {
       << cp["communication_ms"].get<double>() << " ms over " << cp["transfers"] << " transfers, link waits "
       << cp["link_wait_ms"].get<double>() << " ms\n";
   }
-  o << format_cluster_lines(rep);
   o << "\n";
   o << std::left << std::setw(7) << "device" << std::right << std::setw(12) << "compute_ms" << std::setw(12) << "idle_ms"
     << std::setw(8) << "bubble" << std::setw(14) << "peak_memory" << std::setw(14) << "activations" << std::setw(14)
