@@ -7,13 +7,6 @@
 
 namespace ppsim::cal {
 
-nlohmann::json method_to_json(const Method& m, const std::string& clock) {
-  return {{"warmup", m.warmup},         {"min_iterations", m.min_iterations},
-          {"max_iterations", m.max_iterations}, {"target_ms", m.target_ms},
-          {"rotating_buffers", m.rotate}, {"statistic", "median"},
-          {"spread", "p95 and sample stddev"}, {"clock", clock}};
-}
-
 int iterations_for_target(double per_iteration_ms, const Method& m) {
   if (!(per_iteration_ms > 0)) return m.max_iterations;
   const double n = std::ceil(m.target_ms / per_iteration_ms);

@@ -55,6 +55,13 @@ struct Checker {
 
 }  // namespace
 
+nlohmann::json method_to_json(const Method& m, const std::string& clock) {
+  return {{"warmup", m.warmup},         {"min_iterations", m.min_iterations},
+          {"max_iterations", m.max_iterations}, {"target_ms", m.target_ms},
+          {"rotating_buffers", m.rotate}, {"statistic", "median"},
+          {"spread", "p95 and sample stddev"}, {"clock", clock}};
+}
+
 nlohmann::json new_profile(const Backend& backend, const Method& method) {
   const DeviceInfo d = backend.device_info();
   return {{"schema", kProfileSchema},

@@ -1,0 +1,29 @@
+# ppsim-calibrate ctest entries beyond the Catch2 cases: the CLI end to end, the CUDA
+# backend (skipped without a GPU) and MPI send/recv between two local ranks.
+if(TARGET ppsim-calibrate)
+  target_compile_definitions(ppsim_tests PRIVATE PPSIM_CALIBRATE_BIN="$<TARGET_FILE:ppsim-calibrate>")
+  add_dependencies(ppsim_tests ppsim-calibrate)
+
+  add_test(NAME calibrate.cli.missing_shape
+           COMMAND ppsim-calibrate layers --backend cpu --dtype fp32 -o ${CMAKE_CURRENT_BINARY_DIR}/never.json)
+  set_tests_properties(calibrate.cli.missing_shape PROPERTIES WILL_FAIL ON)
+  add_test(NAME calibrate.cli.validate_shipped_profile
+           COMMAND ppsim-calibrate validate ${PROJECT_SOURCE_DIR}/configs/profiles/h200.json)
+
+  get_property(_cal_cuda GLOBAL PROPERTY PPSIM_CALIBRATE_HAVE_CUDA)
+  if(_cal_cuda)
+    # Exit 2 = no GPU / driver here: reported as skipped, not passed.
+    add_test(NAME calibrate.cuda.kernel_checks COMMAND ppsim-calibrate check --backend cuda --dtype bf16)
+    set_tests_properties(calibrate.cuda.kernel_checks PROPERTIES SKIP_RETURN_CODE 2)
+  endif()
+
+  get_property(_cal_mpi GLOBAL PROPERTY PPSIM_CALIBRATE_HAVE_MPI)
+  find_program(PPSIM_MPIRUN NAMES mpirun mpiexec)
+  if(_cal_mpi AND PPSIM_MPIRUN)
+    add_test(NAME calibrate.mpi.sendrecv
+             COMMAND ${PPSIM_MPIRUN} --allow-run-as-root --oversubscribe -np 2 $<TARGET_FILE:ppsim-calibrate>
+                     p2p --transport mpi --min-size 4KiB --max-size 1MiB --warmup 2 --min-iters 5 --target-ms 5
+                     -o ${CMAKE_CURRENT_BINARY_DIR}/calibrate_mpi_profile.json)
+    set_tests_properties(calibrate.mpi.sendrecv PROPERTIES TIMEOUT 60)
+  endif()
+endif()

@@ -1,0 +1,369 @@
+// ppsim-calibrate: statistics, formulas, allocator accounting, layer math, profile
+// schema, costs from profiles and rooflines. All on the CPU backend, all fast.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "ppsim/calibrate/backend.h"
+#include "ppsim/calibrate/checks.h"
+#include "ppsim/calibrate/costs.h"
+#include "ppsim/calibrate/layers.h"
+#include "ppsim/calibrate/measure.h"
+#include "ppsim/calibrate/model.h"
+#include "ppsim/calibrate/p2p.h"
+#include "ppsim/calibrate/profile.h"
+#include "ppsim/calibrate/stats.h"
+
+using namespace ppsim::cal;
+
+namespace {
+
+LayerShape tiny(LayerKind kind, std::int64_t mb = 1) {
+  LayerShape s;
+  s.kind = kind;
+  s.hidden = 32;
+  s.heads = 4;
+  s.seq = 16;
+  s.micro_batch = mb;
+  s.vocab = kind == LayerKind::block ? 0 : 50;
+  s.dtype = Dtype::fp32;
+  return s;
+}
+
+Method quick() {
+  Method m;
+  m.warmup = 1;
+  m.min_iterations = 3;
+  m.max_iterations = 3;
+  m.target_ms = 1;
+  m.rotate = 2;
+  return m;
+}
+
+nlohmann::json layer_json(const std::string& kind, std::int64_t mb, double f, double b, double w, std::int64_t act) {
+  nlohmann::json shape = {{"hidden", 64}, {"seq_length", 32}, {"micro_batch", mb}, {"dtype", "bf16"}};
+  if (kind == "transformer_block") {
+    shape["heads"] = 4;
+    shape["ffn_hidden"] = 256;
+  } else {
+    shape["vocab"] = 128;
+  }
+  auto sum = [](double v) { return nlohmann::json{{"median", v}, {"p95", v}, {"stddev", 0.0}}; };
+  return {{"key", kind + std::to_string(mb)}, {"kind", kind}, {"shape", shape},
+          {"forward_ms", sum(f)}, {"backward_input_ms", sum(b)}, {"backward_weight_ms", sum(w)},
+          {"activation_bytes", act}, {"output_bytes", 100 * mb}, {"parameter_bytes", 5000}};
+}
+
+nlohmann::json synthetic_profile() {
+  nlohmann::json p = {{"schema", kProfileSchema}, {"backend", "cpu"}, {"dtype", "bf16"},
+                      {"device", {{"name", "test"}}}, {"method", nlohmann::json::object()},
+                      {"layers", nlohmann::json::array()}, {"links", nlohmann::json::array()}};
+  p["layers"].push_back(layer_json("transformer_block", 1, 1.0, 2.0, 0.5, 1000));
+  p["layers"].push_back(layer_json("transformer_block", 3, 2.0, 5.0, 1.5, 3000));
+  p["layers"].push_back(layer_json("embedding", 1, 0.1, 0.0, 0.2, 10));
+  p["layers"].push_back(layer_json("head", 1, 0.3, 0.4, 0.5, 20));
+  return p;
+}
+
+TransformerSpec spec64(std::int64_t mb, std::int64_t vocab) {
+  TransformerSpec t;
+  t.layers = 3;
+  t.hidden = 64;
+  t.heads = 4;
+  t.seq = 32;
+  t.micro_batch = mb;
+  t.ffn_hidden = 256;
+  t.vocab = vocab;
+  t.dtype = Dtype::bf16;
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("calibrate statistics pin exact values", "[calibrate]") {
+  CHECK(median({1, 2, 3, 4}) == 2.5);
+  CHECK(median({3, 1, 2}) == 2.0);
+  CHECK(median({7}) == 7.0);
+  CHECK(percentile({1, 2, 3, 4}, 95) == Approx(3.85).epsilon(1e-12));
+  CHECK(percentile({1, 2, 3, 4}, 0) == 1.0);
+  CHECK(percentile({1, 2, 3, 4}, 100) == 4.0);
+  CHECK(percentile({10, 20}, 50) == 15.0);
+  CHECK(mean({1, 2, 3, 4}) == 2.5);
+  CHECK(stddev({2, 4, 4, 4, 5, 5, 7, 9}) == Approx(std::sqrt(32.0 / 7.0)).epsilon(1e-12));
+  CHECK(stddev({5}) == 0.0);
+  const Summary s = summarize({4, 1, 3, 2});
+  CHECK(s.median == 2.5);
+  CHECK(s.min == 1.0);
+  CHECK(s.iterations == 4);
+  CHECK_THROWS_AS(median({}), std::invalid_argument);
+  CHECK_THROWS_AS(percentile({1}, 101), std::invalid_argument);
+}
+
+TEST_CASE("latency + bandwidth fit recovers an exact line", "[calibrate]") {
+  // 2 us latency, 10 GB/s: ms = 0.002 + bytes / 1e7.
+  std::vector<double> bytes{4096, 65536, 1 << 20, 16 << 20, 256 << 20}, ms;
+  for (double b : bytes) ms.push_back(0.002 + b / 1e7);
+  const LinkFit f = fit_latency_bandwidth(bytes, ms);
+  CHECK(f.latency_us == Approx(2.0).epsilon(1e-9));
+  CHECK(f.bandwidth_GBps == Approx(10.0).epsilon(1e-9));
+  CHECK_THROWS_AS(fit_latency_bandwidth({4096}, {1.0}), std::invalid_argument);
+  CHECK_THROWS_AS(fit_latency_bandwidth({4096, 4096}, {1.0, 1.0}), std::invalid_argument);
+}
+
+TEST_CASE("Korthikanti activation formula, its fp32 form and the harness layout", "[calibrate]") {
+  LayerShape s;
+  s.hidden = 2048;
+  s.heads = 16;
+  s.seq = 2048;
+  s.micro_batch = 1;
+  s.dtype = Dtype::bf16;
+  // sbh(34 + 5as/h) = 2048*2048*(34 + 80)
+  CHECK(korthikanti_activation_bytes(s) == 478150656);
+  CHECK(expected_activation_bytes(s) == 478150656 + 16 * 2048);  // + fp32 layer-norm stats
+  s.micro_batch = 4;
+  CHECK(korthikanti_activation_bytes(s) == 4 * 478150656);
+  s.micro_batch = 1;
+  s.dtype = Dtype::fp32;  // 16-bit tensors double, 1-byte masks do not: sbh*66 + as^2b*9
+  CHECK(korthikanti_activation_bytes(s) == 2048LL * 2048 * 66 + 16LL * 2048 * 2048 * 9);  // s*b*h = 2048*1*2048
+  // GPT-3 1.3B block forward FLOPs: 24 T h^2 + 4 b s^2 h
+  s.dtype = Dtype::bf16;
+  const Flops f = layer_flops(s);
+  CHECK(f.forward == 28.0 * 2048.0 * 2048.0 * 2048.0);
+  CHECK(f.backward_weight == 24.0 * 2048.0 * 2048.0 * 2048.0);
+  CHECK(f.backward_input == 32.0 * 2048.0 * 2048.0 * 2048.0);
+  CHECK(parameter_bytes(s) == 2 * (12LL * 2048 * 2048 + 13 * 2048));
+  CHECK(output_bytes(s) == 2LL * 2048 * 2048);
+}
+
+TEST_CASE("allocator accounting measures exactly the saved activations", "[calibrate]") {
+  auto cpu = make_cpu_backend(Dtype::fp32);
+  for (LayerKind k : {LayerKind::block, LayerKind::embedding, LayerKind::head}) {
+    for (std::int64_t mb : {1, 2}) {
+      const LayerShape s = tiny(k, mb);
+      const LayerMeasurement m = measure_layer(*cpu, s, quick());
+      INFO(s.key());
+      CHECK(m.activation_bytes == expected_activation_bytes(s));
+      CHECK(m.forward.iterations == 3);
+      CHECK(m.forward.median > 0);
+      CHECK(m.backward_weight.median > 0);
+    }
+  }
+  // Block at fp32: Korthikanti's fp32 form + 16 s b bytes of layer-norm statistics.
+  const LayerShape b = tiny(LayerKind::block);
+  CHECK(expected_activation_bytes(b) ==
+        16 * 32 * (16 * 4 + 2) + 4 * 16 * 16 * (2 * 4 + 1) + 16 * 16);
+}
+
+TEST_CASE("block backward-input matches finite differences", "[calibrate]") {
+  auto cpu = make_cpu_backend(Dtype::fp32);
+  Allocator a(*cpu);
+  LayerShape s = tiny(LayerKind::block);
+  s.hidden = 16;
+  s.heads = 2;
+  s.seq = 8;
+  auto layer = make_layer(a, s, 7);
+  Tensor x = layer->make_input(1), dy = layer->make_output_grad(2);
+  auto loss = [&](const Tensor& in) {  // L = sum(y * dy); dropout masks are seeded, so F is deterministic
+    Tensor y = layer->forward(in);
+    auto hy = to_host(*cpu, y), hd = to_host(*cpu, dy);
+    double l = 0;
+    for (std::size_t i = 0; i < hy.size(); ++i) l += static_cast<double>(hy[i]) * hd[i];
+    layer->backward_input(dy);
+    layer->backward_weight();
+    return l;
+  };
+  Tensor y = layer->forward(x);
+  Tensor dx = layer->backward_input(dy);
+  layer->backward_weight();
+  const auto g = to_host(*cpu, dx);
+  float* px = x.as<float>();
+  for (int i : {0, 5, 37, 100, 127}) {
+    const float keep = px[i], eps = 1e-2f;
+    px[i] = keep + eps;
+    const double lp = loss(x);
+    px[i] = keep - eps;
+    const double lm = loss(x);
+    px[i] = keep;
+    const double fd = (lp - lm) / (2 * eps);
+    INFO("element " << i << " analytic " << g[static_cast<std::size_t>(i)] << " numeric " << fd);
+    CHECK(std::abs(fd - g[static_cast<std::size_t>(i)]) <= 2e-2 * std::max(1.0, std::abs(fd)));
+  }
+}
+
+TEST_CASE("cpu backend passes its own cross-backend check and the check can fail", "[calibrate]") {
+  auto cpu = make_cpu_backend(Dtype::fp32);
+  LayerShape s = tiny(LayerKind::block, 2);
+  const auto results = check_against_cpu(*cpu, s, 64);
+  CHECK(results.size() > 30);
+  for (const auto& r : results) {
+    INFO(r.name);
+    CHECK(r.passed);
+  }
+  CHECK(relative_l2_error({1, 2, 3}, {1, 2, 3}) == 0.0);
+  CHECK(relative_l2_error({0, 0}, {3, 4}) == 1.0);
+  CHECK(std::isinf(relative_l2_error({std::nanf("")}, {1})));
+  CHECK_THROWS_AS(make_cpu_backend(Dtype::bf16), std::invalid_argument);
+  CHECK_THROWS_AS(make_backend("tpu", Dtype::fp32), std::invalid_argument);
+}
+
+TEST_CASE("profile validator names the JSON path of missing, negative and non-finite fields", "[calibrate]") {
+  nlohmann::json p = synthetic_profile();
+  CHECK_NOTHROW(validate_profile(p, "x.json"));
+  auto refused = [](nlohmann::json q) -> std::string {
+    try {
+      validate_profile(q, "x.json");
+    } catch (const ProfileError& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  nlohmann::json q = p;
+  q["layers"][1]["forward_ms"].erase("median");
+  CHECK(refused(q) == "x.json: layers[1].forward_ms.median: missing");
+  q = p;
+  q["layers"][0]["activation_bytes"] = -5;
+  CHECK(refused(q) == "x.json: layers[0].activation_bytes: must not be negative (got -5.000000)");
+  q = p;
+  q["layers"][2]["backward_weight_ms"]["p95"] = std::numeric_limits<double>::quiet_NaN();
+  CHECK(refused(q) == "x.json: layers[2].backward_weight_ms.p95: must be finite");
+  q = p;
+  q["layers"][0]["shape"]["hidden"] = std::numeric_limits<double>::infinity();
+  CHECK(refused(q) == "x.json: layers[0].shape.hidden: must be finite");
+  q = p;
+  q["schema"] = "ppsim.profile/0";
+  CHECK(refused(q).find("x.json: schema: unsupported") == 0);
+  q = p;
+  q.erase("device");
+  CHECK(refused(q) == "x.json: device: missing");
+  q = p;
+  q["links"].push_back({{"kind", "peer"}, {"fit", {{"latency_us", 1.0}}}, {"points", nlohmann::json::array()}});
+  CHECK(refused(q) == "x.json: links[0].fit.bandwidth_GBps: missing");
+}
+
+TEST_CASE("profile is written atomically and --resume keys are stable", "[calibrate]") {
+  const auto dir = std::filesystem::temp_directory_path() / "ppsim_cal_atomic";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "p.json").string();
+  nlohmann::json p = synthetic_profile();
+  write_json_atomic(path, p);
+  CHECK(load_profile(path) == p);
+  int files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++files;
+  CHECK(files == 1);  // no temporary left behind
+  CHECK(has_layer(p, "transformer_block3"));
+  CHECK_FALSE(has_layer(p, "transformer_block2"));
+  upsert_layer(p, layer_json("transformer_block", 3, 9.0, 9.0, 9.0, 1));
+  CHECK(p["layers"].size() == 4);
+  CHECK(p["layers"][1]["forward_ms"]["median"] == 9.0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("costs from a profile interpolate micro-batch sizes and refuse missing shapes", "[calibrate]") {
+  const nlohmann::json p = synthetic_profile();
+  auto c1 = costs_from_profile(p, spec64(1, 128));
+  REQUIRE(c1.size() == 5);  // embedding, 3 blocks, head
+  CHECK(c1[0].name == "embedding");
+  CHECK(c1[1].name == "block");
+  CHECK(c1[4].name == "head");
+  CHECK(c1[1].forward_ms == 1.0);
+  CHECK(c1[1].backward_ms == 2.5);  // input + weight
+  CHECK(c1[1].weight_grad_ms == 0.5);
+  CHECK(c1[4].backward_ms == Approx(0.9).epsilon(1e-12));
+  auto c2 = costs_from_profile(p, spec64(2, 0));  // halfway between mb 1 and 3
+  REQUIRE(c2.size() == 3);
+  CHECK(c2[0].forward_ms == 1.5);
+  CHECK(c2[0].backward_ms == 4.5);  // (2.5 + 6.5) / 2
+  CHECK(c2[0].weight_grad_ms == 1.0);
+  CHECK(c2[0].activation_bytes == 2000);
+  CHECK(c2[0].output_bytes == 200);
+  try {
+    costs_from_profile(p, spec64(4, 0), "p.json");
+    FAIL("mb 4 accepted");
+  } catch (const MissingShapeError& e) {
+    CHECK(std::string(e.what()).find("micro-batch 4 of transformer_block h=64 s=32 bf16 a=4 ffn=256 is outside the measured range [1, 3]") !=
+          std::string::npos);
+  }
+  TransformerSpec other = spec64(1, 0);
+  other.hidden = 128;
+  CHECK_THROWS_WITH(costs_from_profile(p, other, "p.json"),
+                    Catch::Contains("p.json: no measurement for transformer_block h=128"));
+  CHECK_THROWS_AS(costs_from_profile(p, spec64(2, 128)), MissingShapeError);  // head measured at mb 1 only
+}
+
+TEST_CASE("roofline estimate from a device spec", "[calibrate]") {
+  const nlohmann::json dev = {{"name", "toy"}, {"peak_dense_tflops", {{"bf16", 1.0}}},
+                              {"memory_bandwidth_GBps", 1.0}, {"memory_bytes", 1e9}};
+  const DeviceSpec d = device_from_json(dev, "toy.json");
+  TransformerSpec t = spec64(1, 0);
+  t.layers = 2;
+  const auto c = costs_from_roofline(d, t);
+  REQUIRE(c.size() == 2);
+  LayerShape s;
+  s.hidden = 64;
+  s.heads = 4;
+  s.seq = 32;
+  s.ffn_hidden = 256;
+  s.dtype = Dtype::bf16;
+  const double bytes = static_cast<double>(parameter_bytes(s) + expected_activation_bytes(s) + output_bytes(s));
+  // 1 TFLOP/s vs 1 GB/s: this layer is memory-bound, so every phase takes bytes / 1e9 s.
+  CHECK(c[0].forward_ms == Approx(bytes / 1e9 * 1e3).epsilon(1e-12));
+  CHECK(c[0].backward_ms == Approx(2 * bytes / 1e9 * 1e3).epsilon(1e-12));
+  CHECK(c[0].source == "roofline estimate: toy");
+  CHECK_THROWS_WITH(device_from_json({{"name", "x"}, {"peak_dense_tflops", {{"bf16", -1}}}}, "d.json"),
+                    Catch::Contains("d.json: peak_dense_tflops.bf16: must be a positive number"));
+  TransformerSpec fp8 = t;
+  fp8.dtype = Dtype::fp32;
+  CHECK_THROWS_WITH(costs_from_roofline(d, fp8), Catch::Contains("no peak_dense_tflops.fp32"));
+}
+
+TEST_CASE("shipped presets, device specs and the measured H200 profile load", "[calibrate]") {
+  const std::filesystem::path root = PPSIM_SOURCE_DIR;
+  for (const char* m : {"gpt3-125m", "gpt3-1.3b", "gpt3-13b", "gpt3-175b", "llama2-7b", "llama2-70b"}) {
+    std::ifstream in(root / "configs" / "models" / (std::string(m) + ".json"));
+    REQUIRE(in);
+    const auto j = nlohmann::json::parse(in);
+    const ModelPreset p = model_from_json(j, m);
+    CHECK(p.hidden % p.heads == 0);
+    CHECK_FALSE(j.at("source").get<std::string>().empty());
+  }
+  std::ifstream in(root / "configs" / "models" / "gpt3-175b.json");
+  const ModelPreset g = model_from_json(nlohmann::json::parse(in), "175b");
+  CHECK(g.layers == 96);
+  CHECK(g.hidden == 12288);
+  for (const char* d : {"h100-sxm", "h200-sxm", "a100-sxm-80gb"}) {
+    std::ifstream f(root / "configs" / "devices" / (std::string(d) + ".json"));
+    REQUIRE(f);
+    const DeviceSpec spec = device_from_json(nlohmann::json::parse(f), d);
+    CHECK(spec.peak_tflops.count("bf16") == 1);
+  }
+  const auto profile = load_profile((root / "configs" / "profiles" / "h200.json").string());
+  TransformerSpec t{24, 2048, 16, 2048, 3, 0, 50304, Dtype::bf16};  // mb 3: between measured 2 and 4
+  const auto c = costs_from_profile(profile, t);
+  CHECK(c.size() == 26);
+  CHECK(c[1].activation_bytes == 3 * (478150656 + 16 * 2048));  // linear in b: interpolation is exact
+}
+
+TEST_CASE("p2p sizes and size parsing", "[calibrate]") {
+  P2POptions o;
+  const auto sizes = p2p_sizes(o);
+  REQUIRE(sizes.size() == 10);  // 4 KiB * 4^k up to 1 GiB
+  CHECK(sizes.front() == 4096);
+  CHECK(sizes[1] == 16384);
+  CHECK(sizes.back() == (std::int64_t{1} << 30));
+  CHECK(parse_size("4KiB") == 4096);
+  CHECK(parse_size("1 GiB") == (std::int64_t{1} << 30));
+  CHECK(parse_size("1000") == 1000);
+  CHECK(format_size(4096) == "4 KiB");
+  CHECK(format_size(3 << 20) == "3 MiB");
+  CHECK_THROWS_AS(parse_size("4KB"), std::invalid_argument);
+  o.min_bytes = 4096;
+  o.max_bytes = 65536;
+  o.method = quick();
+  const auto link = measure_thread_memcpy(o, nullptr);
+  CHECK(link.at("points").size() == 3);
+  CHECK(link.at("fit").at("bandwidth_GBps").get<double>() > 0);
+}
