@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "json_reader.h"
+#include "transformer_costs.h"
 #include "ppsim/registry.h"
 
 namespace ppsim {
@@ -53,7 +54,9 @@ void parse_layers(const JsonReader& r, const json& model, Config& c) {
 
 }  // namespace
 
-Config parse_config(const json& doc, const std::string& file) {
+Config parse_config(const json& doc_in, const std::string& file) {
+  // A transformer costed by a calibration profile or a roofline becomes model.layers first.
+  const json doc = detail::expand_transformer_costs(doc_in, file);
   JsonReader r(file);
   Config c;
   c.file = file;
