@@ -107,15 +107,20 @@ TEST_CASE("vega colours: one class per kind, luminance-separated for greyscale",
   const json spec = vega_spec(bs, big);
   const json bigscale = spec["vconcat"][0]["layer"][0]["encoding"]["color"]["scale"];
   REQUIRE(bigscale["domain"].size() == 12);
-  CHECK(bigscale["domain"][0] == "F chunk 0 down");
-  CHECK(bigscale["domain"][11] == "W chunk 1 up");
+  CHECK(bigscale["domain"][0] == "F c0 down");
+  CHECK(bigscale["domain"][11] == "W c1 up");
   for (int pipe = 0; pipe < 2; ++pipe)
     for (int i = 0; i < 6; ++i)
       for (int j = i + 1; j < 6; ++j)
         CHECK(std::fabs(luma(bigscale["range"][pipe * 6 + i]) -
                         luma(bigscale["range"][pipe * 6 + j])) >= 30);
   for (const json& b : spec["datasets"]["boxes"])
-    CHECK(b["stroke"] == (b["pipe"] == 0 ? "white" : "#1a1a1a"));
+    CHECK(b["direction"] == (b["pipe"] == 0 ? "down" : "up"));
+  // A third layer outlines the "up" boxes with dashes; one pipe has no such layer.
+  const json& dashed = spec["vconcat"][0]["layer"][2];
+  CHECK(dashed["transform"][0]["filter"] == "datum.direction == 'up'");
+  CHECK(dashed["mark"]["strokeDash"] == json::array({2, 1}));
+  CHECK(vega_spec(s, r)["vconcat"][0]["layer"].size() == 2);
 }
 
 TEST_CASE("vega title names schedule, shape, iteration time and bubble rate", "[vega]") {

@@ -50,7 +50,9 @@ constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
 constexpr const char* kActivationFill = "#bdbdbd";
 constexpr const char* kGradientFill = "#737373";
 constexpr double kDigitEm = 0.64;
-constexpr double kMinBoxPx = 1.5;  // digit advance of DejaVu Sans, the fallback sans font
+constexpr double kMinBoxPx = 1.5;
+// Every box is outlined so the lightest fill still stands out from the white page.
+constexpr const char* kOutline = "#404040";  // digit advance of DejaVu Sans, the fallback sans font
 
 int kind_index(OpKind kind) { return static_cast<int>(kind); }
 
@@ -72,7 +74,7 @@ std::string op_name(const Op& op, bool chunks, bool pipes) {
 
 std::string class_name(OpKind kind, int chunk, int pipe, bool chunks, bool pipes) {
   std::string s = kind_letter(kind);
-  if (chunks) s += " chunk " + std::to_string(chunk);
+  if (chunks) s += " c" + std::to_string(chunk);  // as in op tokens: F3c1
   if (pipes) s += pipe == 0 ? " down" : " up";
   return s;
 }
@@ -108,9 +110,9 @@ struct MemoryUnit {
 
 MemoryUnit memory_unit(std::int64_t peak) {
   constexpr double kKiB = 1024.0;
-  if (peak >= 2 * kKiB * kKiB * kKiB) return {"GiB", kKiB * kKiB * kKiB};
-  if (peak >= 2 * kKiB * kKiB) return {"MiB", kKiB * kKiB};
-  if (peak >= 2 * kKiB) return {"KiB", kKiB};
+  if (peak >= kKiB * kKiB * kKiB) return {"GiB", kKiB * kKiB * kKiB};
+  if (peak >= kKiB * kKiB) return {"MiB", kKiB * kKiB};
+  if (peak >= kKiB) return {"KiB", kKiB};
   return {"bytes", 1.0};
 }
 
@@ -240,7 +242,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
         {"label", label.text},
         {"label_size", label.size},
         {"text_color", shade.dark ? "white" : "black"},
-        {"stroke", r.op.pipe == 0 ? "white" : "#1a1a1a"},
+        {"direction", r.op.pipe == 0 ? "down" : "up"},
     });
   }
   if (comm_lanes) {
@@ -271,7 +273,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
             {"label", label.text},
             {"label_size", label.size},
             {"text_color", grad ? "white" : "black"},
-            {"stroke", "white"},
+            {"direction", "down"},
         });
       }
     }
@@ -287,7 +289,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
 
   json gantt_layers = json::array();
   gantt_layers.push_back({
-      {"mark", {{"type", "rect"}, {"strokeWidth", 0.6}}},
+      {"mark", {{"type", "rect"}, {"strokeWidth", 0.5}}},
       {"encoding",
        {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}, {"title", nullptr},
                {"scale", {{"paddingInner", 0.12}, {"paddingOuter", 0.06}}},
@@ -305,7 +307,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
                                {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
                                {"labelFontSize", 9}, {"columnPadding", 10}, {"rowPadding", 2},
                                {"offset", 4}}}}},
-        {"stroke", {{"field", "stroke"}, {"type", "nominal"}, {"scale", nullptr}}},
+        {"stroke", {{"value", kOutline}}},
         {"tooltip", json::array({{{"field", "op"}},
                                   {{"field", "row"}, {"title", "lane"}},
                                   {{"field", "microbatch"}},
@@ -326,6 +328,19 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
         {"size", {{"field", "label_size"}, {"type", "quantitative"}, {"scale", nullptr}}},
         {"color", {{"field", "text_color"}, {"type", "nominal"}, {"scale", nullptr}}}}},
   });
+  // Bidirectional schedules: pipe 1 ("up") gets a thicker dashed outline on top, which
+  // tells the directions apart in greyscale too (Vega-Lite has no dash channel for rect).
+  if (pipes) {
+    gantt_layers.push_back({
+        {"transform", json::array({{{"filter", "datum.direction == 'up'"}}})},
+        {"mark", {{"type", "rect"}, {"fillOpacity", 0}, {"stroke", "black"}, {"strokeWidth", 1.1},
+                  {"strokeDash", {2, 1}}}},
+        {"encoding",
+         {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
+          {"x", {{"field", "start"}, {"type", "quantitative"}}},
+          {"x2", {{"field", "draw_end"}}}}},
+    });
+  }
   // Asynchronous schedules: mark the steady-state window the iteration time is measured on.
   if (!schedule.synchronous && result.window_end > result.window_start) {
     gantt_layers.push_back({
@@ -381,7 +396,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
         {"spec",
          {{"width", options.width_px},
           {"height", options.memory_row_px},
-          {"mark", {{"type", "area"}, {"interpolate", "step-after"}, {"color", "#9e9e9e"},
+          {"mark", {{"type", "area"}, {"interpolate", "step-after"}, {"color", "#c8c8c8"},
                     {"line", {{"color", "#1a1a1a"}, {"strokeWidth", 0.8}}}}},
           {"encoding",
            {{"x", {{"field", "t"}, {"type", "quantitative"}, {"scale", x_scale},
@@ -400,9 +415,11 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
   const std::string title = label + ": p=" + std::to_string(schedule.devices) +
                             ", m=" + std::to_string(schedule.microbatches) +
                             ", v=" + std::to_string(schedule.chunks);
-  const std::string subtitle = "iteration " + (options.unit_time ? format_slots(iter_ms)
-                                                                  : format_ms(iter_ms)) +
-                               ", bubble " + format_number(100.0 * bubble, 1) + "%";
+  const auto format_time = [&](double t) { return options.unit_time ? format_slots(t) : format_ms(t); };
+  std::string subtitle = "iteration " + format_time(iter_ms);
+  if (!schedule.synchronous && result.window_end > result.window_start)
+    subtitle += " (steady state between the dashed lines)";
+  subtitle += ", bubble " + format_number(100.0 * bubble, 1) + "%";
 
   return {
       {"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Makes docs/figures/: a unit-time Gantt chart (SVG and PNG) of every registered schedule
+# with p=4, m=8 (v=2 for schedules that need chunks), plus one with real costs and
+# communication lanes (1f1b-timed). Schedules that do not support the shape are skipped
+# with the reason. Needs the npm packages (tools/setup.sh) and rsvg-convert.
+#   tools/figures.sh [OUT_DIR]        PPSIM=path/to/ppsim to use a given binary
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+out=${1:-docs/figures}
+
+ppsim=${PPSIM:-}
+if [ -z "$ppsim" ]; then
+  for candidate in build/sim/ppsim build-fig/sim/ppsim; do
+    if [ -x "$candidate" ]; then ppsim=$candidate; break; fi
+  done
+fi
+if [ -z "$ppsim" ]; then
+  echo "figures: building ppsim (tools/build.sh)" >&2
+  tools/build.sh build -DPPSIM_BUILD_TESTS=OFF -DPPSIM_BUILD_BENCHMARKS=OFF >/dev/null
+  ppsim=build/sim/ppsim
+fi
+if [ ! -d node_modules/vega-lite ] || ! command -v rsvg-convert >/dev/null; then
+  echo "figures: needs node_modules (vega, vega-lite) and rsvg-convert: run tools/setup.sh" >&2
+  exit 2
+fi
+export PPSIM_SOURCE_DIR=$repo
+
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Synthetic model: 16 equal layers, so 4 or 8 equal stages; 64 MiB of activations per
+# layer and micro-batch so the memory panel shows what each schedule stashes.
+cat >"$tmp/config.json" <<'JSON'
+{
+  "model": { "layers": [ { "repeat": 16, "forward_ms": 1.0, "backward_ms": 2.0,
+                            "activation_bytes": 67108864, "parameter_bytes": 33554432,
+                            "output_bytes": 16777216 } ] },
+  "cluster": { "devices": 4, "link": { "latency_us": 20, "bandwidth_GBps": 25 } },
+  "pipeline": { "schedule": "1f1b", "stages": 4, "microbatches": 8, "chunks": 1 }
+}
+JSON
+
+made=()
+for name in $("$ppsim" schedule --list | awk '{print $1}'); do
+  ok=0
+  for chunks in 1 2; do
+    if err=$("$ppsim" run "$tmp/config.json" --schedule "$name" --stages 4 --microbatches 8 \
+               --chunks "$chunks" --unit-time --svg "$out/$name.svg" --png "$out/$name.png" 2>&1 >/dev/null); then
+      ok=1; break
+    fi
+  done
+  if [ "$ok" = 1 ]; then made+=("$name"); else echo "figures: skipped $name: $(printf "%s" "$err" | tail -n 1)" >&2; fi
+done
+"$ppsim" run "$tmp/config.json" --schedule 1f1b --stages 4 --microbatches 8 \
+  --svg "$out/1f1b-timed.svg" --png "$out/1f1b-timed.png" >/dev/null
+echo "figures: wrote ${#made[@]} schedules (${made[*]}) and 1f1b-timed to $out/" >&2
