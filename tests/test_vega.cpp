@@ -153,7 +153,7 @@ TEST_CASE("vega communication lanes hold each transfer on both ends", "[vega]") 
   CHECK(sends == 4);
   CHECK(recvs == 4);
   const json domain = spec["vconcat"][0]["layer"][0]["encoding"]["color"]["scale"]["domain"];
-  CHECK(domain == json::array({"F", "B", "activation send/recv", "gradient send/recv"}));
+  CHECK(domain == json::array({"F", "B", "activation", "gradient"}));
   VegaOptions off;
   off.show_comm_lanes = false;
   CHECK(vega_spec(s, r, off)["vconcat"][0]["layer"][0]["encoding"]["y"]["sort"] ==

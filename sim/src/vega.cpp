@@ -209,11 +209,11 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
       (grad ? has_gradient : has_activation) = true;
     }
     if (has_activation) {
-      domain.push_back("activation send/recv");
+      domain.push_back("activation");
       range.push_back(kActivationFill);
     }
     if (has_gradient) {
-      domain.push_back("gradient send/recv");
+      domain.push_back("gradient");
       range.push_back(kGradientFill);
     }
   }
@@ -269,7 +269,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
             {"end", end},
             {"draw_end", std::max(end, start + min_box_ms)},
             {"mid", (start + end) / 2},
-            {"class", grad ? "gradient send/recv" : "activation send/recv"},
+            {"class", grad ? "gradient" : "activation"},
             {"label", label.text},
             {"label_size", label.size},
             {"text_color", grad ? "white" : "black"},
