@@ -13,7 +13,7 @@ const std::vector<ScheduleInfo>& all_schedules() {
       {"1f1b", {"dapple", "pipedream-flush"},
        "1F1B with flush (DAPPLE / PipeDream-Flush), Megatron-LM order", true, &generate_1f1b},
       {"interleaved", {"megatron-interleaved", "virtual-pipeline"},
-       "Interleaved 1F1B, v chunks per device (Megatron-LM virtual pipeline)", true, &generate_interleaved},
+       "Interleaved 1F1B, v chunks per device (Megatron-LM virtual pipeline)", true, &generate_interleaved, 2},
       {"chimera", {}, "Chimera: two 1F1B pipelines in opposite directions merged, weights twice (even p)", true,
        &generate_chimera},
       {"gems", {}, "GEMS: two replicas in opposite directions, one micro-batch stashed per device", true,

@@ -96,55 +96,92 @@ struct CompareArgs {
   bool json_out{false};
 };
 
+/// Chunks per device a schedule is compared at: one for single-stage schedules; for
+/// chunked ones the config's chunks when it asks for more than one, else the schedule's
+/// own default (2 for interleaved), so a plain config still shows them.
+int compare_chunks(const ScheduleInfo& info, const Config& base) {
+  if (info.chunks <= 1) return 1;
+  return base.pipeline.chunks > 1 ? base.pipeline.chunks : info.chunks;
+}
+
 int cmd_compare(const CompareArgs& a) {
   const Config base = load_with_overrides(a.config, a.overrides);
-  std::vector<std::string> names;
+  std::vector<const ScheduleInfo*> infos;
   if (!a.schedules.empty()) {
     std::stringstream ss(a.schedules);
     for (std::string n; std::getline(ss, n, ',');) {
-      if (find_schedule(n) == nullptr)
+      const ScheduleInfo* info = find_schedule(n);
+      if (info == nullptr)
         throw ConfigError("--schedules", "", "unknown schedule '" + n + "' (known: " + known_schedule_names() + ")");
-      names.push_back(n);
+      if (std::find(infos.begin(), infos.end(), info) == infos.end()) infos.push_back(info);
     }
   } else {
-    for (const auto& info : all_schedules()) names.push_back(info.name);
+    for (const auto& info : all_schedules()) infos.push_back(&info);
   }
   json rows = json::array(), skipped = json::array();
-  for (const auto& name : names) {
+  for (const ScheduleInfo* info : infos) {
     Config c = base;
-    c.pipeline.schedule = name;
+    c.pipeline.schedule = info->name;
+    c.pipeline.chunks = compare_chunks(*info, base);
     try {
+      check_pipeline(c);
       const Run run = prepare_run(c);
       auto links = make_links(c, run.schedule.devices);
       const SimResult result = simulate(run.schedule, run.costs, *links, SimOptions{false});
-      rows.push_back(make_report(run, result));
+      const json rep = make_report(run, result);
+      int versions = 0;
+      for (const auto& d : rep["per_device"]) versions = std::max(versions, d["weight_versions"].get<int>());
+      json row = {{"schedule", info->name},
+                  {"chunks", c.pipeline.chunks},
+                  {"iteration_time_ms", rep["iteration_time_ms"]},
+                  {"bubble_rate", rep["bubble_rate"]},
+                  {"peak_memory_bytes", rep["peak_memory_bytes"]},
+                  {"weight_versions", versions},
+                  {"synchronous", rep["synchronous"]},
+                  {"samples_per_s", rep["samples_per_s"]},
+                  {"measured_window", rep["measured_window"]}};
+      if (rep.contains("note")) row["note"] = rep["note"];
+      rows.push_back(std::move(row));
     } catch (const ScheduleError& e) {
-      skipped.push_back({{"schedule", name}, {"reason", e.what()}});
+      skipped.push_back({{"schedule", info->name}, {"reason", e.what()}});
     } catch (const ConfigError& e) {
-      skipped.push_back({{"schedule", name}, {"reason", e.what()}});
+      skipped.push_back({{"schedule", info->name}, {"reason", e.what()}});
     }
   }
+  // Ties keep registry order.
   std::stable_sort(rows.begin(), rows.end(), [](const json& x, const json& y) {
     return x["iteration_time_ms"].get<double>() < y["iteration_time_ms"].get<double>();
   });
   if (a.json_out) {
-    std::cout << json{{"results", rows}, {"not_applicable", skipped}}.dump(2) << "\n";
+    std::cout << json{{"config", base.file},
+                      {"stages", base.pipeline.stages},
+                      {"microbatches", base.pipeline.microbatches},
+                      {"devices", base.devices},
+                      {"results", rows},
+                      {"not_applicable", skipped}}
+                     .dump(2)
+              << "\n";
     return 0;
   }
-  std::cout << std::left << std::setw(14) << "schedule" << std::right << std::setw(14) << "iteration_ms" << std::setw(9)
-            << "bubble" << std::setw(16) << "peak_memory_B" << std::setw(9) << "versions" << std::setw(7) << "sync"
-            << "\n";
+  std::cout << base.file << ": stages " << base.pipeline.stages << ", micro-batches " << base.pipeline.microbatches
+            << ", devices " << base.devices << "; sorted by iteration time\n";
+  std::cout << std::left << std::setw(13) << "schedule" << std::right << std::setw(7) << "chunks" << std::setw(14)
+            << "iteration_ms" << std::setw(9) << "bubble" << std::setw(14) << "peak_mem_GiB" << std::setw(10)
+            << "versions" << std::setw(6) << "sync" << "\n";
   for (const auto& r : rows) {
-    int versions = 0;
-    for (const auto& d : r["per_device"]) versions = std::max(versions, d["weight_versions"].get<int>());
-    std::cout << std::left << std::setw(14) << r["schedule"].get<std::string>() << std::right << std::fixed
-              << std::setprecision(3) << std::setw(14) << r["iteration_time_ms"].get<double>() << std::setw(9)
-              << std::setprecision(4) << r["bubble_rate"].get<double>() << std::setw(16)
-              << r["peak_memory_bytes"].get<std::int64_t>() << std::setw(9) << versions << std::setw(7)
-              << (r["synchronous"].get<bool>() ? "yes" : "no") << "\n";
+    const bool sync = r["synchronous"].get<bool>();
+    std::cout << std::left << std::setw(13) << r["schedule"].get<std::string>() << std::right << std::setw(7)
+              << r["chunks"].get<int>() << std::fixed << std::setprecision(3) << std::setw(14)
+              << r["iteration_time_ms"].get<double>() << std::setprecision(4) << std::setw(9)
+              << r["bubble_rate"].get<double>() << std::setprecision(3) << std::setw(14)
+              << static_cast<double>(r["peak_memory_bytes"].get<std::int64_t>()) / (1024.0 * 1024.0 * 1024.0)
+              << std::setw(10) << r["weight_versions"].get<int>() << std::setw(6) << (sync ? "yes" : "no")
+              << (sync ? "" : "  (steady state per iteration)") << "\n";
   }
+  if (!skipped.empty()) std::cout << "\nnot applicable:\n";
   for (const auto& s : skipped)
-    std::cout << "not applicable: " << s["schedule"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
+    std::cout << "  " << std::left << std::setw(12) << s["schedule"].get<std::string>() << s["reason"].get<std::string>()
+              << "\n";
   return 0;
 }
 

@@ -20,6 +20,9 @@ struct ScheduleInfo {
   std::string description;
   bool synchronous{true};
   ScheduleGenerator generate{nullptr};
+  /// Chunks per device `ppsim compare` builds it with when the config gives one: 1 for
+  /// schedules with one stage per device, 2 for interleaved and V-shaped ones.
+  int chunks{1};
 };
 
 /// @brief Every registered schedule, in presentation order.
