@@ -1,5 +1,6 @@
 // Structural checks on a schedule before it is simulated: every op the engine will
 // look for exists exactly once, and each (stage, pipe) lives on one device.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,16 @@ void validate_schedule(const Schedule& s) {
       max_mb = std::max(max_mb, op.microbatch);
     }
   if (max_mb < 0) throw ScheduleError("schedule has no ops");
+  for (const GradientSync& sync : s.gradient_syncs) {
+    if (sync.stage < 0 || sync.stage >= s.num_stages)
+      throw ScheduleError("gradient sync of stage " + std::to_string(sync.stage) + ": stage out of range");
+    for (std::size_t i = 0; i < sync.devices.size(); ++i) {
+      const int d = sync.devices[i];
+      if (d < 0 || d >= s.devices || std::find(sync.devices.begin(), sync.devices.begin() + i, d) != sync.devices.begin() + i)
+        throw ScheduleError("gradient sync of stage " + std::to_string(sync.stage) + ": device " + std::to_string(d) +
+                            " out of range or listed twice");
+    }
+  }
 
   const std::size_t slots = static_cast<std::size_t>(s.pipes) * s.num_stages;
   std::vector<int> stage_device(slots, -1);

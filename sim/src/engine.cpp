@@ -86,6 +86,7 @@ class Engine {
     }
   }
   [[noreturn]] void report_deadlock() const;
+  void run_gradient_syncs();
 
   const Schedule& s_;
   const std::vector<StageCost>& costs_;
@@ -223,6 +224,45 @@ void Engine::report_deadlock() const {
   throw DeadlockError(msg);
 }
 
+// Ring all-reduce of each stage's gradients among its replicas, started when the last
+// replica has run its last op on the stage: 2(n-1) steps in which every member sends
+// bytes/n to the next, each step on the link model, so free links cost nothing and a
+// uniform link costs 2(n-1)/n * bytes / bandwidth + 2(n-1) latencies. They run after the
+// compute they wait for and before the iteration ends.
+void Engine::run_gradient_syncs() {
+  struct Ready {
+    TimeNs at;
+    std::size_t index;
+  };
+  std::vector<Ready> ready;
+  for (std::size_t g = 0; g < s_.gradient_syncs.size(); ++g) {
+    const GradientSync& sync = s_.gradient_syncs[g];
+    TimeNs at{};
+    for (int d : sync.devices)
+      for (int i = r_.device_first_op[d]; i < r_.device_first_op[d + 1]; ++i)
+        if (r_.ops[i].op.stage == sync.stage) at = std::max(at, r_.ops[i].end);
+    ready.push_back({at, g});
+  }
+  std::stable_sort(ready.begin(), ready.end(), [](const Ready& a, const Ready& b) { return a.at < b.at; });
+  for (const Ready& entry : ready) {
+    const GradientSync& sync = s_.gradient_syncs[entry.index];
+    const int members = static_cast<int>(sync.devices.size());
+    const Bytes bytes = costs_[sync.stage].parameters;
+    TimeNs t = entry.at;
+    if (members > 1 && !links_.is_free()) {
+      const Bytes piece{(bytes.value + members - 1) / members};
+      for (int step = 0; step < 2 * (members - 1); ++step) {
+        TimeNs step_end = t;
+        for (int i = 0; i < members; ++i)
+          step_end = std::max(step_end, links_.reserve(sync.devices[i], sync.devices[(i + 1) % members], piece, t).end);
+        t = step_end;
+      }
+    }
+    r_.collectives.push_back({sync.stage, sync.devices, bytes, entry.at, t});
+    r_.last_end = std::max(r_.last_end, t);
+  }
+}
+
 SimResult Engine::run() {
   validate_schedule(s_);
   if (static_cast<int>(costs_.size()) != s_.num_stages)
@@ -297,6 +337,7 @@ SimResult Engine::run() {
     r_.last_end = std::max(r_.last_end, rec.end);
   }
   if (total == 0) r_.first_start = TimeNs{};
+  run_gradient_syncs();
   const bool steady_state =
       !(s_.synchronous || s_.iterations <= 1 || s_.measure_from < 1 || s_.measure_from >= s_.iterations);
   if (!steady_state) {

@@ -36,6 +36,13 @@ enum class WeightPolicy : std::uint8_t {
   DoubleBuffer,  ///< PipeDream-2BW: two versions
 };
 
+/// @brief Devices that each hold a replica of one model stage and all-reduce its weight
+/// gradients once they have all run their last op on it (bidirectional schedules).
+struct GradientSync {
+  int stage{0};              ///< model stage index
+  std::vector<int> devices;  ///< the devices holding a replica of it
+};
+
 /// @brief A complete schedule: what every device runs, in order.
 struct Schedule {
   std::string name;            ///< canonical registry name
@@ -54,6 +61,9 @@ struct Schedule {
   /// the last measured iteration runs; they belong to no iteration.
   int measure_from{0};
   std::vector<std::vector<Op>> device_ops;  ///< [device] -> ops in execution order
+  /// Gradient all-reduces between stage replicas at the end of the iteration; the engine
+  /// costs them with the link model (parameter bytes of the stage, ring all-reduce).
+  std::vector<GradientSync> gradient_syncs;
   std::string note;  ///< human note (e.g. where we follow a reference over a paper)
 };
 

@@ -82,6 +82,15 @@ struct TransferRecord {
   TimeNs end;
 };
 
+/// @brief One gradient all-reduce between the replicas of a stage (Schedule::gradient_syncs).
+struct CollectiveRecord {
+  int stage{0};
+  std::vector<int> devices;
+  Bytes bytes;   ///< gradient bytes reduced (the stage's parameter bytes)
+  TimeNs start;  ///< when the last replica finished its last op on the stage
+  TimeNs end;
+};
+
 /// @brief Memory in use on a device from time `t` on.
 struct MemorySample {
   int device{0};
@@ -114,6 +123,7 @@ struct SimResult {
   std::vector<OpRecord> ops;             ///< device 0's ops in order, then device 1's, ...
   std::vector<int> device_first_op;      ///< index of each device's first op; size devices+1
   std::vector<TransferRecord> transfers; ///< in the order they were started
+  std::vector<CollectiveRecord> collectives;  ///< gradient all-reduces, in start order
   /// Per op: the input that arrived last (producer op index, -1 for none) and the
   /// transfer that carried it (-1 when local or free). Backtracking these and device
   /// order from the last op gives the critical path.
