@@ -99,3 +99,31 @@ TEST_CASE("gems: weights 2 M_theta, activations Ma, a pair of micro-batches ever
   const SimResult big = simulate_free(make_schedule("gems", {8, 2000, 1, 0}), uniform_costs(8, 1.0, 2.0));
   CHECK(mean_bubble(big) == Approx(7.0 / 8.5).epsilon(1e-3));
 }
+
+TEST_CASE("chimera and gems all-reduce each stage's gradients between its two replicas", "[schedules][chimera][gems][sync]") {
+  const Schedule s = make_schedule("chimera", {4, 4, 1, 0});
+  REQUIRE(s.gradient_syncs.size() == 4);
+  CHECK(s.gradient_syncs[1].stage == 1);
+  CHECK(s.gradient_syncs[1].devices == std::vector<int>{1, 2});
+  // Parameters 1e6 bytes per stage on 1 GB/s links with no latency: a two-member ring
+  // all-reduce moves 2(n-1)/n * 1e6 bytes = 1 ms. Stage 0's replicas (devices 0 and 3)
+  // finish their last backward at 10 ms, so the iteration ends at 11 ms; stage 3's
+  // all-reduce on the same two devices ran earlier (7..8 ms) and does not delay it.
+  auto costs = uniform_costs(4, 1.0, 1.0, 1000, 1'000'000);
+  UniformLinkModel links(4, TimeNs{}, 1.0);
+  const SimResult r = simulate(s, costs, links);
+  REQUIRE(r.collectives.size() == 4);
+  CHECK(r.iteration_time.ns == 11'000'000);
+  for (const auto& c : r.collectives) {
+    CAPTURE(c.stage);
+    CHECK(c.start.ns == (10 - c.stage) * 1'000'000);
+    CHECK((c.end - c.start).ns == 1'000'000);
+    CHECK(c.bytes.value == 1'000'000);
+  }
+  // Free links: the all-reduces cost nothing and the bubble formula stands.
+  CHECK(simulate_free(s, costs).iteration_time.ns == 10'000'000);
+  // GEMS with odd p: the middle device adds its two replicas locally.
+  const Schedule g = make_schedule("gems", {3, 4, 1, 0});
+  REQUIRE(g.gradient_syncs.size() == 2);
+  CHECK(g.gradient_syncs[0].devices == std::vector<int>{0, 2});
+}

@@ -12,7 +12,8 @@
 // starts 2p slots after the previous one, which is when the reference generator starts
 // the next pipeline pair (direct concatenation); with equal forward and backward times it
 // leaves no bubble between units, so the iteration takes 2m+p-2 slots.
-// Each device runs its ops in slot order.
+// Each device runs its ops in slot order. The two replicas of each stage all-reduce their
+// gradients once both have run their last backward on it.
 #include <algorithm>
 #include <tuple>
 
@@ -54,6 +55,9 @@ Schedule generate_chimera(const ScheduleParams& params) {
     s.device_ops[d].reserve(ops.size());
     for (const auto& entry : ops) s.device_ops[d].push_back(entry.second);
   }
+  // Stage k's two replicas (device k down, device p-1-k up) all-reduce their gradients
+  // as soon as both are done with it (the paper's eager synchronisation).
+  for (int k = 0; k < p; ++k) s.gradient_syncs.push_back({k, {k, p - 1 - k}});
   return s;
 }
 

@@ -28,6 +28,11 @@ Schedule generate_gems(const ScheduleParams& params) {
       ops.push_back(backward(mb, stage, 0, pipe));
     }
   }
+  // Synchronous training: the two replicas of each stage all-reduce their gradients (with
+  // odd p the middle device holds both replicas of its stage and adds them locally).
+  if (m > 1)
+    for (int k = 0; k < p; ++k)
+      if (k != p - 1 - k) s.gradient_syncs.push_back({k, {k, p - 1 - k}});
   return s;
 }
 
