@@ -1,0 +1,60 @@
+// Zero-bubble H1 and looped BFS, in torch.distributed.pipelining's orders.
+#include <catch2/catch.hpp>
+
+#include "test_schedules_helpers.h"
+
+using namespace ppsim;
+using namespace ppsim_sched_test;
+
+namespace {
+// F = 1, B (input gradient) = 1, W = 1 ms: backward 2 ms of which 1 ms weight gradient.
+std::vector<StageCost> zb_costs(int stages, std::int64_t act = 900) {
+  auto costs = uniform_costs(stages, 1.0, 2.0, act);
+  for (auto& c : costs) {
+    c.weight_grad = TimeNs::from_ms(1.0);
+    c.weight_activation = Bytes{act / 3};
+  }
+  return costs;
+}
+}  // namespace
+
+TEST_CASE("zb-h1 p=4 m=6 order: device d holds back d weight gradients", "[schedules][zb-h1]") {
+  const Schedule s = make_schedule("zb-h1", {4, 6, 1, 0});
+  REQUIRE(s.split_backward);
+  CHECK(order(s, 0) == "F0 F1 F2 F3 B0 W0 F4 B1 W1 F5 B2 W2 B3 W3 B4 W4 B5 W5");
+  CHECK(order(s, 1) == "F0 F1 F2 B0 F3 B1 W0 F4 B2 W1 F5 B3 W2 B4 W3 B5 W4 W5");
+  CHECK(order(s, 2) == "F0 F1 B0 F2 B1 F3 B2 W0 F4 B3 W1 F5 B4 W2 B5 W3 W4 W5");
+  CHECK(order(s, 3) == "F0 B0 F1 B1 F2 B2 F3 B3 W0 F4 B4 W1 F5 B5 W2 W3 W4 W5");
+}
+
+TEST_CASE("zb-h1 with F = B = W: bubble (p-1)(F+B-W) instead of 1F1B's (p-1)(F+B+W)", "[schedules][zb-h1][bubble]") {
+  for (int p : {2, 3, 4, 8}) {
+    for (int m : {8, 12, 24}) {
+      CAPTURE(p, m);
+      const SimResult zb = simulate_free(make_schedule("zb-h1", {p, m, 1, 0}), zb_costs(p));
+      CHECK(zb.iteration_time.ns == static_cast<std::int64_t>(3 * m + p - 1) * 1'000'000);
+      CHECK(mean_bubble(zb) == Approx(static_cast<double>(p - 1) / (3 * m + p - 1)).epsilon(1e-12));
+      const SimResult dapple = simulate_free(make_schedule("1f1b", {p, m, 1, 0}), zb_costs(p));
+      CHECK(dapple.iteration_time.ns == static_cast<std::int64_t>(3 * m + 3 * (p - 1)) * 1'000'000);
+      // Activation memory no higher than 1F1B's p*Ma.
+      for (int d = 0; d < p; ++d) CHECK(zb.per_device[d].peak_activation.value <= p * 900);
+      CHECK(zb.per_device[0].peak_activation.value == p * 900);
+    }
+  }
+  validate_schedule(make_schedule("zb-h1", {8, 3, 1, 0}));  // m < p runs too
+}
+
+TEST_CASE("looped-bfs order and bubble (p-1)/(v*m+p-1) for m >= p", "[schedules][looped-bfs]") {
+  const Schedule s = make_schedule("looped-bfs", {2, 3, 2, 0});
+  CHECK(order(s, 1) == "F0 F1 F2 F0c1 F1c1 F2c1 B2c1 B1c1 B0c1 B2 B1 B0");
+  for (int p : {2, 4}) {
+    for (int v : {1, 2, 3}) {
+      for (int m : {4, 8, 9}) {
+        CAPTURE(p, v, m);
+        const SimResult r = simulate_free(make_schedule("looped-bfs", {p, m, v, 0}), uniform_costs(p * v, 1.0, 2.0));
+        CHECK(r.iteration_time.ns == static_cast<std::int64_t>(v * m + p - 1) * 3'000'000);
+        CHECK(mean_bubble(r) == Approx(static_cast<double>(p - 1) / (v * m + p - 1)).epsilon(1e-12));
+      }
+    }
+  }
+}
