@@ -58,3 +58,27 @@ TEST_CASE("looped-bfs order and bubble (p-1)/(v*m+p-1) for m >= p", "[schedules]
     }
   }
 }
+
+TEST_CASE("zbv: torch's V order, makespan 6m+p-1 with F = B = W per chunk for m >= 2p-1", "[schedules][zbv]") {
+  const Schedule s = make_schedule("zb-v", {4, 8, 2, 0});
+  REQUIRE(s.name == "zbv");
+  REQUIRE(s.num_stages == 8);
+  // Device 3 (the V's tip): 1 chunk-0 forward, 3 (chunk-1, chunk-0) forward pairs, then
+  // chunk 1's first F B W.
+  CHECK(order(s, 3).rfind("F0 F0c1 F1 F1c1 F2 F2c1 F3 F3c1 B0c1 W0c1 F4 B0 W0 F4c1", 0) == 0);
+  CHECK(order(s, 0).rfind("F0 F1 F2 F3 F4 F5 F6 F0c1 B0c1 W0c1 F1c1 B1c1 W1c1", 0) == 0);
+  for (int d = 0; d < 4; ++d)
+    for (const Op& op : s.device_ops[d]) CHECK(op.stage == (op.chunk == 0 ? d : 7 - d));
+  for (int p : {2, 4, 6}) {
+    for (int m : {2 * p - 1, 2 * p, 3 * p + 1}) {
+      CAPTURE(p, m);
+      const Schedule z = make_schedule("zbv", {p, m, 2, 0});
+      const SimResult r = simulate_free(z, zb_costs(2 * p, 600));
+      CHECK(r.iteration_time.ns == static_cast<std::int64_t>(6 * m + p - 1) * 1'000'000);
+      // Activations: at most 2p chunk micro-batches, as 1F1B's p whole-device ones.
+      for (int d = 0; d < p; ++d) CHECK(r.per_device[d].peak_activation.value <= 2 * p * 600);
+    }
+  }
+  for (int m : {1, 2, 3, 5}) validate_schedule(make_schedule("zbv", {4, m, 2, 0}));  // ops of m.. dropped
+  CHECK_THROWS_WITH(make_schedule("zbv", {4, 8, 1, 0}), Catch::Contains("exactly 2 chunks"));
+}
