@@ -74,6 +74,7 @@ TEST_CASE("cpu calibration drives ppsim: per-stage forward = sum of profile laye
   REQUIRE(run(kSim + " run " + (d.path / "cfg.json").string() + " --json > " + (d.path / "report.json").string()) == 0);
   const json rep = read(d.path / "report.json");
   REQUIRE(rep.at("per_stage").size() == 2);
+  CHECK(rep.at("model").get<std::string>().find("[costs: measured profile ") != std::string::npos);
   // 6 layers (embedding, 4 blocks, head) in 2 stages of 3.
   const std::string emb = "embedding h=64 s=32 fp32 v=128 b=2";
   const std::string blk = "transformer_block h=64 s=32 fp32 a=4 ffn=256 b=2";
@@ -125,6 +126,7 @@ TEST_CASE("roofline costs from a device spec are labelled as an estimate", "[cal
   REQUIRE(run(kSim + " run " + (d.path / "cfg.json").string() + " --json > " + (d.path / "r.json").string()) == 0);
   const json rep = read(d.path / "r.json");
   CHECK(rep.at("iteration_time_ms").get<double>() > 0);
+  CHECK(rep.at("model").get<std::string>().find("[costs: roofline ESTIMATE from ") != std::string::npos);
   // 26 layers (embedding, 24 blocks, head): 13 per stage.
   CHECK(rep["per_stage"][0]["layers"] == json::array({0, 13}));
 }

@@ -103,6 +103,8 @@ json make_report(const Run& run, const SimResult& r) {
               {"per_device", per_device},
               {"per_stage", per_stage}};
   if (c.sequence_length > 0) rep["tokens_per_s"] = rep["samples_per_s"].get<double>() * c.sequence_length;
+  // Where the layer costs came from (a calibration profile, or a roofline labelled ESTIMATE).
+  if (c.source.contains("model") && c.source["model"].contains("name")) rep["model"] = c.source["model"]["name"];
   double flops = 0;
   for (const auto& l : c.layers) flops += l.flops;
   if (flops > 0 && c.device_peak_tflops > 0 && iter_ms > 0) {
@@ -178,6 +180,8 @@ std::string format_report_table(const json& rep) {
   o << std::fixed;
   o << "schedule " << rep["schedule"].get<std::string>() << "  stages " << rep["stages"] << "  microbatches "
     << rep["microbatches"] << "  chunks " << rep["chunks"] << "  devices " << rep["devices"] << "\n";
+  if (rep.contains("model") && rep["model"].is_string() && rep["model"].get<std::string>().find("[costs:") != std::string::npos)
+    o << "model " << rep["model"].get<std::string>() << "\n";
   o << std::setprecision(4) << "iteration time " << rep["iteration_time_ms"].get<double>() << " ms";
   if (!rep["synchronous"].get<bool>())
     o << " (steady state over " << rep["measured_window"]["iterations"] << " iterations)";
