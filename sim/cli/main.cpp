@@ -45,6 +45,7 @@ Config load_with_overrides(const std::string& path, const Overrides& o) {
   }
   if (o.microbatches > 0) c.pipeline.microbatches = o.microbatches;
   if (o.chunks > 0) c.pipeline.chunks = o.chunks;
+  resolve_devices(c);  // stages x parallel.data_parallel, or the whole cluster
   check_pipeline(c);
   return c;
 }

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cluster_config.h"
 #include "json_reader.h"
 #include "transformer_costs.h"
 #include "ppsim/registry.h"
@@ -27,7 +28,8 @@ void parse_layers(const JsonReader& r, const json& model, Config& c) {
     const json& g = layers[i];
     if (!g.is_object()) r.fail(p, "must be an object");
     r.check_keys(g, p, {"name", "repeat", "forward_ms", "backward_ms", "weight_grad_ms", "activation_bytes",
-                        "weight_activation_bytes", "parameter_bytes", "output_bytes", "static_bytes", "flops"});
+                        "weight_activation_bytes", "parameter_bytes", "output_bytes", "static_bytes", "flops",
+                        "selective_recompute_bytes", "selective_recompute_ms"});
     LayerSpec l;
     l.name = r.string(g, "name", p, "layer");
     const std::int64_t repeat = r.integer(g, "repeat", p, 1, 1, kMaxLayers);
@@ -46,6 +48,10 @@ void parse_layers(const JsonReader& r, const json& model, Config& c) {
     l.output_bytes = r.integer(g, "output_bytes", p, 0, 0, kMaxBytes);
     l.static_bytes = r.integer(g, "static_bytes", p, 0, 0, kMaxBytes);
     l.flops = r.number(g, "flops", p, 0.0);
+    l.selective_recompute_bytes = r.integer(g, "selective_recompute_bytes", p, 0, 0, kMaxBytes);
+    if (l.selective_recompute_bytes > l.activation_bytes)
+      r.fail(p + ".selective_recompute_bytes", "is part of activation_bytes and cannot exceed it");
+    l.selective_recompute_ms = r.number(g, "selective_recompute_ms", p, 0.0);
     total += repeat;
     if (total > kMaxLayers) r.fail(path, "more than " + std::to_string(kMaxLayers) + " layers in all");
     for (std::int64_t k = 0; k < repeat; ++k) c.layers.push_back(l);
@@ -62,7 +68,7 @@ Config parse_config(const json& doc_in, const std::string& file) {
   c.file = file;
   c.source = doc;
   if (!doc.is_object()) r.fail("", "the top level must be a JSON object");
-  r.check_keys(doc, "", {"model", "cluster", "pipeline", "description"});
+  r.check_keys(doc, "", {"model", "cluster", "pipeline", "description", "memory", "parallel"});
 
   const json& model = r.object(doc, "model", "");
   r.check_keys(model, "model", {"name", "layers", "micro_batch_size", "sequence_length"});
@@ -71,9 +77,16 @@ Config parse_config(const json& doc_in, const std::string& file) {
   c.sequence_length = static_cast<int>(r.integer(model, "sequence_length", "model", 0, 0, 1 << 24));
 
   const json& cluster = r.object(doc, "cluster", "");
-  r.check_keys(cluster, "cluster", {"devices", "link", "device_peak_tflops"});
-  c.devices = static_cast<int>(r.integer(cluster, "devices", "cluster", std::nullopt, 1, kMaxStages * 1024));
-  c.device_peak_tflops = r.number(cluster, "device_peak_tflops", "cluster", 0.0);
+  r.check_keys(cluster, "cluster", {"devices", "link", "device_peak_tflops", "nodes", "gpus_per_node", "nics_per_node",
+                                    "intra_link", "inter_link", "preset", "placement", "gpu_memory_GiB"});
+  detail::parse_cluster_topology(r, cluster, c);
+  const std::optional<std::int64_t> all_gpus =
+      c.cluster.given() ? std::optional<std::int64_t>(std::int64_t{c.cluster.nodes} * c.cluster.gpus_per_node) : std::nullopt;
+  c.devices = static_cast<int>(r.integer(cluster, "devices", "cluster", all_gpus, 1, kMaxStages * 1024));
+  if (all_gpus && c.devices > *all_gpus)
+    r.fail("cluster.devices", std::to_string(c.devices) + " devices, but nodes x gpus_per_node = " + std::to_string(*all_gpus));
+  c.cluster_devices = c.devices;
+  c.device_peak_tflops = r.number(cluster, "device_peak_tflops", "cluster", c.device_peak_tflops);
   if (cluster.contains("link")) {
     const json& link = r.object(cluster, "link", "cluster");
     r.check_keys(link, "cluster.link", {"latency_us", "bandwidth_GBps"});
@@ -82,12 +95,16 @@ Config parse_config(const json& doc_in, const std::string& file) {
   }
 
   const json& pipe = r.object(doc, "pipeline", "");
-  r.check_keys(pipe, "pipeline", {"schedule", "stages", "microbatches", "chunks", "iterations"});
+  r.check_keys(pipe, "pipeline", {"schedule", "stages", "microbatches", "chunks", "iterations", "partition"});
   c.pipeline.schedule = r.string(pipe, "schedule", "pipeline", "1f1b");
   c.pipeline.stages = static_cast<int>(r.integer(pipe, "stages", "pipeline", std::nullopt, 1, kMaxStages));
   c.pipeline.microbatches = static_cast<int>(r.integer(pipe, "microbatches", "pipeline", std::nullopt, 1, kMaxMicrobatches));
   c.pipeline.chunks = static_cast<int>(r.integer(pipe, "chunks", "pipeline", 1, 1, kMaxChunks));
   c.pipeline.iterations = static_cast<int>(r.integer(pipe, "iterations", "pipeline", 0, 0, 1000));
+  detail::parse_partition(r, pipe, c);
+  detail::parse_memory(r, doc, c);
+  detail::parse_parallel(r, doc, c);
+  resolve_devices(c);
   check_pipeline(c);
   return c;
 }
@@ -115,16 +132,22 @@ void check_pipeline(const Config& c) {
     r.fail("cluster.devices", std::to_string(c.devices) + " devices are not a whole number of " +
                                   std::to_string(p.stages) + "-stage pipeline replicas");
   const auto layers = static_cast<std::int64_t>(c.layers.size());
-  if (layers % stages != 0)
+  if (p.partition.kind == PartitionSpec::Kind::Default && layers % stages != 0)
     r.fail("model.layers", std::to_string(layers) + " layers do not divide into " + std::to_string(p.stages) +
                                " stages x " + std::to_string(p.chunks) + " chunks = " + std::to_string(stages) + " equal stages");
+  if (p.partition.kind == PartitionSpec::Kind::Balanced && layers < stages)
+    r.fail("pipeline", std::to_string(layers) + " layers cannot fill " + std::to_string(stages) + " stages (stages x chunks)");
+  if (p.partition.kind == PartitionSpec::Kind::Uniform || p.partition.kind == PartitionSpec::Kind::Explicit)
+    (void)stage_layer_counts(c);  // throws ConfigError naming pipeline.partition
 }
 
 std::vector<std::pair<int, int>> stage_layer_ranges(const Config& c) {
-  const int stages = c.pipeline.stages * c.pipeline.chunks;
-  const int per = static_cast<int>(c.layers.size()) / stages;
   std::vector<std::pair<int, int>> ranges;
-  for (int s = 0; s < stages; ++s) ranges.emplace_back(s * per, (s + 1) * per);
+  int first = 0;
+  for (int count : stage_layer_counts(c)) {
+    ranges.emplace_back(first, first + count);
+    first += count;
+  }
   return ranges;
 }
 
@@ -147,6 +170,7 @@ std::vector<StageCost> stage_costs(const Config& c) {
     sc.backward = TimeNs::from_ms(b);
     sc.weight_grad = TimeNs::from_ms(w);
     sc.output = Bytes{c.layers[last - 1].output_bytes};
+    apply_memory_model(c, first, last, sc);
     costs.push_back(sc);
   }
   return costs;

@@ -8,7 +8,9 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "ppsim/cluster_report.h"
 #include "ppsim/registry.h"
+#include "ppsim/topology.h"
 
 namespace ppsim {
 
@@ -25,8 +27,7 @@ Run prepare_run(const Config& config) {
 }
 
 std::unique_ptr<LinkModel> make_links(const Config& config, int devices) {
-  return std::make_unique<UniformLinkModel>(devices, TimeNs::from_ms(config.link.latency_us / 1000.0),
-                                            config.link.bandwidth_GBps);
+  return make_topology_links(config, devices);
 }
 
 namespace {
@@ -112,6 +113,7 @@ json make_report(const Run& run, const SimResult& r) {
     rep["mfu"] = achieved / (c.device_peak_tflops * 1e12 * c.devices);
   }
   if (!s.note.empty()) rep["note"] = s.note;
+  add_cluster_report(rep, run, r);
   return rep;
 }
 
@@ -199,6 +201,7 @@ std::string format_report_table(const json& rep) {
       << cp["communication_ms"].get<double>() << " ms over " << cp["transfers"] << " transfers, link waits "
       << cp["link_wait_ms"].get<double>() << " ms\n";
   }
+  o << format_cluster_lines(rep);
   o << "\n";
   o << std::left << std::setw(7) << "device" << std::right << std::setw(12) << "compute_ms" << std::setw(12) << "idle_ms"
     << std::setw(8) << "bubble" << std::setw(14) << "peak_memory" << std::setw(14) << "activations" << std::setw(14)

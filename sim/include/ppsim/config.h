@@ -9,6 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "ppsim/engine.h"
+#include "ppsim/memory_model.h"
+#include "ppsim/partition.h"
+#include "ppsim/topology.h"
 
 namespace ppsim {
 
@@ -31,6 +34,8 @@ struct LayerSpec {
   std::int64_t output_bytes{0};
   std::int64_t static_bytes{0};  ///< gradients + optimizer state
   double flops{0};               ///< forward+backward FLOPs per micro-batch (0 = unknown)
+  std::int64_t selective_recompute_bytes{0};  ///< part of activation_bytes selective recompute drops
+  double selective_recompute_ms{0};           ///< time selective recompute adds to backward
 };
 
 struct PipelineSpec {
@@ -39,6 +44,7 @@ struct PipelineSpec {
   int microbatches{1};
   int chunks{1};
   int iterations{0};  ///< asynchronous schedules; 0 lets the schedule choose
+  PartitionSpec partition;  ///< how layers are split into stages
 };
 
 struct LinkSpec {
@@ -55,6 +61,10 @@ struct Config {
   double device_peak_tflops{0};  ///< for MFU; 0 = unknown
   LinkSpec link;
   PipelineSpec pipeline;
+  int cluster_devices{0};  ///< GPUs the cluster has (cluster.devices or nodes x gpus_per_node)
+  ClusterSpec cluster;     ///< nodes, links, placement (topology.h)
+  MemorySpec memory;       ///< optimizer, precision, recompute, limit (memory_model.h)
+  ParallelSpec parallel;   ///< data parallelism (topology.h)
   nlohmann::json source;  ///< the parsed document
 };
 
