@@ -82,3 +82,25 @@ TEST_CASE("zbv: torch's V order, makespan 6m+p-1 with F = B = W per chunk for m 
   for (int m : {1, 2, 3, 5}) validate_schedule(make_schedule("zbv", {4, m, 2, 0}));  // ops of m.. dropped
   CHECK_THROWS_WITH(make_schedule("zbv", {4, 8, 1, 0}), Catch::Contains("exactly 2 chunks"));
 }
+
+TEST_CASE("dualpipev: torch's order, written out by hand for p=2 m=4", "[schedules][dualpipev]") {
+  const Schedule s = make_schedule("dualpipev", {2, 4, 2, 0});
+  REQUIRE(s.split_backward);
+  // A full backward is B followed at once by its W; the W's of input-gradient-only
+  // backwards wait in a queue, oldest first.
+  CHECK(order(s, 0) == "F0 F1 F2 F0c1 B0c1 W0c1 F1c1 F3 B1c1 W1c1 F2c1 B0 W0 B2c1 W2c1 F3c1 B1 W1 B3c1 W3c1 B2 W2 B3 W3");
+  CHECK(order(s, 1) == "F0 F0c1 F1 F1c1 F2 B0c1 W0c1 F2c1 B0 W0 F3 B1c1 W1c1 F3c1 B1 W1 B2c1 W2c1 B2 W2 B3c1 B3 W3c1 W3");
+  for (int p : {2, 4, 8}) {
+    for (int m : {2 * p, 3 * p, 4 * p + 2}) {
+      CAPTURE(p, m);
+      const Schedule z = make_schedule("dualpipev", {p, m, 2, 0});
+      for (int d = 0; d < p; ++d)
+        for (const Op& op : z.device_ops[d]) CHECK(op.stage == (op.chunk == 0 ? d : 2 * p - 1 - d));
+      // With F = B = W per chunk and the overlapped pairs run back to back it matches ZB-V.
+      const SimResult r = simulate_free(z, zb_costs(2 * p));
+      CHECK(r.iteration_time.ns == static_cast<std::int64_t>(6 * m + p - 1) * 1'000'000);
+    }
+  }
+  CHECK_THROWS_WITH(make_schedule("dualpipev", {4, 7, 2, 0}), Catch::Contains("microbatches >= 2*stages"));
+  CHECK_THROWS_WITH(make_schedule("dualpipev", {4, 8, 3, 0}), Catch::Contains("exactly 2 chunks"));
+}
