@@ -12,6 +12,7 @@
 #include "ppsim/engine.h"
 #include "ppsim/registry.h"
 #include "ppsim/report.h"
+#include "sweep_cmd.h"
 #include "ppsim/trace.h"
 #include "ppsim/vega.h"
 
@@ -244,6 +245,9 @@ int main(int argc, char** argv) {
   compare->add_option("--schedules", cmp_args.schedules, "Comma-separated schedules to compare (default: all)");
   compare->add_flag("--json", cmp_args.json_out, "Print JSON instead of the table");
 
+  ppsim::cli::SweepArgs sweep_args;
+  auto* sweep = ppsim::cli::add_sweep_command(app, sweep_args);
+
   ScheduleArgs sch_args;
   auto* sched = app.add_subcommand("schedule", "Print each device's op order");
   sched->add_option("--schedule", sch_args.schedule, "Schedule name");
@@ -262,6 +266,7 @@ int main(int argc, char** argv) {
     if (*run) return cmd_run(run_args);
     if (*compare) return cmd_compare(cmp_args);
     if (*sched) return cmd_schedule(sch_args);
+    if (*sweep) return ppsim::cli::cmd_sweep(sweep_args);
   } catch (const ConfigError& e) {
     std::cerr << "ppsim: error: " << e.what() << "\n";
     return 2;

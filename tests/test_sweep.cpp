@@ -1,0 +1,170 @@
+// ppsim sweep: grid expansion, overrides, parallel runs in point order, OOM and
+// not-applicable rows, CSV/JSON/Vega-Lite outputs, shards and errors.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "ppsim/config.h"
+#include "ppsim/report.h"
+#include "ppsim/sweep.h"
+
+using namespace ppsim;
+using nlohmann::json;
+
+namespace {
+
+json base_config() {
+  return json{{"model",
+               {{"layers", json::array({{{"repeat", 8}, {"forward_ms", 1.0}, {"backward_ms", 2.0},
+                                         {"activation_bytes", 1000}, {"parameter_bytes", 100}, {"output_bytes", 0}}})},
+                {"sequence_length", 16}}},
+              {"cluster", {{"devices", 4}}},
+              {"pipeline", {{"schedule", "1f1b"}, {"stages", 4}, {"microbatches", 8}}}};
+}
+
+json sweep_doc(const json& grid) { return json{{"base", base_config()}, {"grid", grid}}; }
+
+}  // namespace
+
+TEST_CASE("sweep grid: points, overrides and order", "[sweep]") {
+  const SweepSpec spec = parse_sweep(
+      sweep_doc({{"microbatches", {4, 8}}, {"schedule", {"gpipe", "1f1b"}}, {"stages", {2, 3, 4}}}), "s.json");
+  REQUIRE(spec.size() == 12);
+  // Axes in the fixed order schedule, stages, microbatches; the last varies fastest.
+  CHECK(spec.axes[0].name == "schedule");
+  CHECK(spec.axes[2].name == "microbatches");
+  CHECK(spec.overrides(0) == json{{"schedule", "gpipe"}, {"stages", 2}, {"microbatches", 4}});
+  CHECK(spec.overrides(1) == json{{"schedule", "gpipe"}, {"stages", 2}, {"microbatches", 8}});
+  CHECK(spec.overrides(11) == json{{"schedule", "1f1b"}, {"stages", 4}, {"microbatches", 8}});
+
+  SweepOptions opt;
+  opt.jobs = 2;
+  const auto rows = run_sweep(spec, opt);
+  REQUIRE(rows.size() == 12);
+  for (std::size_t i = 0; i < rows.size(); ++i) CHECK(rows[i].point == i);
+  // 8 layers do not split into 3 equal stages: not applicable, with the config's reason.
+  CHECK(rows[2].status == "not_applicable");
+  CHECK_THAT(rows[2].reason, Catch::Contains("model.layers: 8 layers do not divide"));
+  // gpipe p=4 m=8, F 2 ms and B 4 ms a stage: (m + p - 1) * 6 ms = 66 ms.
+  CHECK(rows[5].status == "ok");
+  CHECK(rows[5].report["iteration_time_ms"].get<double>() == Approx(66.0));
+  CHECK(rows[5].report["devices"] == 4);
+  // Same answer as a direct run.
+  Config c = parse_config(base_config(), "b.json");
+  c.pipeline.schedule = "1f1b";
+  c.pipeline.microbatches = 4;
+  const Run run = prepare_run(c);
+  auto links = make_links(c, run.schedule.devices);
+  const json direct = make_report(run, simulate(run.schedule, run.costs, *links));
+  CHECK(rows[10].report["iteration_time_ms"] == direct["iteration_time_ms"]);
+  CHECK(rows[10].report["peak_memory_bytes"] == direct["peak_memory_bytes"]);
+  CHECK_FALSE(rows[10].report.contains("per_device"));
+
+  SECTION("one thread gives the same CSV and JSON") {
+    SweepOptions one;
+    one.jobs = 1;
+    const auto again = run_sweep(spec, one);
+    CHECK(sweep_csv(spec, again) == sweep_csv(spec, rows));
+    CHECK(sweep_json(spec, again, one) == sweep_json(spec, rows, one));
+  }
+  SECTION("CSV: a header and one line per point") {
+    const std::string csv = sweep_csv(spec, rows);
+    std::istringstream in(csv);
+    std::string header;
+    std::getline(in, header);
+    CHECK_THAT(header, Catch::StartsWith("point,status,reason,schedule,stages,microbatches,"));
+    CHECK_THAT(header, Catch::Contains(",iteration_time_ms,"));
+    CHECK_THAT(header, Catch::Contains(",data_parallel.exposed_ms"));
+    std::size_t lines = 0;
+    for (std::string l; std::getline(in, l);) ++lines;
+    CHECK(lines == 12);
+  }
+  SECTION("JSON and Vega-Lite") {
+    const json j = sweep_json(spec, rows, opt);
+    CHECK(j["schema"] == "ppsim.sweep/1");
+    CHECK(j["points"] == 12);
+    CHECK(j["counts"]["ok"] == 8);
+    CHECK(j["counts"]["not_applicable"] == 4);
+    CHECK(j["rows"][5]["report"]["schedule"] == "gpipe");
+    const json v = sweep_vega(spec, rows);
+    CHECK(v["$schema"] == "https://vega.github.io/schema/vega-lite/v5.json");
+    CHECK(v["hconcat"].size() == 2);
+    CHECK(v["datasets"]["sweep"].size() == 8);
+    CHECK(v["hconcat"][0]["encoding"]["x"]["field"] == "microbatches");
+    CHECK(v["hconcat"][1]["layer"][0]["encoding"]["x"]["field"] == "peak_memory_GiB");
+  }
+  SECTION("best points by throughput") {
+    const std::string best = format_best_points(rows, 3);
+    CHECK_THAT(best, Catch::StartsWith("12 points: 8 fit, 0 out of memory, 4 not applicable\nbest 3 by throughput"));
+  }
+}
+
+TEST_CASE("sweep shards split the points i mod n", "[sweep]") {
+  const SweepSpec spec = parse_sweep(sweep_doc({{"microbatches", {1, 2, 3, 4, 5, 6, 7}}}), "s.json");
+  SweepOptions opt;
+  parse_shard("1/3", opt.shard_index, opt.shard_count);
+  const auto rows = run_sweep(spec, opt);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].point == 1);
+  CHECK(rows[1].point == 4);
+  CHECK(sweep_json(spec, rows, opt)["shard"] == "1/3");
+  int i = 0, n = 0;
+  CHECK_THROWS_WITH(parse_shard("3/3", i, n), "--shard: must be i/n with 0 <= i < n (got '3/3')");
+  CHECK_THROWS_WITH(parse_shard("1", i, n), "--shard: must be i/n with 0 <= i < n (got '1')");
+  CHECK_THROWS_WITH(parse_shard("a/2", i, n), "--shard: must be i/n with 0 <= i < n (got 'a/2')");
+}
+
+TEST_CASE("sweep overrides: micro-batch size, data parallel, recompute, partition, OOM", "[sweep]") {
+  json doc = sweep_doc({{"micro_batch_size", {1, 2}}, {"data_parallel", {1, 2}}});
+  doc["base"]["cluster"]["devices"] = 8;
+  doc["base"]["memory"] = {{"limit_bytes", 4000 + 8 * 100 * 8}};  // fits only micro-batch size 1
+  const SweepSpec spec = parse_sweep(doc, "s.json");
+  const auto rows = run_sweep(spec, SweepOptions{});
+  REQUIRE(rows.size() == 4);
+  // b=1, dp=1: 4 devices; stage 0 peak = 2 layers x 100 B x 16 B/param / 2 + 4 x 2000 B.
+  CHECK(rows[0].status == "ok");
+  CHECK(rows[0].report["devices"] == 4);
+  CHECK(rows[0].report["peak_memory_bytes"] == 1600 + 8000);
+  CHECK(rows[1].report["devices"] == 8);
+  CHECK(rows[1].report["samples_per_s"].get<double>() ==
+        Approx(2 * rows[0].report["samples_per_s"].get<double>()));
+  // b=2 doubles times and activations: out of memory on device 0.
+  CHECK(rows[2].status == "oom");
+  CHECK(rows[2].report["iteration_time_ms"].get<double>() == Approx(2 * rows[0].report["iteration_time_ms"].get<double>()));
+  CHECK_THAT(rows[2].reason, Catch::StartsWith("device 0 exceeds the limit by"));
+  CHECK(format_best_points(rows, 5).find("2 fit, 2 out of memory") != std::string::npos);
+
+  const SweepSpec rp = parse_sweep(sweep_doc({{"recompute", {"none", "full"}}, {"partition", {"balanced", json::array({1, 2, 2, 3})}}}), "s.json");
+  const auto r2 = run_sweep(rp, SweepOptions{});
+  REQUIRE(r2.size() == 4);
+  // Axis order: partition outer, recompute inner.
+  CHECK(r2[0].report["partition"]["layers_per_stage"] == json::array({2, 2, 2, 2}));
+  CHECK(r2[2].report["partition"]["layers_per_stage"] == json::array({1, 2, 2, 3}));
+  CHECK(r2[1].report["memory"]["recompute"] == "full");
+  // Full recompute: B += F, 2 ms more per stage per micro-batch.
+  CHECK(r2[1].report["iteration_time_ms"].get<double>() == Approx(r2[0].report["iteration_time_ms"].get<double>() + 11 * 2.0));
+}
+
+TEST_CASE("sweep file errors name the file and path", "[sweep]") {
+  CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"colour", {1}}}), "s.json"),
+                    Catch::StartsWith("s.json: grid.colour: unknown axis (allowed: schedule, stages,"));
+  CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"stages", json::array()}}), "s.json"),
+                    "s.json: grid.stages: must be a non-empty list of values");
+  CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"stages", {2, 0}}}), "s.json"),
+                    "s.json: grid.stages[1]: must be a positive integer (got 0)");
+  CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"schedule", {"1f1b", "zigzag"}}}), "s.json"),
+                    Catch::StartsWith("s.json: grid.schedule[1]: unknown schedule 'zigzag'"));
+  CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"recompute", {"partial"}}}), "s.json"),
+                    Catch::StartsWith("s.json: grid.recompute[0]: must be \"none\", \"selective\" or \"full\""));
+  CHECK_THROWS_WITH(parse_sweep(json{{"grid", json::object()}}, "s.json"),
+                    Catch::StartsWith("s.json: base: missing"));
+  CHECK_THROWS_WITH(parse_sweep(json{{"base", base_config()}, {"grid", json::object()}, {"outputs", 1}}, "s.json"),
+                    Catch::StartsWith("s.json: outputs: unknown key"));
+  json bad_base = sweep_doc({{"stages", {2}}});
+  bad_base["base"]["pipeline"]["stages"] = "four";
+  CHECK_THROWS_WITH(parse_sweep(bad_base, "s.json"),
+                    Catch::StartsWith("s.json (base): pipeline.stages: must be an integer"));
+  CHECK_THROWS_WITH(load_sweep("/nonexistent/sweep.json"), "/nonexistent/sweep.json: cannot open file");
+}
