@@ -1,6 +1,7 @@
 // Chrome trace: well-formed and complete against the simulated run.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -117,4 +118,34 @@ TEST_CASE("trace slices on one thread never overlap", "[trace]") {
     std::sort(slices.begin(), slices.end());
     for (std::size_t i = 1; i < slices.size(); ++i) CHECK(slices[i].first >= slices[i - 1].second);
   }
+}
+
+TEST_CASE("trace puts overlapping transfers of one device on extra lanes", "[trace]") {
+  Schedule s;
+  SimResult r = test::gpipe_2x2_with_links(&s);
+  // D0 sends F1's output while F0's is still in flight (1.0-1.5 ms): a second send lane.
+  r.transfers.insert(r.transfers.begin() + 1, {0, 1, 1, 5, Bytes{4096}, test::ms(1.2), test::ms(1.8)});
+  r.transfers.erase(r.transfers.begin() + 2);  // drop the old F1 transfer at 2.0 ms
+  const json trace = chrome_trace(s, r);
+  std::map<std::pair<int, int>, std::string> threads;
+  std::map<std::pair<int, int>, std::vector<std::pair<double, double>>> lanes;
+  for (const json& e : trace["traceEvents"]) {
+    if (e["ph"] == "M" && e["name"] == "thread_name") threads[{e["pid"], e["tid"]}] = e["args"]["name"];
+    if (e["ph"] == "X")
+      lanes[{e["pid"], e["tid"]}].push_back({e["ts"].get<double>(),
+                                            e["ts"].get<double>() + e["dur"].get<double>()});
+  }
+  CHECK(extra_lane_tid(kTraceSendTid, 1) == 201);
+  CHECK(threads[{1, 201}] == "send 2");
+  CHECK(threads[{2, 301}] == "recv 2");
+  CHECK(lanes[{1, kTraceSendTid}].size() == 1);  // 1.0-1.5
+  CHECK(lanes[{1, 201}].size() == 1);            // 1.2-1.8
+  CHECK(threads.count({1, 202}) == 0);
+  for (auto& [lane, slices] : lanes) {
+    std::sort(slices.begin(), slices.end());
+    for (std::size_t i = 1; i < slices.size(); ++i) CHECK(slices[i].first >= slices[i - 1].second);
+  }
+  // Flows follow the lanes the slices went to.
+  for (const json& e : trace["traceEvents"])
+    if (e["ph"] == "s" && e["id"] == 1) CHECK(e["tid"] == 201);
 }

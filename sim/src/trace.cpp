@@ -3,6 +3,8 @@
 #include "ppsim/trace.h"
 
 #include <algorithm>
+#include <map>
+#include <vector>
 #include <string>
 #include <utility>
 
@@ -46,6 +48,8 @@ json metadata(const char* name, int pid, int tid, const char* key, json value) {
 
 int trace_pid(int device) { return device + 1; }
 
+int extra_lane_tid(int base_tid, int lane) { return base_tid * 100 + lane; }
+
 json chrome_trace(const Schedule& schedule, const SimResult& result) {
   const bool chunks = schedule.chunks > 1;
   const bool pipes = schedule.pipes > 1;
@@ -83,8 +87,33 @@ json chrome_trace(const Schedule& schedule, const SimResult& result) {
     });
   }
 
+  // Slices on one thread must nest, but a device may send to (or receive from) two peers
+  // at once. Each transfer takes the first lane of its kind that is free by its start;
+  // lane 0 is the named send/recv thread, further lanes are extra threads ("send 2", ...).
+  std::map<std::pair<int, int>, std::vector<TimeNs>> lane_free;  // (pid, base tid) -> ends
+  auto take_lane = [&](int pid, int base_tid, const TransferRecord& t) {
+    auto& ends = lane_free[{pid, base_tid}];
+    std::size_t lane = 0;
+    while (lane < ends.size() && ends[lane] > t.start) ++lane;
+    if (lane == ends.size()) {
+      ends.push_back(t.end);
+      if (lane > 0) {
+        const int tid = extra_lane_tid(base_tid, static_cast<int>(lane));
+        const std::string name = std::string(base_tid == kTraceSendTid ? "send " : "recv ") +
+                                 std::to_string(lane + 1);
+        events.push_back(metadata("thread_name", pid, tid, "name", name));
+        events.push_back(metadata("thread_sort_index", pid, tid, "sort_index", tid));
+      }
+    } else {
+      ends[lane] = t.end;
+    }
+    return lane == 0 ? base_tid : extra_lane_tid(base_tid, static_cast<int>(lane));
+  };
+
   for (std::size_t i = 0; i < result.transfers.size(); ++i) {
     const TransferRecord& t = result.transfers[i];
+    const int send_tid = take_lane(trace_pid(t.src), kTraceSendTid, t);
+    const int recv_tid = take_lane(trace_pid(t.dst), kTraceRecvTid, t);
     const OpRecord& producer = result.ops.at(static_cast<std::size_t>(t.producer));
     const OpRecord& consumer = result.ops.at(static_cast<std::size_t>(t.consumer));
     const std::string what = op_name(producer.op, chunks, pipes);
@@ -100,16 +129,16 @@ json chrome_trace(const Schedule& schedule, const SimResult& result) {
     const double dur = to_us(t.end - t.start);
     const double mid = mid_us(t.start, t.end);
     events.push_back({{"ph", "X"}, {"name", "send " + what + " to D" + std::to_string(t.dst)},
-                      {"cat", "transfer"}, {"pid", trace_pid(t.src)}, {"tid", kTraceSendTid},
+                      {"cat", "transfer"}, {"pid", trace_pid(t.src)}, {"tid", send_tid},
                       {"ts", ts}, {"dur", dur}, {"args", args}});
     events.push_back({{"ph", "X"}, {"name", "recv " + what + " from D" + std::to_string(t.src)},
-                      {"cat", "transfer"}, {"pid", trace_pid(t.dst)}, {"tid", kTraceRecvTid},
+                      {"cat", "transfer"}, {"pid", trace_pid(t.dst)}, {"tid", recv_tid},
                       {"ts", ts}, {"dur", dur}, {"args", args}});
     const std::string flow = what + " D" + std::to_string(t.src) + "->D" + std::to_string(t.dst);
     events.push_back({{"ph", "s"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
-                      {"pid", trace_pid(t.src)}, {"tid", kTraceSendTid}, {"ts", mid}});
+                      {"pid", trace_pid(t.src)}, {"tid", send_tid}, {"ts", mid}});
     events.push_back({{"ph", "t"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
-                      {"pid", trace_pid(t.dst)}, {"tid", kTraceRecvTid}, {"ts", mid}});
+                      {"pid", trace_pid(t.dst)}, {"tid", recv_tid}, {"ts", mid}});
     events.push_back({{"ph", "f"}, {"bp", "e"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
                       {"pid", trace_pid(consumer.device)}, {"tid", kTraceComputeTid},
                       {"ts", mid_us(consumer.start, consumer.end)}});

@@ -17,8 +17,13 @@ inline constexpr int kTraceComputeTid = 1;
 inline constexpr int kTraceSendTid = 2;
 inline constexpr int kTraceRecvTid = 3;
 
+/// @brief Thread id of the extra lane `lane` (1, 2, ...) of send or recv, used when a
+/// device has transfers that overlap in time (slices on one thread must nest).
+int extra_lane_tid(int base_tid, int lane);
+
 /// @brief Builds `{"traceEvents": [...], "displayTimeUnit": "ms"}`: each device a process
-/// with named compute/send/recv threads (`ph:"M"`), each op a complete event (`ph:"X"`,
+/// with named compute/send/recv threads (`ph:"M"`; overlapping transfers spill onto
+/// extra "send 2"/"recv 2" threads), each op a complete event (`ph:"X"`,
 /// `ts`/`dur` in microseconds, micro-batch/stage/chunk/pipe in `args`), each transfer a
 /// send and a recv slice joined by one flow (`s` on the send, `t` on the recv, `f` on
 /// the consuming op, id = transfer index), and a `memory` counter (`ph:"C"`,
