@@ -11,8 +11,9 @@
 // Exit: 0 ok; 1 render failed; 2 usage or unreadable spec; 77 vega/vega-lite or
 // rsvg-convert not installed (ctest SKIP_RETURN_CODE).
 import { spawnSync } from 'node:child_process';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
@@ -42,7 +43,7 @@ function parseArgs(argv) {
     else if (a === '--check') opts.check = opts.strict = true;
     else if (a === '--help' || a === '-h') {
       process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8')
-        .split('\n').slice(1, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+        .split('\n').slice(1, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
       process.exit(0);
     } else if (a.startsWith('--')) die(EXIT_USAGE, `unknown option ${a}`);
     else opts.specs.push(a);
@@ -91,12 +92,14 @@ async function renderSvg({ vega, vl }, spec, strict) {
 }
 
 function writeAtomic(path, data) {
+  mkdirSync(dirname(resolve(path)), { recursive: true });
   const tmp = `${path}.tmp.${process.pid}`;
   writeFileSync(tmp, data);
   renameSync(tmp, path);
 }
 
 function rsvg(svgPath, out, format, scale) {
+  mkdirSync(dirname(resolve(out)), { recursive: true });
   const tmp = `${out}.tmp.${process.pid}`;
   const args = ['-b', 'white', '-f', format, '-o', tmp];
   if (format === 'png') args.unshift('-z', String(scale));
@@ -141,7 +144,7 @@ try {
   const { svg, warnings } = await renderSvg(libs, readSpec(opts.specs[0]), opts.strict);
   for (const w of warnings) process.stderr.write(`render: warning: ${w}\n`);
   // rsvg-convert reads a file: use the requested SVG, or a temporary one.
-  const svgPath = opts.svg ?? `${opts.png ?? opts.pdf}.svg.tmp.${process.pid}`;
+  const svgPath = opts.svg ?? join(tmpdir(), `ppsim-render-${process.pid}.svg`);
   writeAtomic(svgPath, svg);
   try {
     if (opts.png) rsvg(svgPath, opts.png, 'png', opts.scale);
