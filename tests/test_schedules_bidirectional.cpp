@@ -127,3 +127,29 @@ TEST_CASE("chimera and gems all-reduce each stage's gradients between its two re
   REQUIRE(g.gradient_syncs.size() == 2);
   CHECK(g.gradient_syncs[0].devices == std::vector<int>{0, 2});
 }
+
+TEST_CASE("dualpipe: DeepSeek's order for p=2 m=4, makespan 3m+p/2-1 with F = B = W", "[schedules][dualpipe]") {
+  const Schedule s = make_schedule("dualpipe", {2, 4, 1, 0});
+  REQUIRE(s.pipes == 2);
+  REQUIRE(s.split_backward);
+  // Device 0: phase 0 is pipe 0 (micro-batches 0,1), phase 1 is pipe 1 (2,3); device 1,
+  // in the second half, has them swapped. Full backwards are B then W; the last phase-0
+  // backward on device 0 is input-gradient only, its W runs last.
+  CHECK(order(s, 0) == "F0 F2p1 F1 B2p1 W2p1 F3p1 B0 W0 B3p1 W3p1 B1 W1");
+  CHECK(order(s, 1) == "F2p1 F0 F3p1 B0 W0 F1 B2p1 W2p1 B1 W1 B3p1 W3p1");
+  for (int p : {2, 4, 6, 8}) {
+    for (int m : {2 * p, 2 * p + 2, 4 * p}) {
+      CAPTURE(p, m);
+      const Schedule z = make_schedule("dualpipe", {p, m, 1, 0});
+      auto costs = uniform_costs(p, 1.0, 2.0, 1000, 100);
+      for (auto& c : costs) c.weight_grad = TimeNs::from_ms(1.0);
+      const SimResult r = simulate_free(z, costs);
+      CHECK(r.iteration_time.ns == static_cast<std::int64_t>(3 * m + p / 2 - 1) * 1'000'000);
+      for (int d = 0; d < p; ++d) CHECK(r.per_device[d].weights.value == 200);  // a stage of each direction
+      CHECK(z.gradient_syncs.size() == static_cast<std::size_t>(p));
+    }
+  }
+  CHECK_THROWS_WITH(make_schedule("dualpipe", {3, 12, 1, 0}), Catch::Contains("even number of stages"));
+  CHECK_THROWS_WITH(make_schedule("dualpipe", {4, 6, 1, 0}), Catch::Contains(">= 2*stages"));
+  CHECK_THROWS_WITH(make_schedule("dualpipe", {4, 9, 1, 0}), Catch::Contains("even number of microbatches"));
+}

@@ -17,6 +17,7 @@ Schedule generate_zb_h1(const ScheduleParams& params);
 Schedule generate_looped_bfs(const ScheduleParams& params);
 Schedule generate_zbv(const ScheduleParams& params);
 Schedule generate_dualpipev(const ScheduleParams& params);
+Schedule generate_dualpipe(const ScheduleParams& params);
 
 /// How an asynchronous schedule lays out iterations: `iterations` in all, the steady
 /// state measured over [measure_from, iterations), then a cool-down tail of micro-batches

@@ -24,6 +24,8 @@ const std::vector<ScheduleInfo>& all_schedules() {
       {"zbv", {"zb-v", "zero-bubble-v"},
        "ZB-V: two chunks per device in a V, split backward (torch ScheduleZBVZeroBubble order)", true,
        &generate_zbv, 2},
+      {"dualpipe", {}, "DualPipe: two directions over the same devices, overlapped F/B pairs (DeepSeek-V3 order)",
+       true, &generate_dualpipe},
       {"dualpipev", {"dualpipe-v"},
        "DualPipeV: V-shaped DualPipe, overlapped F/B pairs, split backward at the end (torch order)", true,
        &generate_dualpipev, 2},
