@@ -167,7 +167,7 @@ TEST_CASE("vega memory panel: one facet per device, samples in MiB, closed at th
   REQUIRE(spec["vconcat"].size() == 2);
   const json& panel = spec["vconcat"][1];
   CHECK(panel["facet"]["row"]["sort"] == json::array({"D0", "D1"}));
-  CHECK(panel["facet"]["row"]["title"] == "memory (MiB)");
+  CHECK(panel["title"]["text"] == "memory (MiB)");
   const json& mem = spec["datasets"]["memory"];
   // 8 samples; device 0's last is at the end already, device 1's is closed at 9 ms.
   REQUIRE(mem.size() == 9);
