@@ -9,6 +9,8 @@ if(TARGET ppsim-calibrate)
   set_tests_properties(calibrate.cli.missing_shape PROPERTIES WILL_FAIL ON)
   add_test(NAME calibrate.cli.validate_shipped_profile
            COMMAND ppsim-calibrate validate ${PROJECT_SOURCE_DIR}/configs/profiles/h200.json)
+  add_test(NAME calibrate.cli.validate_shipped_profile_h100
+           COMMAND ppsim-calibrate validate ${PROJECT_SOURCE_DIR}/configs/profiles/h100.json)
 
   get_property(_cal_cuda GLOBAL PROPERTY PPSIM_CALIBRATE_HAVE_CUDA)
   if(_cal_cuda)
