@@ -137,6 +137,25 @@ TEST_CASE("vega title names schedule, shape, iteration time and bubble rate", "[
   const json u = vega_spec(s, r, unit)["title"];
   CHECK(u["text"] == "GPipe: p=2, m=2, v=1");
   CHECK(u["subtitle"] == "iteration 9 slots, bubble 25.0%");
+
+  // Asynchronous: the steady-state window is marked by two dashed rules, said on line 2.
+  Schedule async = s;
+  async.synchronous = false;
+  SimResult windowed = r;
+  windowed.window_start = test::ms(3);
+  windowed.window_end = test::ms(7);
+  windowed.window_iterations = 2;
+  windowed.iteration_time = test::ms(2);
+  const json spec = vega_spec(async, windowed);
+  CHECK(spec["title"]["subtitle"] ==
+        json::array({"iteration 2.000 ms, bubble 25.0%", "(steady state over the bracketed window)"}));
+  const json& layers = spec["vconcat"][0]["layer"];
+  REQUIRE(layers.size() == 5);  // rules, boxes, labels, bracket, bracket ends
+  CHECK(layers[0]["mark"]["type"] == "rule");  // under the boxes
+  CHECK(layers[0]["data"]["values"] == json::parse(R"([{"t": 3.0}, {"t": 7.0}])"));
+  CHECK(layers[1]["mark"]["type"] == "rect");
+  CHECK(layers[3]["data"]["values"] == json::parse(R"([{"t": 3.0, "t2": 7.0}])"));
+  CHECK(layers[4]["encoding"]["y"]["value"] == -7);
 }
 
 TEST_CASE("vega communication lanes hold each transfer on both ends", "[vega]") {

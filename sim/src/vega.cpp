@@ -306,7 +306,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
                                {"symbolType", "square"}, {"symbolSize", 90},
                                {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
                                {"labelFontSize", 9}, {"columnPadding", 10}, {"rowPadding", 2},
-                               {"offset", 4}}}}},
+                               {"offset", schedule.synchronous ? 4 : 10}}}}},
         {"stroke", {{"value", kOutline}}},
         {"tooltip", json::array({{{"field", "op"}},
                                   {{"field", "row"}, {"title", "lane"}},
@@ -342,13 +342,32 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
     });
   }
   // Asynchronous schedules: mark the steady-state window the iteration time is measured on.
+  // Full-height dashed rules go under the boxes (so they never cross a micro-batch
+  // number) and show in the gaps; a bracket above the top row marks the window plainly.
   if (!schedule.synchronous && result.window_end > result.window_start) {
-    gantt_layers.push_back({
-        {"data", {{"values", json::array({{{"t", result.window_start.ms()}},
-                                           {{"t", result.window_end.ms()}}})}}},
+    const double ws = result.window_start.ms();
+    const double we = result.window_end.ms();
+    gantt_layers.insert(gantt_layers.begin(), json{
+        {"data", {{"values", json::array({{{"t", ws}}, {{"t", we}}})}}},
         {"mark", {{"type", "rule"}, {"strokeDash", {3, 2}}, {"color", "#1a1a1a"},
                   {"strokeWidth", 1}}},
         {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}}}},
+    });
+    const json bracket_mark = {{"type", "rule"}, {"color", "#1a1a1a"}, {"strokeWidth", 1},
+                               {"clip", false}};
+    gantt_layers.push_back({
+        {"data", {{"values", json::array({{{"t", ws}, {"t2", we}}})}}},
+        {"mark", bracket_mark},
+        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}},
+                      {"x2", {{"field", "t2"}}},
+                      {"y", {{"value", -4}}}}},
+    });
+    gantt_layers.push_back({
+        {"data", {{"values", json::array({{{"t", ws}}, {{"t", we}}})}}},
+        {"mark", bracket_mark},
+        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}},
+                      {"y", {{"value", -7}}},
+                      {"y2", {{"value", -1}}}}},
     });
   }
 
@@ -418,14 +437,15 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
                             ", m=" + std::to_string(schedule.microbatches) +
                             ", v=" + std::to_string(schedule.chunks);
   const auto format_time = [&](double t) { return options.unit_time ? format_slots(t) : format_ms(t); };
-  std::string subtitle = "iteration " + format_time(iter_ms);
+  json subtitle = "iteration " + format_time(iter_ms) + ", bubble " +
+                  format_number(100.0 * bubble, 1) + "%";
+  // A second line rather than a longer one: the title must not widen the figure.
   if (!schedule.synchronous && result.window_end > result.window_start)
-    subtitle += " (steady state between the dashed lines)";
-  subtitle += ", bubble " + format_number(100.0 * bubble, 1) + "%";
+    subtitle = json::array({subtitle, "(steady state over the bracketed window)"});
 
   return {
       {"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
-      {"description", "ppsim Gantt chart: " + title + "; " + subtitle},
+      {"description", "ppsim Gantt chart: " + title},
       {"title", {{"text", title}, {"subtitle", subtitle}, {"anchor", "start"},
                  {"fontSize", 10}, {"subtitleFontSize", 9}, {"offset", 4}}},
       {"datasets", {{"boxes", boxes}, {"memory", memory}}},
