@@ -11,8 +11,11 @@ out=${1:-docs/figures}
 
 ppsim=${PPSIM:-}
 if [ -z "$ppsim" ]; then
+  # An existing build, if it is recent enough to know --unit-time.
   for candidate in build/sim/ppsim build-fig/sim/ppsim; do
-    if [ -x "$candidate" ]; then ppsim=$candidate; break; fi
+    if [ -x "$candidate" ] && "$candidate" run --help 2>/dev/null | grep -q -- --unit-time; then
+      ppsim=$candidate; break
+    fi
   done
 fi
 if [ -z "$ppsim" ]; then
