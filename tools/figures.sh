@@ -57,4 +57,23 @@ for name in $("$ppsim" schedule --list | awk '{print $1}'); do
 done
 "$ppsim" run "$tmp/config.json" --schedule 1f1b --stages 4 --microbatches 8 \
   --svg "$out/1f1b-timed.svg" --png "$out/1f1b-timed.png" >/dev/null
+# An index, so the folder reads as a gallery on the forge.
+{
+  echo "# Schedule figures"
+  echo
+  echo "Unit time (F one slot, backward two; split backward: B one, W one; free links), p=4, m=8"
+  echo "(v=2 where the schedule needs chunks). Made by \`tools/figures.sh\`; do not edit by hand."
+  echo
+  for name in "${made[@]}"; do
+    echo "## $name"
+    echo
+    echo "![$name]($name.png)"
+    echo
+  done
+  echo "## 1f1b with real costs"
+  echo
+  echo "4 layers per stage, each 1 ms forward and 2 ms backward; 16 MiB sent per stage boundary over 25 GB/s links with 20 us latency: send/recv lanes under each device."
+  echo
+  echo "![1f1b timed](1f1b-timed.png)"
+} >"$out/README.md"
 echo "figures: wrote ${#made[@]} schedules (${made[*]}) and 1f1b-timed to $out/" >&2
