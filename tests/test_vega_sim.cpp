@@ -112,3 +112,42 @@ TEST_CASE("unit-time costs give the textbook 1F1B figure", "[vega][sim]") {
   CHECK(spec["title"]["text"] == "1F1B: p=4, m=8, v=1");
   CHECK(spec["title"]["subtitle"] == "iteration 33 slots, bubble 27.3%");
 }
+
+TEST_CASE("every registered schedule gives a complete spec and trace", "[vega][trace][sim]") {
+  int covered = 0;
+  for (const ScheduleInfo& info : all_schedules()) {
+    Schedule s;
+    bool made = false;
+    for (int chunks : {1, 2}) {
+      try {
+        s = make_schedule(info.name, ScheduleParams{4, 8, chunks, 0});
+        made = true;
+        break;
+      } catch (const ScheduleError&) {
+      }
+    }
+    if (!made) continue;
+    INFO(info.name);
+    UniformLinkModel links(4, TimeNs::from_ms(0.01), 50.0);
+    const SimResult r = simulate(s, equal_costs(s.num_stages), links);
+    const json spec = vega_spec(s, r);
+    std::size_t compute = 0;
+    std::set<std::string> classes;
+    for (const json& b : spec["datasets"]["boxes"]) {
+      if (b["lane"] == "compute") ++compute;
+      classes.insert(b["class"].get<std::string>());
+    }
+    CHECK(compute == r.ops.size());
+    // Every class drawn has a colour in the scale (and nothing else is in it).
+    std::set<std::string> domain;
+    for (const json& d : spec["vconcat"][0]["layer"][s.synchronous ? 0 : 1]["encoding"]["color"]["scale"]["domain"])
+      domain.insert(d.get<std::string>());
+    CHECK(domain == classes);
+    const Counts c = count(chrome_trace(s, r));
+    CHECK(c.ops == r.ops.size());
+    CHECK(c.flows.size() == r.transfers.size());
+    CHECK(c.counters == r.memory.size());
+    ++covered;
+  }
+  CHECK(covered >= 2);
+}
