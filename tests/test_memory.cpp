@@ -195,3 +195,29 @@ TEST_CASE("memory section errors name the path", "[memory][config]") {
   CHECK_THROWS_WITH(parse_config(gpt3_doc({{"limit", 1}}), "m.json"),
                     Catch::StartsWith("m.json: memory.limit: unknown key"));
 }
+
+#ifdef PPSIM_HAVE_PROFILES
+TEST_CASE("transformer configs carry what selective recompute drops", "[memory][config]") {
+  // configs/models/tiny.json: h = 64, 4 heads, ffn 256, s = 32; bf16, micro-batch 2.
+  const json doc = {{"model", {{"preset", "configs/models/tiny.json"}, {"sequence_length", 32}, {"micro_batch_size", 2}}},
+                    {"costs", {{"device", "configs/devices/h100-sxm.json"}}},
+                    {"cluster", {{"devices", 2}}},
+                    {"pipeline", {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 4}, {"partition", "uniform"}}},
+                    {"memory", {{"recompute", "selective"}}}};
+  const Config c = parse_config(doc, PPSIM_SOURCE_DIR "/configs/experiments/tiny.json");
+  int blocks = 0;
+  for (const LayerSpec& l : c.layers) {
+    if (l.name.rfind("block", 0) != 0) {
+      CHECK(l.selective_recompute_bytes == 0);
+      continue;
+    }
+    ++blocks;
+    // a s^2 b (2e + 1) with e = 2: 4 * 32^2 * 2 * 5.
+    CHECK(l.selective_recompute_bytes == 40'960);
+    // The attention core's share of forward FLOPs: 4bs^2h / (8bsh^2 + 4bsh*ffn + 4bs^2h).
+    const double share = 4.0 * 32 * 32 * 64 / (8.0 * 32 * 64 * 64 + 4.0 * 32 * 64 * 256 + 4.0 * 32 * 32 * 64);
+    CHECK(l.selective_recompute_ms == Approx(l.forward_ms * share));
+  }
+  CHECK(blocks == 4);
+}
+#endif

@@ -9,6 +9,7 @@
 // source tree.
 #include "transformer_costs.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -141,6 +142,17 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
               {"parameter_bytes", l.parameter_bytes},
               {"output_bytes", l.output_bytes},
               {"flops", l.flops}};
+    if (l.name == "block") {
+      // Selective recompute (Korthikanti et al. 2022) drops the attention scores,
+      // softmax and dropout, a s^2 b (2e + 1) bytes, and redoes the attention core's
+      // QK^T and PV in backward: that share of the block's forward FLOPs.
+      const double T = static_cast<double>(t.seq * t.micro_batch), h = static_cast<double>(t.hidden);
+      const double attention = 4.0 * static_cast<double>(t.micro_batch * t.seq) * static_cast<double>(t.seq) * h;
+      const double linear = 8.0 * T * h * h + 4.0 * T * h * static_cast<double>(t.ffn_hidden);
+      g["selective_recompute_bytes"] = std::min<std::int64_t>(
+          l.activation_bytes, t.heads * t.seq * t.seq * t.micro_batch * (2 * cal::dtype_bytes(t.dtype) + 1));
+      g["selective_recompute_ms"] = l.forward_ms * attention / (attention + linear);
+    }
     if (!groups.empty() && groups.back()["name"] == g["name"] && groups.back()["forward_ms"] == g["forward_ms"]) {
       groups.back()["repeat"] = groups.back()["repeat"].get<int>() + 1;  // keep the expanded form small
     } else {
