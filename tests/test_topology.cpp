@@ -2,6 +2,11 @@
 // gradient all-reduce, all against hand-computed times.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "ppsim/config.h"
@@ -195,4 +200,33 @@ TEST_CASE("cluster config: presets, defaults and errors", "[topology][config]") 
     doc["parallel"] = {{"data_parallel", 1}, {"overlap", true}};
     CHECK_THROWS_WITH(parse_config(doc, "t.json"), Catch::StartsWith("t.json: parallel.overlap: unknown key"));
   }
+}
+
+TEST_CASE("cluster links from a calibration profile's fitted P2P curves", "[topology][config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("ppsim_topology_profile_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto profile = (dir / "p.json").string();
+  {
+    std::ofstream o(profile);
+    o << json{{"links", json::array({{{"kind", "nvlink"}, {"fit", {{"latency_us", 3.0}, {"bandwidth_GBps", 200.0}}}},
+                                     {{"kind", "ib"}, {"fit", {{"latency_us", 7.5}, {"bandwidth_GBps", 22.0}}}}})}}
+             .dump();
+  }
+  json cl = {{"nodes", 2}, {"gpus_per_node", 1}, {"intra_link", {{"profile", profile}, {"kind", "nvlink"}}},
+             {"inter_link", {{"profile", profile}, {"kind", "ib"}}}};
+  const Config c = parse_config(two_stage_doc(cl), "t.json");
+  CHECK(c.cluster.intra.latency_us == 3.0);
+  CHECK(c.cluster.intra.bandwidth_GBps == 200.0);
+  CHECK(c.cluster.inter.latency_us == 7.5);
+  CHECK(c.cluster.inter.bandwidth_GBps == 22.0);
+  cl["inter_link"] = {{"profile", profile}};
+  CHECK_THROWS_WITH(parse_config(two_stage_doc(cl), "t.json"),
+                    "t.json: cluster.inter_link.kind: missing: the profile has 2 link curves (\"nvlink\", \"ib\")");
+  cl["inter_link"] = {{"profile", profile}, {"kind", "roce"}};
+  CHECK_THROWS_WITH(parse_config(two_stage_doc(cl), "t.json"),
+                    "t.json: cluster.inter_link.kind: no link curve 'roce' in '" + profile + "' (it has: \"nvlink\", \"ib\")");
+  cl["inter_link"] = {{"profile", profile}, {"kind", "ib"}, {"latency_us", 1.0}};
+  CHECK_THROWS_WITH(parse_config(two_stage_doc(cl), "t.json"),
+                    "t.json: cluster.inter_link.latency_us: give the profile or latency_us/bandwidth_GBps, not both");
+  std::filesystem::remove_all(dir);
 }

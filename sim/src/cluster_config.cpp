@@ -1,6 +1,8 @@
 #include "cluster_config.h"
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "ppsim/topology.h"
 
@@ -17,9 +19,52 @@ bool boolean(const JsonReader& r, const json& obj, const std::string& key, const
   return v.get<bool>();
 }
 
+/// A link fitted by ppsim-calibrate's P2P test: {"profile": PATH, "kind": KIND}. The
+/// path is tried relative to the config file, the working directory, then the source tree.
+NetLink profile_link(const JsonReader& r, const json& obj, const std::string& path) {
+  namespace fs = std::filesystem;
+  const std::string name = r.string(obj, "profile", path, std::nullopt);
+  fs::path file = name;
+  if (file.is_relative())
+    for (const fs::path& base : {fs::path(r.file()).parent_path(), fs::current_path(), fs::path(PPSIM_SOURCE_DIR)})
+      if (fs::exists(base / name)) {
+        file = base / name;
+        break;
+      }
+  std::ifstream in(file);
+  if (!in) r.fail(path + ".profile", "cannot open '" + name + "'");
+  json profile;
+  try {
+    profile = json::parse(in);
+  } catch (const json::parse_error& e) {
+    r.fail(path + ".profile", "'" + name + "' is not valid JSON: " + e.what());
+  }
+  const json links = profile.is_object() ? profile.value("links", json::array()) : json::array();
+  std::string kinds;
+  for (const auto& l : links)
+    if (l.is_object() && l.contains("kind")) kinds += (kinds.empty() ? "" : ", ") + l["kind"].dump();
+  if (!obj.contains("kind") && links.size() != 1)
+    r.fail(path + ".kind", "missing: the profile has " + std::to_string(links.size()) + " link curves (" + kinds + ")");
+  const std::string kind = obj.contains("kind") ? r.string(obj, "kind", path, std::nullopt) : links[0].value("kind", "");
+  for (const auto& l : links) {
+    if (!l.is_object() || l.value("kind", "") != kind) continue;
+    if (!l.contains("fit") || !l["fit"].is_object()) r.fail(path + ".profile", "link '" + kind + "' in '" + name + "' has no fit");
+    const JsonReader pr(file.string());
+    return NetLink{pr.number(l["fit"], "latency_us", "links." + kind + ".fit", std::nullopt),
+                   pr.number(l["fit"], "bandwidth_GBps", "links." + kind + ".fit", std::nullopt, 0.0, true)};
+  }
+  r.fail(path + ".kind", "no link curve '" + kind + "' in '" + name + "' (it has: " + (kinds.empty() ? "none" : kinds) + ")");
+}
+
 NetLink net_link(const JsonReader& r, const json& obj, const std::string& path) {
-  if (!obj.is_object()) r.fail(path, "must be an object with latency_us and bandwidth_GBps");
-  r.check_keys(obj, path, {"latency_us", "bandwidth_GBps", "source"});
+  if (!obj.is_object()) r.fail(path, "must be an object with latency_us and bandwidth_GBps, or a profile and kind");
+  r.check_keys(obj, path, {"latency_us", "bandwidth_GBps", "source", "profile", "kind"});
+  if (obj.contains("profile")) {
+    for (const char* k : {"latency_us", "bandwidth_GBps"})
+      if (obj.contains(k)) r.fail(path + "." + k, "give the profile or latency_us/bandwidth_GBps, not both");
+    return profile_link(r, obj, path);
+  }
+  if (obj.contains("kind")) r.fail(path + ".kind", "only with a profile");
   return NetLink{r.number(obj, "latency_us", path, 0.0), r.number(obj, "bandwidth_GBps", path, std::nullopt, 0.0, true)};
 }
 
