@@ -230,3 +230,16 @@ TEST_CASE("cluster links from a calibration profile's fitted P2P curves", "[topo
                     "t.json: cluster.inter_link.latency_us: give the profile or latency_us/bandwidth_GBps, not both");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("the report says when pipeline replicas are placed differently", "[topology]") {
+  // p = 2 on 3-GPU nodes with 3 replicas: replica 0 on GPUs 0,1 (one node), replica 1 on
+  // GPUs 2,3 (two nodes).
+  json doc = two_stage_doc({{"nodes", 2}, {"gpus_per_node", 3}});
+  doc["parallel"] = {{"data_parallel", 3}};
+  const json rep = run_report(doc);
+  CHECK(rep["cluster"]["replicas_placed_alike"] == false);
+  CHECK_THAT(format_report_table(rep), Catch::Contains("note: pipeline replicas cross nodes at different stages"));
+  doc["cluster"]["gpus_per_node"] = 2;
+  doc["parallel"]["data_parallel"] = 2;
+  CHECK(run_report(doc)["cluster"]["replicas_placed_alike"] == true);
+}

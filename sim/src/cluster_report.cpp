@@ -134,7 +134,16 @@ void add_cluster_report(json& rep, const Run& run, const SimResult& r) {
                           {"exposed_ms", dp.exposed.ms()}};
   fold_exposed_allreduce(rep, r, dp.exposed);
   if (c.cluster.given()) {
-    rep["cluster"] = {{"nodes", c.cluster.nodes},
+    // Only replica 0 is simulated; say so when another replica crosses nodes at other
+    // stage boundaries (p neither divides nor is a multiple of gpus_per_node).
+    const TopologyLinkModel topo(c.cluster, r.devices, dp.degree);
+    bool differ = false;
+    for (int rep_i = 1; rep_i < dp.degree && !differ; ++rep_i)
+      for (int d = 0; d + 1 < r.devices && !differ; ++d)
+        differ = (topo.node_of(topo.gpu(d, rep_i)) != topo.node_of(topo.gpu(d + 1, rep_i))) !=
+                 (topo.node_of(topo.gpu(d, 0)) != topo.node_of(topo.gpu(d + 1, 0)));
+    rep["cluster"] = {{"replicas_placed_alike", !differ},
+                      {"nodes", c.cluster.nodes},
                       {"gpus_per_node", c.cluster.gpus_per_node},
                       {"nics_per_node", c.cluster.nics_per_node},
                       {"placement", c.cluster.placement == Placement::PipelineInner ? "pipeline" : "data"},
@@ -168,6 +177,8 @@ std::string format_cluster_lines(const json& rep) {
         << human_bytes(static_cast<double>(limit)) << " limit\n";
     }
   }
+  if (rep.contains("cluster") && !rep["cluster"]["replicas_placed_alike"].get<bool>())
+    o << "note: pipeline replicas cross nodes at different stages; replica 0 is the one simulated\n";
   if (rep.contains("data_parallel") && rep["data_parallel"]["degree"].get<int>() > 1) {
     const auto& d = rep["data_parallel"];
     o << "data parallel x" << d["degree"].get<int>() << " (" << d["link"].get<std::string>()
