@@ -12,7 +12,7 @@ const std::vector<ScheduleInfo>& all_schedules() {
       {"gpipe", {}, "GPipe: all forwards, then all backwards, flush", true, &generate_gpipe},
       {"1f1b", {"dapple", "pipedream-flush"},
        "1F1B with flush (DAPPLE / PipeDream-Flush), Megatron-LM order", true, &generate_1f1b},
-      {"interleaved", {"megatron-interleaved", "virtual-pipeline"},
+      {"interleaved", {"megatron-interleaved"},
        "Interleaved 1F1B, v chunks per device (Megatron-LM virtual pipeline)", true, &generate_interleaved, 2},
       {"chimera", {}, "Chimera: two 1F1B pipelines in opposite directions merged, weights twice (even p)", true,
        &generate_chimera},
