@@ -58,6 +58,8 @@ Schedule generate_chimera(const ScheduleParams& params) {
   // Stage k's two replicas (device k down, device p-1-k up) all-reduce their gradients
   // as soon as both are done with it (the paper's eager synchronisation).
   for (int k = 0; k < p; ++k) s.gradient_syncs.push_back({k, {k, p - 1 - k}});
+  s.note = "Chimera unit-slot order (paper Fig. 3, chimera_pipeline_rank.py): a basic unit of p micro-batches every 2p slots";
+  if (m % p != 0) s.note += "; m is not a multiple of p, so the last unit is partial and (p-2)/(2m+p-2) does not apply";
   return s;
 }
 

@@ -102,6 +102,7 @@ Schedule generate_dualpipe(const ScheduleParams& params) {
       throw ScheduleError("dualpipe: internal error, weight gradients left on device " + std::to_string(d));
   }
   for (int k = 0; k < p; ++k) s.gradient_syncs.push_back({k, {k, p - 1 - k}});
+  s.note = "overlapped F&B pairs run forward then backward on the compute lane; a full backward is B then its W";
   return s;
 }
 

@@ -94,6 +94,7 @@ Schedule generate_dualpipev(const ScheduleParams& params) {
     if (!pending_weights.empty())
       throw ScheduleError("dualpipev: internal error, weight gradients left on device " + std::to_string(d));
   }
+  s.note = "overlapped F&B pairs run forward then backward on the compute lane; a full backward is B then its W";
   return s;
 }
 
