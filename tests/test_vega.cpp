@@ -121,6 +121,10 @@ TEST_CASE("vega colours: one class per kind, luminance-separated for greyscale",
   CHECK(dashed["transform"][0]["filter"] == "datum.direction == 'up'");
   CHECK(dashed["mark"]["strokeDash"] == json::array({2, 1}));
   CHECK(vega_spec(s, r)["vconcat"][0]["layer"].size() == 2);
+  // ...and an empty line layer gives the outlines a legend of their own.
+  const json& key = spec["vconcat"][0]["layer"][3];
+  CHECK(key["transform"][0]["filter"] == "false");
+  CHECK(key["encoding"]["strokeDash"]["scale"]["range"] == json::parse("[[1, 0], [2, 1]]"));
 }
 
 TEST_CASE("vega title names schedule, shape, iteration time and bubble rate", "[vega]") {

@@ -340,6 +340,22 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
           {"x", {{"field", "start"}, {"type", "quantitative"}}},
           {"x2", {{"field", "draw_end"}}}}},
     });
+    // A legend for the outlines: an empty line layer whose strokeDash channel (which
+    // line marks do have) carries the two directions.
+    gantt_layers.push_back({
+        {"transform", json::array({{{"filter", "false"}}})},
+        {"mark", {{"type", "line"}, {"color", "black"}, {"strokeWidth", 1.1}}},
+        {"encoding",
+         {{"x", {{"field", "start"}, {"type", "quantitative"}}},
+          {"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
+          {"strokeDash",
+           {{"field", "direction"}, {"type", "nominal"}, {"title", nullptr},
+            {"scale", {{"domain", {"down", "up"}},
+                       {"range", json::array({json::array({1, 0}), json::array({2, 1})})}}},
+            {"legend", {{"orient", "top"}, {"direction", "horizontal"}, {"symbolType", "stroke"},
+                        {"symbolSize", 120}, {"symbolStrokeWidth", 1.1}, {"labelFontSize", 9},
+                        {"labelExpr", "datum.value + ' pipe'"}, {"offset", 4}}}}}}},
+    });
   }
   // Asynchronous schedules: mark the steady-state window the iteration time is measured on.
   // Full-height dashed rules go under the boxes (so they never cross a micro-batch
@@ -459,7 +475,11 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
         {"axis", {{"labelFontSize", 9}, {"titleFontSize", 9}, {"titleFontWeight", "normal"},
                   {"labelColor", "#1a1a1a"}, {"titleColor", "#1a1a1a"}}},
         {"header", {{"labelFontSize", 9}}},
-        {"legend", {{"labelFontSize", 9}, {"labelColor", "#1a1a1a"}}}}},
+        // Stack the top legends (colours, then pipe outlines) instead of setting them
+        // side by side, which would widen the figure past one column.
+        {"legend", {{"labelFontSize", 9}, {"labelColor", "#1a1a1a"},
+                    {"layout", {{"top", {{"direction", "vertical"}, {"anchor", "start"},
+                                         {"margin", 2}}}}}}}}},
   };
 }
 
