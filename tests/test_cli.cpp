@@ -63,7 +63,7 @@ TEST_CASE("command-line overrides and the table", "[cli]") {
   CHECK(r.out.find("bubble rate 0.2500") != std::string::npos);  // (2-1)/(3+2-1)
   const auto bad = run_ppsim("run " + (dir / "c.json").string() + " --stages 3", dir);
   CHECK(bad.code == 2);
-  CHECK(bad.err.find("model.layers: 8 layers do not divide into 3 equal stages") != std::string::npos);
+  CHECK(bad.err.find("model.layers: 8 layers do not divide into 3") != std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -111,7 +111,7 @@ TEST_CASE("every bad input exits 2 with one line naming file and JSON path, and 
       {"negative bytes", with([](json& c) { c["model"]["layers"][0]["activation_bytes"] = -1; }),
        "model.layers[0].activation_bytes: must be at least 0"},
       {"indivisible layers", with([](json& c) { c["model"]["layers"][0]["repeat"] = 6; }),
-       "model.layers: 6 layers do not divide into 4 equal stages"},
+       "model.layers: 6 layers do not divide into 4"},
       {"unknown schedule", with([](json& c) { c["pipeline"]["schedule"] = "zigzag"; }),
        "pipeline.schedule: unknown schedule 'zigzag' (known: gpipe"},
       {"unknown key", with([](json& c) { c["pipeline"]["microbatchs"] = 8; }),

@@ -12,6 +12,7 @@
 #include "ppsim/engine.h"
 #include "ppsim/registry.h"
 #include "ppsim/report.h"
+#include "ppsim/user_schedule.h"
 #include "sweep_cmd.h"
 #include "ppsim/trace.h"
 #include "ppsim/vega.h"
@@ -27,17 +28,32 @@ struct Overrides {
   int stages{0};
   int microbatches{0};
   int chunks{0};
+  std::string schedule_file;
 };
 
 void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
-  if (with_schedule) cmd->add_option("--schedule", o.schedule, "Schedule name (overrides pipeline.schedule)");
+  if (with_schedule) {
+    auto* name = cmd->add_option("--schedule", o.schedule, "Schedule name (overrides pipeline.schedule)");
+    cmd->add_option("--schedule-file", o.schedule_file, "User schedule JSON (per-device token lists); fixes p, m, v")
+        ->check(CLI::ExistingFile)
+        ->excludes(name);
+  }
   cmd->add_option("--stages", o.stages, "Pipeline stages p (overrides pipeline.stages)")->check(CLI::PositiveNumber);
   cmd->add_option("--microbatches", o.microbatches, "Micro-batches m (overrides pipeline.microbatches)")->check(CLI::PositiveNumber);
   cmd->add_option("--chunks", o.chunks, "Chunks per device v (overrides pipeline.chunks)")->check(CLI::PositiveNumber);
 }
 
-Config load_with_overrides(const std::string& path, const Overrides& o) {
+Config load_with_overrides(const std::string& path, Overrides o) {
   Config c = load_config(path);
+  if (!o.schedule_file.empty()) {
+    // The user schedule fixes the pipeline shape.
+    const Schedule user = load_user_schedule(o.schedule_file);
+    c.pipeline.schedule = user.name;
+    c.pipeline.schedule_file = o.schedule_file;
+    o.stages = user.devices;
+    o.microbatches = user.microbatches;
+    o.chunks = user.chunks;
+  }
   if (!o.schedule.empty()) c.pipeline.schedule = o.schedule;
   if (o.stages > 0) {
     // Keep the replica count when only the stage count changes on the command line.
@@ -49,6 +65,16 @@ Config load_with_overrides(const std::string& path, const Overrides& o) {
   resolve_devices(c);  // stages x parallel.data_parallel, or the whole cluster
   check_pipeline(c);
   return c;
+}
+
+/// A user schedule that deadlocks is bad input (exit 2); a built-in one is our bug (exit 1).
+SimResult simulate_checked(const Run& run, LinkModel& links, const SimOptions& options) {
+  try {
+    return simulate(run.schedule, run.costs, links, options);
+  } catch (const DeadlockError& e) {
+    if (run.config.pipeline.schedule_file.empty()) throw;
+    throw ScheduleError(run.config.pipeline.schedule_file + ": " + e.what());
+  }
 }
 
 struct RunArgs {
@@ -68,7 +94,7 @@ int cmd_run(const RunArgs& a) {
     run.config.link = LinkSpec{};  // textbook figures: communication is free
   }
   auto links = make_links(run.config, run.schedule.devices);
-  const SimResult result = simulate(run.schedule, run.costs, *links);
+  const SimResult result = simulate_checked(run, *links, SimOptions{});
   json report = make_report(run, result);
   report["critical_path"] = critical_path(result);
   std::vector<std::pair<std::string, std::string>> files;

@@ -112,7 +112,7 @@ Config parse_config(const json& doc_in, const std::string& file) {
 void check_pipeline(const Config& c) {
   JsonReader r(c.file);
   const auto& p = c.pipeline;
-  if (find_schedule(p.schedule) == nullptr)
+  if (p.schedule_file.empty() && find_schedule(p.schedule) == nullptr)
     r.fail("pipeline.schedule", "unknown schedule '" + p.schedule + "' (known: " + known_schedule_names() + ")");
   if (p.stages < 1 || p.stages > kMaxStages)
     r.fail("pipeline.stages", "must be in 1.." + std::to_string(kMaxStages) + " (got " + std::to_string(p.stages) + ")");

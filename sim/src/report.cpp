@@ -10,6 +10,7 @@
 
 #include "ppsim/cluster_report.h"
 #include "ppsim/registry.h"
+#include "ppsim/user_schedule.h"
 #include "ppsim/topology.h"
 
 namespace ppsim {
@@ -21,7 +22,16 @@ Run prepare_run(const Config& config) {
   Run run{config, {}, {}};
   ScheduleParams params{config.pipeline.stages, config.pipeline.microbatches, config.pipeline.chunks,
                         config.pipeline.iterations};
-  run.schedule = make_schedule(config.pipeline.schedule, params);
+  if (config.pipeline.schedule_file.empty()) {
+    run.schedule = make_schedule(config.pipeline.schedule, params);
+  } else {
+    run.schedule = load_user_schedule(config.pipeline.schedule_file);
+    if (run.schedule.devices != params.stages || run.schedule.microbatches != params.microbatches ||
+        run.schedule.chunks != params.chunks)
+      throw ScheduleError(config.pipeline.schedule_file + ": its shape (devices " + std::to_string(run.schedule.devices) +
+                          ", microbatches " + std::to_string(run.schedule.microbatches) + ", chunks " +
+                          std::to_string(run.schedule.chunks) + ") differs from the config's pipeline");
+  }
   run.costs = stage_costs(config);
   return run;
 }

@@ -44,6 +44,7 @@ struct PipelineSpec {
   int microbatches{1};
   int chunks{1};
   int iterations{0};  ///< asynchronous schedules; 0 lets the schedule choose
+  std::string schedule_file;  ///< a user schedule (JSON token lists) instead of `schedule`
   PartitionSpec partition;  ///< how layers are split into stages
 };
 
