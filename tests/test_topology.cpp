@@ -243,3 +243,22 @@ TEST_CASE("the report says when pipeline replicas are placed differently", "[top
   doc["parallel"]["data_parallel"] = 2;
   CHECK(run_report(doc)["cluster"]["replicas_placed_alike"] == true);
 }
+
+TEST_CASE("bidirectional schedules: copies sync in the engine, replicas here", "[topology]") {
+  // Chimera keeps two copies of each stage in a pipeline; the engine reduces them
+  // (gradient_syncs, part of the pipeline time). With one replica there is nothing
+  // more to reduce; with two, each device reduces its two stages' 1e6 B over a ring
+  // of 2: 2 x (2*(1/2)*1e6/25 = 40 us + 2*5 us) = 100 us after its last op.
+  json doc = {{"model", {{"layers", json::array({{{"repeat", 4}, {"forward_ms", 1.0}, {"backward_ms", 2.0},
+                                                   {"parameter_bytes", kMB}, {"output_bytes", kMB}}})}}},
+              {"cluster", {{"devices", 4}, {"link", kInter}}},
+              {"pipeline", {{"schedule", "chimera"}, {"stages", 4}, {"microbatches", 4}}}};
+  const json one = run_report(doc);
+  CHECK(one["data_parallel"]["ring_size"] == 1);
+  CHECK(one["data_parallel"]["exposed_ms"].get<double>() == 0.0);
+  doc["cluster"]["devices"] = 8;
+  const json two = run_report(doc);
+  CHECK(two["data_parallel"]["ring_size"] == 2);
+  for (const auto& d : two["per_device"]) CHECK(d["allreduce_ms"].get<double>() == Approx(0.100).epsilon(1e-12));
+  CHECK(two["data_parallel"]["allreduce_ms"].get<double>() == Approx(0.100).epsilon(1e-12));
+}

@@ -127,11 +127,19 @@ void add_cluster_report(json& rep, const Run& run, const SimResult& r) {
     grads = std::max(grads, dp.gradient_bytes[d]);
   }
   rep["data_parallel"] = {{"degree", dp.degree},
+                          {"ring_size", dp.group},
                           {"overlap", dp.overlap},
                           {"link", dp.link},
                           {"gradient_bytes", grads.value},
                           {"allreduce_ms", longest.ms()},
                           {"exposed_ms", dp.exposed.ms()}};
+  if (rep.contains("per_device"))
+    for (auto& d : rep["per_device"]) {
+      const auto k = d["device"].get<std::size_t>();
+      if (k >= dp.allreduce.size()) continue;
+      d["allreduce_ms"] = dp.allreduce[k].ms();
+      d["allreduce_end_ms"] = dp.finish[k].ms();
+    }
   fold_exposed_allreduce(rep, r, dp.exposed);
   if (c.cluster.given()) {
     // Only replica 0 is simulated; say so when another replica crosses nodes at other
@@ -179,9 +187,9 @@ std::string format_cluster_lines(const json& rep) {
   }
   if (rep.contains("cluster") && !rep["cluster"]["replicas_placed_alike"].get<bool>())
     o << "note: pipeline replicas cross nodes at different stages; replica 0 is the one simulated\n";
-  if (rep.contains("data_parallel") && rep["data_parallel"]["degree"].get<int>() > 1) {
+  if (rep.contains("data_parallel") && rep["data_parallel"]["ring_size"].get<int>() > 1) {
     const auto& d = rep["data_parallel"];
-    o << "data parallel x" << d["degree"].get<int>() << " (" << d["link"].get<std::string>()
+    o << "data parallel x" << d["degree"].get<int>() << ", rings of " << d["ring_size"].get<int>() << " (" << d["link"].get<std::string>()
       << " links): gradient all-reduce " << std::setprecision(3) << d["allreduce_ms"].get<double>()
       << " ms, exposed " << d["exposed_ms"].get<double>() << " ms"
       << (d["overlap"].get<bool>() ? " (overlapped with backward)" : "") << "\n";

@@ -119,7 +119,18 @@ DataParallelCost data_parallel_cost(const Run& run, const SimResult& r) {
   for (int d = 0; d < n; ++d)
     for (int i = r.device_first_op[d]; i < r.device_first_op[d + 1]; ++i)
       out.finish[d] = std::max(out.finish[d], r.ops[i].end);
-  if (out.degree <= 1) {
+  // Devices holding each model stage in replica 0. Bidirectional schedules keep a copy
+  // per pipe; the engine already syncs those copies inside the pipeline
+  // (Schedule::gradient_syncs), so each copy reduces only across the replicas here.
+  std::vector<std::vector<int>> holders(static_cast<std::size_t>(s.num_stages));
+  for (int d = 0; d < n; ++d)
+    for (int i = r.device_first_op[d]; i < r.device_first_op[d + 1]; ++i) {
+      auto& h = holders[static_cast<std::size_t>(r.ops[i].op.stage)];
+      if (std::find(h.begin(), h.end(), d) == h.end()) h.push_back(d);
+    }
+  auto group_size = [&](int) { return out.degree; };
+  for (int k = 0; k < s.num_stages; ++k) out.group = std::max(out.group, group_size(k));
+  if (out.group <= 1) {
     out.link = "none";
     return out;
   }
@@ -128,30 +139,38 @@ DataParallelCost data_parallel_cost(const Run& run, const SimResult& r) {
   auto grad_bytes = [&](std::int64_t parameter_bytes) {
     return Bytes{c.memory.given ? parameter_bytes * bpp.gradients / bpp.weights : parameter_bytes};
   };
-  // The link each device's ring runs over.
-  std::vector<NetLink> ring(static_cast<std::size_t>(n));
+  // The link each stage's ring runs over.
+  std::vector<NetLink> ring(static_cast<std::size_t>(s.num_stages));
   if (c.cluster.given()) {
     const TopologyLinkModel topo(c.cluster, n, out.degree);
-    auto crosses = [&](int d) {
-      for (int k = 1; k < out.degree; ++k)
-        if (topo.node_of(topo.gpu(d, k)) != topo.node_of(topo.gpu(d, 0))) return true;
+    auto crosses = [&](int stage) {
+      const int node = topo.node_of(topo.gpu(holders[static_cast<std::size_t>(stage)][0], 0));
+      for (int h : holders[static_cast<std::size_t>(stage)])
+        for (int k = 0; k < out.degree; ++k)
+          if (topo.node_of(topo.gpu(h, k)) != node) return true;
       return false;
     };
+    std::vector<std::uint8_t> device_crosses(static_cast<std::size_t>(n), 0);
+    for (int k = 0; k < s.num_stages; ++k)
+      if (group_size(k) > 1 && crosses(k))
+        for (int h : holders[static_cast<std::size_t>(k)]) device_crosses[static_cast<std::size_t>(h)] = 1;
     bool any_inter = false;
-    for (int d = 0; d < n; ++d) {
-      if (!crosses(d)) {
-        ring[d] = c.cluster.intra;
+    for (int k = 0; k < s.num_stages; ++k) {
+      if (group_size(k) <= 1) continue;
+      if (!crosses(k)) {
+        ring[k] = c.cluster.intra;
         continue;
       }
       any_inter = true;
       // Every GPU of the job on this NIC whose ring also leaves the node reduces at the
       // same time (an upper bound on contention): they share the NIC's bandwidth.
+      const int nic = topo.nic_of(topo.gpu(holders[static_cast<std::size_t>(k)][0], 0));
       int sharing = 0;
       for (int e = 0; e < n; ++e)
-        for (int k = 0; k < out.degree; ++k)
-          if (crosses(e) && topo.nic_of(topo.gpu(e, k)) == topo.nic_of(topo.gpu(d, 0))) ++sharing;
-      ring[d] = c.cluster.inter;
-      ring[d].bandwidth_GBps /= std::max(1, sharing);
+        for (int rep = 0; rep < out.degree; ++rep)
+          if (device_crosses[static_cast<std::size_t>(e)] && topo.nic_of(topo.gpu(e, rep)) == nic) ++sharing;
+      ring[k] = c.cluster.inter;
+      ring[k].bandwidth_GBps /= std::max(1, sharing);
     }
     out.link = any_inter ? "inter" : "intra";
   } else {
@@ -167,7 +186,7 @@ DataParallelCost data_parallel_cost(const Run& run, const SimResult& r) {
     for (int i = r.device_first_op[d]; i < r.device_first_op[d + 1]; ++i) {
       const Op& op = r.ops[i].op;
       const bool grads = s.split_backward ? op.kind == OpKind::Weight : op.kind == OpKind::Backward;
-      if (!grads) continue;
+      if (!grads || group_size(op.stage) <= 1) continue;
       auto same = std::find_if(last_op.begin(), last_op.end(), [&](int j) {
         return r.ops[j].op.stage == op.stage && r.ops[j].op.pipe == op.pipe;
       });
@@ -176,38 +195,42 @@ DataParallelCost data_parallel_cost(const Run& run, const SimResult& r) {
     }
     struct Bucket {
       TimeNs ready;
-      Bytes bytes;
+      TimeNs time;
     };
     std::vector<Bucket> buckets;
     Bytes total{};
+    TimeNs whole{};  // without overlap: one all-reduce per stage held, after the last op
     for (int i : last_op) {
       const OpRecord& rec = r.ops[i];
-      const auto [first, last] = ranges[static_cast<std::size_t>(rec.op.stage)];
+      const int stage = rec.op.stage;
+      const auto [first, last] = ranges[static_cast<std::size_t>(stage)];
       double weight_sum = 0;
       for (int l = first; l < last; ++l)
         weight_sum += s.split_backward ? c.layers[l].weight_grad_ms : c.layers[l].backward_ms;
       double done = 0;
+      Bytes stage_bytes{};
       for (int l = last - 1; l >= first; --l) {  // backward runs from the stage's last layer
         done += s.split_backward ? c.layers[l].weight_grad_ms : c.layers[l].backward_ms;
         const double share = weight_sum > 0 ? done / weight_sum : 1.0;
         const TimeNs ready = rec.start + TimeNs{static_cast<std::int64_t>(
                                              std::llround(share * static_cast<double>((rec.end - rec.start).ns)))};
         const Bytes b = grad_bytes(c.layers[l].parameter_bytes);
-        buckets.push_back({ready, b});
-        total += b;
+        buckets.push_back({ready, ring_allreduce_time(b, group_size(stage), ring[stage])});
+        stage_bytes += b;
       }
+      total += stage_bytes;
+      whole += ring_allreduce_time(stage_bytes, group_size(stage), ring[stage]);
     }
     out.gradient_bytes[d] = total;
-    out.allreduce[d] = ring_allreduce_time(total, out.degree, ring[d]);
+    out.allreduce[d] = whole;
     TimeNs t = out.finish[d];
     if (out.overlap && s.synchronous) {
       std::stable_sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) { return a.ready < b.ready; });
       TimeNs busy = r.first_start;
       TimeNs sum{};
       for (const Bucket& b : buckets) {
-        const TimeNs dt = ring_allreduce_time(b.bytes, out.degree, ring[d]);
-        busy = std::max(busy, b.ready) + dt;
-        sum += dt;
+        busy = std::max(busy, b.ready) + b.time;
+        sum += b.time;
       }
       out.allreduce[d] = sum;
       t = std::max(t, busy);

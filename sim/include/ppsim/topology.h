@@ -103,6 +103,7 @@ TimeNs ring_allreduce_time(Bytes bytes, int n, const NetLink& link);
 /// @brief Data-parallel gradient all-reduce of one iteration.
 struct DataParallelCost {
   int degree{1};
+  int group{1};  ///< GPUs in each ring (the degree; 1 = nothing to reduce)
   bool overlap{false};
   std::vector<TimeNs> allreduce;  ///< per pipeline device: total all-reduce time
   std::vector<TimeNs> finish;     ///< per device: when its last all-reduce ends
@@ -117,7 +118,9 @@ struct DataParallelCost {
 /// each layer's gradients form one bucket, ready when backward has passed through the
 /// layer (its share of the last B, or W, of that stage), and buckets reduce one after
 /// another on the device. For asynchronous schedules the whole all-reduce is added per
-/// iteration (no overlap).
+/// iteration (no overlap). Bidirectional schedules sync their two copies of a stage
+/// inside the pipeline in the engine (Schedule::gradient_syncs); here each copy reduces
+/// across the replicas.
 DataParallelCost data_parallel_cost(const Run& run, const SimResult& result);
 
 /// @brief Data-parallel degree of the config (parallel.data_parallel or devices / stages).
