@@ -168,3 +168,26 @@ TEST_CASE("sweep file errors name the file and path", "[sweep]") {
                     Catch::StartsWith("s.json (base): pipeline.stages: must be an integer"));
   CHECK_THROWS_WITH(load_sweep("/nonexistent/sweep.json"), "/nonexistent/sweep.json: cannot open file");
 }
+
+#ifdef PPSIM_HAVE_PROFILES
+TEST_CASE("sweep re-costs a transformer base at each micro-batch size", "[sweep]") {
+  const json base = {{"model", {{"preset", "configs/models/tiny.json"}, {"sequence_length", 32}, {"micro_batch_size", 1}}},
+                     {"costs", {{"device", "configs/devices/h100-sxm.json"}}},
+                     {"cluster", {{"devices", 2}}},
+                     {"pipeline", {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 4}, {"partition", "uniform"}}}};
+  const std::string file = PPSIM_SOURCE_DIR "/configs/sweeps/tiny.json";
+  const SweepSpec spec = parse_sweep(json{{"base", base}, {"grid", {{"micro_batch_size", {1, 4}}}}}, file);
+  REQUIRE(spec.base_by_micro_batch.size() == 2);
+  const auto rows = run_sweep(spec, SweepOptions{});
+  REQUIRE(rows.size() == 2);
+  json direct = base;
+  direct["model"]["micro_batch_size"] = 4;
+  const Config c = parse_config(direct, file);
+  const Run run = prepare_run(c);
+  auto links = make_links(c, run.schedule.devices);
+  const json want = make_report(run, simulate(run.schedule, run.costs, *links));
+  CHECK(rows[1].report["micro_batch_size"] == 4);
+  CHECK(rows[1].report["iteration_time_ms"] == want["iteration_time_ms"]);
+  CHECK(rows[1].report["peak_memory_bytes"] == want["peak_memory_bytes"]);
+}
+#endif

@@ -90,12 +90,19 @@ SweepSpec parse_sweep(const json& doc, const std::string& file) {
   spec.file = file;
   if (!doc.contains("base")) r.fail("base", "missing (a config path relative to this file, or an inline config)");
   const json& base = doc.at("base");
+  json base_doc;
+  std::string base_file;
   if (base.is_string()) {
     fs::path p = base.get<std::string>();
     if (p.is_relative()) p = fs::path(file).parent_path() / p;
-    spec.base = load_config(p.lexically_normal().string());
+    base_file = p.lexically_normal().string();
+    spec.base = load_config(base_file);
+    std::ifstream in(base_file, std::ios::binary);
+    base_doc = json::parse(in, nullptr, false);
   } else if (base.is_object()) {
-    spec.base = parse_config(base, file + " (base)");
+    base_file = file + " (base)";
+    spec.base = parse_config(base, base_file);
+    base_doc = base;
   } else {
     r.fail("base", "must be a config path or an inline config object");
   }
@@ -122,6 +129,21 @@ SweepSpec parse_sweep(const json& doc, const std::string& file) {
     const auto& n = sweep_axis_names();
     return std::find(n.begin(), n.end(), a.name) < std::find(n.begin(), n.end(), b.name);
   });
+  // A transformer costed from a profile or roofline is re-costed at each micro-batch size.
+  if (base_doc.is_object() && base_doc.contains("costs"))
+    for (const auto& a : spec.axes) {
+      if (a.name != "micro_batch_size") continue;
+      for (const json& v : a.values) {
+        const int b = v.get<int>();
+        json d = base_doc;
+        d["model"]["micro_batch_size"] = b;
+        try {
+          spec.base_by_micro_batch.emplace(b, parse_config(d, base_file));
+        } catch (const ConfigError& e) {
+          spec.micro_batch_error.emplace(b, e.what());
+        }
+      }
+    }
   double points = 1;
   for (const auto& a : spec.axes) points *= static_cast<double>(a.values.size());
   if (points > static_cast<double>(kMaxPoints))
@@ -205,7 +227,21 @@ SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions&
   row.point = point;
   row.overrides = spec.overrides(point);
   try {
-    const Config c = apply_overrides(spec.base, row.overrides);
+    const Config* base = &spec.base;
+    json overrides = row.overrides;
+    if (overrides.contains("micro_batch_size")) {
+      const int b = overrides["micro_batch_size"].get<int>();
+      if (auto err = spec.micro_batch_error.find(b); err != spec.micro_batch_error.end()) {
+        row.status = "not_applicable";
+        row.reason = err->second;
+        return row;
+      }
+      if (auto it = spec.base_by_micro_batch.find(b); it != spec.base_by_micro_batch.end()) {
+        base = &it->second;
+        overrides.erase("micro_batch_size");  // already costed at this size
+      }
+    }
+    const Config c = apply_overrides(*base, overrides);
     const Run run = prepare_run(c);
     auto links = make_links(c, run.schedule.devices);
     // Memory samples give the exact OOM instant; skip them when no limit applies.

@@ -15,6 +15,7 @@
 /// fastest. `--shard i/n` runs the points whose number is i mod n.
 #include <cstddef>
 #include <iosfwd>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,11 @@ struct SweepAxis {
 struct SweepSpec {
   std::string file;
   Config base;
+  /// Transformer bases costed from a profile or roofline ("costs"): the base re-costed
+  /// at each micro_batch_size of the grid (the profile interpolates between measured
+  /// sizes), or the reason it cannot be. Synthetic bases scale linearly instead.
+  std::map<int, Config> base_by_micro_batch;
+  std::map<int, std::string> micro_batch_error;
   std::vector<SweepAxis> axes;
   std::string csv_path, json_path, vega_path;  ///< output paths from the file ("" = not given)
   int top{10};
