@@ -39,21 +39,32 @@ bool UniformLinkModel::is_free() const { return latency_.ns == 0 && bandwidth_GB
 // ---------------------------------------------------------------- engine
 namespace {
 
-// 16 bytes: time, then seq (high 36 bits) | target op (27 bits) | arrival flag (1 bit).
-// Comparing (time, packed) orders by (time, seq) since seq is unique and in the high bits.
+// 16 bytes: one unsigned 128-bit key, time in the high word, then seq (36 bits) | target op
+// (27 bits) | arrival flag (1 bit). Ordering by the key is ordering by (time, seq) since seq
+// is unique; one wide compare keeps the heap's sift loops free of data-dependent branches.
 struct Event {
-  std::int64_t time;
-  std::uint64_t packed;
-  [[nodiscard]] std::int32_t target() const { return static_cast<std::int32_t>((packed >> 1) & ((1u << 27) - 1)); }
-  [[nodiscard]] bool arrival() const { return (packed & 1u) != 0; }  // an input of target arrived
+  unsigned __int128 key;
+  [[nodiscard]] std::int64_t time() const { return static_cast<std::int64_t>(key >> 64); }
+  [[nodiscard]] std::int32_t target() const { return static_cast<std::int32_t>((static_cast<std::uint64_t>(key) >> 1) & ((1u << 27) - 1)); }
+  [[nodiscard]] bool arrival() const { return (static_cast<std::uint64_t>(key) & 1u) != 0; }  // an input of target arrived
 };
 struct EventAfter {
-  bool operator()(const Event& a, const Event& b) const {
-    return a.time != b.time ? a.time > b.time : a.packed > b.packed;
-  }
+  bool operator()(const Event& a, const Event& b) const { return a.key > b.key; }
 };
 static_assert(sizeof(Event) == 16);
 constexpr std::int64_t kMaxEngineOps = std::int64_t{1} << 27;
+
+/// What the event loop reads and writes per op, in one 32-byte record so that delivering
+/// an input touches one cache line (separate arrays cost a miss each at large p).
+struct OpState {
+  std::int64_t input_time{0};  // latest input arrival (ns)
+  std::int32_t waiting{0};     // inputs not yet arrived
+  std::int32_t device{0};
+  std::int32_t next[2]{-1, -1};  // consumers: F -> {F of next stage, B of this stage}; B -> {B of previous stage, W}
+  std::int32_t last_input{-1};
+  std::int32_t last_transfer{-1};
+};
+static_assert(sizeof(OpState) == 32);
 
 class Engine {
  public:
@@ -72,17 +83,18 @@ class Engine {
   }
   [[nodiscard]] TimeNs duration(const Op& op) const;
   void push(TimeNs t, int target, bool arrival) {
-    queue_.push({t.ns, (seq_++ << 28) | (static_cast<std::uint64_t>(target) << 1) | (arrival ? 1u : 0u)});
+    const std::uint64_t low = (seq_++ << 28) | (static_cast<std::uint64_t>(target) << 1) | (arrival ? 1u : 0u);
+    queue_.push({(static_cast<unsigned __int128>(static_cast<std::uint64_t>(t.ns)) << 64) | low});
   }
   void try_start(int device, TimeNs now);
   void finish(int index, TimeNs now);
   void deliver(int producer, int consumer, Bytes bytes, TimeNs now);
   void adjust_memory(int device, Bytes delta, TimeNs now);
-  void note_input(int consumer, int producer, int transfer, TimeNs arrival) {
-    if (arrival >= input_time_[consumer]) {
-      input_time_[consumer] = arrival;
-      r_.last_input[consumer] = producer;
-      r_.last_input_transfer[consumer] = transfer;
+  void note_input(OpState& consumer, int producer, int transfer, TimeNs arrival) {
+    if (arrival.ns >= consumer.input_time) {
+      consumer.input_time = arrival.ns;
+      consumer.last_input = producer;
+      consumer.last_transfer = transfer;
     }
   }
   [[noreturn]] void report_deadlock() const;
@@ -95,9 +107,7 @@ class Engine {
   std::size_t mbs_{0};
   SimResult r_;
   std::vector<int> key_to_op_;
-  std::vector<int> waiting_;       // unarrived inputs per op
-  std::vector<TimeNs> input_time_; // latest input arrival per op
-  std::vector<std::uint8_t> done_;
+  std::vector<OpState> state_;     // per op, in SimResult::ops order
   std::vector<int> head_;          // next op index per device
   std::vector<std::uint8_t> busy_;
   std::vector<Bytes> activation_;  // current stashed activation bytes per device
@@ -139,7 +149,7 @@ void Engine::adjust_memory(int device, Bytes delta, TimeNs now) {
 void Engine::try_start(int device, TimeNs now) {
   if (busy_[device]) return;
   const int index = head_[device];
-  if (index >= r_.device_first_op[device + 1] || waiting_[index] > 0) return;
+  if (index >= r_.device_first_op[device + 1] || state_[index].waiting > 0) return;
   OpRecord& rec = r_.ops[index];
   busy_[device] = 1;
   rec.start = now;
@@ -156,15 +166,16 @@ void Engine::try_start(int device, TimeNs now) {
 
 void Engine::deliver(int producer, int consumer, Bytes bytes, TimeNs now) {
   if (consumer < 0) return;
-  const int src = r_.ops[producer].device;
-  const int dst = r_.ops[consumer].device;
+  OpState& target = state_[consumer];
+  const int src = state_[producer].device;
+  const int dst = target.device;
   if (src == dst || links_.is_free()) {
-    note_input(consumer, producer, -1, now);
-    if (--waiting_[consumer] == 0) try_start(dst, now);
+    note_input(target, producer, -1, now);
+    if (--target.waiting == 0) try_start(dst, now);
     return;
   }
   const TransferSlot slot = links_.reserve(src, dst, bytes, now);
-  note_input(consumer, producer, static_cast<int>(r_.transfers.size()), slot.end);
+  note_input(target, producer, static_cast<int>(r_.transfers.size()), slot.end);
   r_.transfers.push_back({src, dst, producer, consumer, bytes, slot.start, slot.end});
   push(slot.end, consumer, true);
 }
@@ -173,24 +184,23 @@ void Engine::finish(int index, TimeNs now) {
   OpRecord& rec = r_.ops[index];
   const Op& op = rec.op;
   const int device = rec.device;
-  done_[index] = 1;
   ++finished_;
   busy_[device] = 0;
   ++head_[device];
   const StageCost& cost = costs_[op.stage];
   const std::size_t slot = static_cast<std::size_t>(op.pipe) * s_.num_stages + op.stage;
+  const OpState& st = state_[index];
   switch (op.kind) {
     case OpKind::Forward:
-      deliver(index, find(OpKind::Forward, op.microbatch, op.stage + 1, op.pipe), cost.output, now);
-      deliver(index, find(OpKind::Backward, op.microbatch, op.stage, op.pipe), Bytes{}, now);
+      deliver(index, st.next[0], cost.output, now);
+      deliver(index, st.next[1], Bytes{}, now);
       break;
     case OpKind::Backward:
       --slot_inflight_[slot];
       --inflight_[device];
       adjust_memory(device, Bytes{} - (s_.split_backward ? cost.activation - cost.weight_activation : cost.activation), now);
-      if (op.stage > 0)
-        deliver(index, find(OpKind::Backward, op.microbatch, op.stage - 1, op.pipe), costs_[op.stage - 1].output, now);
-      if (s_.split_backward) deliver(index, find(OpKind::Weight, op.microbatch, op.stage, op.pipe), Bytes{}, now);
+      if (op.stage > 0) deliver(index, st.next[0], costs_[op.stage - 1].output, now);
+      deliver(index, st.next[1], Bytes{}, now);
       break;
     case OpKind::Weight:
       adjust_memory(device, Bytes{} - cost.weight_activation, now);
@@ -208,7 +218,7 @@ void Engine::report_deadlock() const {
     msg += " device " + std::to_string(d) + " waits at " + op_token(op) + " (stage " + std::to_string(op.stage) + ") for";
     auto need = [&](OpKind k, int stage) {
       const int dep = find(k, op.microbatch, stage, op.pipe);
-      if (dep >= 0 && !done_[dep]) {
+      if (dep >= 0 && dep >= head_[r_.ops[dep].device]) {  // ops finish in list order
         msg += " " + op_token(r_.ops[dep].op) + " stage " + std::to_string(stage) + " on device " +
                std::to_string(r_.ops[dep].device);
       }
@@ -284,24 +294,30 @@ SimResult Engine::run() {
                         std::to_string(kMaxEngineOps));
   r_.ops.resize(total);
   key_to_op_.assign(static_cast<std::size_t>(s_.pipes) * s_.num_stages * mbs_ * 3, -1);
-  waiting_.assign(total, 0);
-  done_.assign(total, 0);
-  input_time_.assign(total, TimeNs{});
-  r_.last_input.assign(total, -1);
-  r_.last_input_transfer.assign(total, -1);
+  state_.assign(total, OpState{});
   for (int d = 0; d < n; ++d)
     for (std::size_t i = 0; i < s_.device_ops[d].size(); ++i) {
       const int index = r_.device_first_op[d] + static_cast<int>(i);
       const Op& op = s_.device_ops[d][i];
       r_.ops[index] = OpRecord{op, d, {}, {}};
+      state_[index].device = d;
       key_to_op_[key(op.kind, op.microbatch, op.stage, op.pipe)] = index;
     }
   for (std::size_t i = 0; i < total; ++i) {
     const Op& op = r_.ops[i].op;
+    OpState& st = state_[i];
     switch (op.kind) {
-      case OpKind::Forward: waiting_[i] = op.stage > 0 ? 1 : 0; break;
-      case OpKind::Backward: waiting_[i] = 1 + (op.stage < s_.num_stages - 1 ? 1 : 0); break;
-      case OpKind::Weight: waiting_[i] = 1; break;
+      case OpKind::Forward:
+        st.waiting = op.stage > 0 ? 1 : 0;
+        st.next[0] = find(OpKind::Forward, op.microbatch, op.stage + 1, op.pipe);
+        st.next[1] = find(OpKind::Backward, op.microbatch, op.stage, op.pipe);
+        break;
+      case OpKind::Backward:
+        st.waiting = 1 + (op.stage < s_.num_stages - 1 ? 1 : 0);
+        st.next[0] = find(OpKind::Backward, op.microbatch, op.stage - 1, op.pipe);
+        st.next[1] = s_.split_backward ? find(OpKind::Weight, op.microbatch, op.stage, op.pipe) : -1;
+        break;
+      case OpKind::Weight: st.waiting = 1; break;
     }
   }
   head_.assign(n, 0);
@@ -319,16 +335,22 @@ SimResult Engine::run() {
   while (!queue_.empty()) {
     const Event ev = queue_.top();
     queue_.pop();
-    assert(ev.time >= now_.ns && "time went backwards");
-    now_ = TimeNs{ev.time};
+    assert(ev.time() >= now_.ns && "time went backwards");
+    now_ = TimeNs{ev.time()};
     const int target = ev.target();
     if (ev.arrival()) {
-      if (--waiting_[target] == 0) try_start(r_.ops[target].device, now_);
+      if (--state_[target].waiting == 0) try_start(state_[target].device, now_);
     } else {
       finish(target, now_);
     }
   }
   if (finished_ != total) report_deadlock();
+  r_.last_input.resize(total);
+  r_.last_input_transfer.resize(total);
+  for (std::size_t i = 0; i < total; ++i) {
+    r_.last_input[i] = state_[i].last_input;
+    r_.last_input_transfer[i] = state_[i].last_transfer;
+  }
 
   // Summaries.
   r_.first_start = TimeNs::max();
