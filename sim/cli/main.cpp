@@ -169,6 +169,9 @@ int cmd_compare(const CompareArgs& a) {
                   {"samples_per_s", rep["samples_per_s"]},
                   {"measured_window", rep["measured_window"]}};
       if (rep.contains("note")) row["note"] = rep["note"];
+      // With a memory limit: "yes", or "OOM" with the excess (the report's oom object).
+      if (rep.contains("fits")) row["fits"] = rep["fits"];
+      if (rep.contains("oom")) row["oom"] = rep["oom"];
       rows.push_back(std::move(row));
     } catch (const ScheduleError& e) {
       skipped.push_back({{"schedule", info->name}, {"reason", e.what()}});
@@ -195,7 +198,7 @@ int cmd_compare(const CompareArgs& a) {
             << ", devices " << base.devices << "; sorted by iteration time\n";
   std::cout << std::left << std::setw(13) << "schedule" << std::right << std::setw(7) << "chunks" << std::setw(14)
             << "iteration_ms" << std::setw(9) << "bubble" << std::setw(14) << "peak_mem_GiB" << std::setw(10)
-            << "versions" << std::setw(6) << "sync" << "\n";
+            << "versions" << std::setw(6) << "sync" << std::setw(6) << "fits" << "\n";
   for (const auto& r : rows) {
     const bool sync = r["synchronous"].get<bool>();
     std::cout << std::left << std::setw(13) << r["schedule"].get<std::string>() << std::right << std::setw(7)
@@ -204,6 +207,7 @@ int cmd_compare(const CompareArgs& a) {
               << r["bubble_rate"].get<double>() << std::setprecision(3) << std::setw(14)
               << static_cast<double>(r["peak_memory_bytes"].get<std::int64_t>()) / (1024.0 * 1024.0 * 1024.0)
               << std::setw(10) << r["weight_versions"].get<int>() << std::setw(6) << (sync ? "yes" : "no")
+              << std::setw(6) << (!r.contains("fits") ? "-" : r["fits"].get<bool>() ? "yes" : "OOM")
               << (sync ? "" : "  (steady state per iteration)") << "\n";
   }
   if (!skipped.empty()) std::cout << "\nnot applicable:\n";
