@@ -110,7 +110,8 @@ TEST_CASE("trace slices on one thread never overlap", "[trace]") {
   Schedule s;
   const SimResult r = test::gpipe_2x2_with_links(&s);
   std::map<std::pair<int, int>, std::vector<std::pair<double, double>>> lanes;
-  for (const json& e : chrome_trace(s, r)["traceEvents"])
+  const json doc1 = chrome_trace(s, r);
+  for (const json& e : doc1["traceEvents"])
     if (e["ph"] == "X")
       lanes[{e["pid"], e["tid"]}].push_back({e["ts"].get<double>(),
                                             e["ts"].get<double>() + e["dur"].get<double>()});

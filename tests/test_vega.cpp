@@ -219,7 +219,8 @@ TEST_CASE("vega draws short boxes at least 1.5 px wide, keeping the true end", "
   Schedule s;
   SimResult r = test::gpipe_2x2_with_links(&s);
   r.transfers[0].end = r.transfers[0].start + TimeNs{1000};  // 1 us: 0.03 px at 300 px / 9 ms
-  for (const json& b : vega_spec(s, r)["datasets"]["boxes"]) {
+  const json doc1 = vega_spec(s, r);
+  for (const json& b : doc1["datasets"]["boxes"]) {
     if (b["lane"] != "send" || b["microbatch"] != 0 || b["kind"] != "activation") continue;
     CHECK(b["end"].get<double>() == Approx(1.001));
     CHECK(b["draw_end"].get<double>() == Approx(1.0 + 1.5 * 9.0 / 300.0));

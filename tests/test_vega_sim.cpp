@@ -62,11 +62,13 @@ TEST_CASE("trace of a simulated 1F1B run is complete", "[trace][sim]") {
   CHECK(c.counters == r.memory.size());
   // Counter values are the simulated samples, in order.
   std::vector<std::int64_t> bytes;
-  for (const json& e : chrome_trace(s, r)["traceEvents"])
+  const json doc1 = chrome_trace(s, r);
+  for (const json& e : doc1["traceEvents"])
     if (e["ph"] == "C") bytes.push_back(e["args"]["bytes"].get<std::int64_t>());
   for (std::size_t i = 0; i < bytes.size(); ++i) CHECK(bytes[i] == r.memory[i].bytes.value);
   // Each flow ends inside the op that consumes the transfer.
-  for (const json& e : chrome_trace(s, r)["traceEvents"]) {
+  const json doc2 = chrome_trace(s, r);
+  for (const json& e : doc2["traceEvents"]) {
     if (e["ph"] != "f") continue;
     const OpRecord& consumer = r.ops.at(r.transfers.at(e["id"].get<std::size_t>()).consumer);
     CHECK(e["pid"] == trace_pid(consumer.device));
