@@ -31,13 +31,11 @@ NetLink profile_link(const JsonReader& r, const json& obj, const std::string& pa
         file = base / name;
         break;
       }
-  std::ifstream in(file);
-  if (!in) r.fail(path + ".profile", "cannot open '" + name + "'");
   json profile;
   try {
-    profile = json::parse(in);
-  } catch (const json::parse_error& e) {
-    r.fail(path + ".profile", "'" + name + "' is not valid JSON: " + e.what());
+    profile = read_json_file(file.string());
+  } catch (const ConfigError& e) {
+    r.fail(path + ".profile", e.what());
   }
   const json links = profile.is_object() ? profile.value("links", json::array()) : json::array();
   std::string kinds;

@@ -176,14 +176,13 @@ std::vector<StageCost> stage_costs(const Config& c) {
   return costs;
 }
 
-Config load_config(const std::string& path) {
+json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, "", "cannot open file");
   std::stringstream buf;
   buf << in.rdbuf();
-  json doc;
   try {
-    doc = json::parse(buf.str());
+    return json::parse(buf.str());
   } catch (const json::parse_error& e) {
     std::string what = e.what();
     if (auto pos = what.find("parse error"); pos != std::string::npos) what = what.substr(pos);
@@ -194,7 +193,8 @@ Config load_config(const std::string& path) {
     if (auto pos = what.find("number overflow"); pos != std::string::npos) what = what.substr(pos);
     throw ConfigError(path, "", "numbers must be finite: " + what);
   }
-  return parse_config(doc, path);
 }
+
+Config load_config(const std::string& path) { return parse_config(read_json_file(path), path); }
 
 }  // namespace ppsim

@@ -96,9 +96,8 @@ SweepSpec parse_sweep(const json& doc, const std::string& file) {
     fs::path p = base.get<std::string>();
     if (p.is_relative()) p = fs::path(file).parent_path() / p;
     base_file = p.lexically_normal().string();
-    spec.base = load_config(base_file);
-    std::ifstream in(base_file, std::ios::binary);
-    base_doc = json::parse(in, nullptr, false);
+    base_doc = read_json_file(base_file);
+    spec.base = parse_config(base_doc, base_file);
   } else if (base.is_object()) {
     base_file = file + " (base)";
     spec.base = parse_config(base, base_file);
@@ -161,19 +160,7 @@ SweepSpec parse_sweep(const json& doc, const std::string& file) {
 }
 
 SweepSpec load_sweep(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path, "", "cannot open file");
-  std::stringstream buf;
-  buf << in.rdbuf();
-  json doc;
-  try {
-    doc = json::parse(buf.str());
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    if (auto pos = what.find("parse error"); pos != std::string::npos) what = what.substr(pos);
-    throw ConfigError(path, "", "malformed JSON: " + what);
-  }
-  return parse_sweep(doc, path);
+  return parse_sweep(read_json_file(path), path);
 }
 
 Config apply_overrides(const Config& base, const json& o) {

@@ -259,17 +259,10 @@ nlohmann::json load_cluster_preset(const std::string& name, const std::string& c
       candidates.push_back(base / (name + ".json"));
   }
   for (const fs::path& p : candidates) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) continue;
-    std::stringstream buf;
-    buf << in.rdbuf();
-    try {
-      nlohmann::json doc = nlohmann::json::parse(buf.str());
-      doc["__file"] = p.string();
-      return doc;
-    } catch (const nlohmann::json::parse_error& e) {
-      throw ConfigError(p.string(), "", std::string("malformed JSON: ") + e.what());
-    }
+    if (!fs::is_regular_file(p)) continue;
+    nlohmann::json doc = read_json_file(p.string());
+    doc["__file"] = p.string();
+    return doc;
   }
   throw ConfigError(config_file, "cluster.preset",
                     "no cluster preset '" + name + "' (looked for " + candidates.front().string() + " and in " +

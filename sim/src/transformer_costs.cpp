@@ -38,12 +38,10 @@ std::string resolve(const std::string& file, const std::string& p) {
 }
 
 json read_json(const JsonReader& r, const std::string& path, const std::string& json_path) {
-  std::ifstream in(path);
-  if (!in) r.fail(json_path, "cannot open '" + path + "'");
   try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    r.fail(json_path, "'" + path + "' is not valid JSON: " + e.what());
+    return read_json_file(path);
+  } catch (const ConfigError& e) {
+    r.fail(json_path, e.what());  // names the referencing config and key, then the file's problem
   }
 }
 

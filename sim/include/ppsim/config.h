@@ -76,6 +76,10 @@ inline constexpr std::int64_t kMaxChunks = 256;
 inline constexpr std::int64_t kMaxLayers = 10'000'000;
 inline constexpr std::int64_t kMaxOps = 100'000'000;
 
+/// @brief Reads and parses a JSON file; throws ConfigError(path, "", reason) when it cannot
+/// be opened, is malformed, or holds a number that overflows a double.
+nlohmann::json read_json_file(const std::string& path);
+
 /// @brief Parses and validates a config document; throws ConfigError.
 Config parse_config(const nlohmann::json& doc, const std::string& file);
 
