@@ -35,6 +35,9 @@ std::string async_note(const AsyncLayout& layout, const ScheduleParams& params);
 /// Fills `s` (p devices, one stage each) with asynchronous 1F1B over micro-batches
 /// 0..total-1: p-d-1 warm-up forwards on device d, then one forward, one backward.
 void fill_async_1f1b(Schedule& s, int total_microbatches);
+/// PipeDream and PipeDream-2BW share the op order and the measured window; they differ
+/// only in how many weight versions a device keeps.
+Schedule make_async_1f1b(const std::string& name, const ScheduleParams& params, WeightPolicy weights);
 
 inline Op forward(int mb, int stage, int chunk = 0, int pipe = 0) {
   return Op{OpKind::Forward, mb, stage, static_cast<std::int16_t>(chunk), static_cast<std::int8_t>(pipe)};

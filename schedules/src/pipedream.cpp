@@ -55,17 +55,21 @@ void fill_async_1f1b(Schedule& s, int total_microbatches) {
   }
 }
 
-Schedule generate_pipedream(const ScheduleParams& params) {
-  require_single_chunk("pipedream", params);
-  Schedule s = make_empty_schedule("pipedream", params);
-  const AsyncLayout layout = choose_async_layout("pipedream", params);
+Schedule make_async_1f1b(const std::string& name, const ScheduleParams& params, WeightPolicy weights) {
+  require_single_chunk(name, params);
+  Schedule s = make_empty_schedule(name, params);
+  const AsyncLayout layout = choose_async_layout(name, params);
   s.synchronous = false;
-  s.weights = WeightPolicy::StashInFlight;
+  s.weights = weights;
   s.iterations = layout.iterations;
   s.measure_from = layout.measure_from;
   fill_async_1f1b(s, layout.iterations * params.microbatches + layout.tail_microbatches);
   s.note = async_note(layout, params);
   return s;
+}
+
+Schedule generate_pipedream(const ScheduleParams& params) {
+  return make_async_1f1b("pipedream", params, WeightPolicy::StashInFlight);
 }
 
 }  // namespace ppsim

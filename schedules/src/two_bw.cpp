@@ -9,20 +9,11 @@
 namespace ppsim {
 
 Schedule generate_2bw(const ScheduleParams& params) {
-  require_single_chunk("2bw", params);
   if (params.microbatches < params.stages)
     throw ScheduleError("2bw needs microbatches >= stages (m=" + std::to_string(params.microbatches) +
                         ", p=" + std::to_string(params.stages) +
                         "): PipeDream-2BW keeps two weight versions only when each batch has at least p micro-batches");
-  Schedule s = make_empty_schedule("2bw", params);
-  const AsyncLayout layout = choose_async_layout("2bw", params);
-  s.synchronous = false;
-  s.weights = WeightPolicy::DoubleBuffer;
-  s.iterations = layout.iterations;
-  s.measure_from = layout.measure_from;
-  fill_async_1f1b(s, layout.iterations * params.microbatches + layout.tail_microbatches);
-  s.note = async_note(layout, params);
-  return s;
+  return make_async_1f1b("2bw", params, WeightPolicy::DoubleBuffer);
 }
 
 }  // namespace ppsim
