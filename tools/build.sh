@@ -9,4 +9,5 @@ if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
   cuda_args=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
 fi
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-Release} "${cuda_args[@]}" "$@" >/dev/null
-cmake --build "$dir" -j"$(nproc)"
+# TARGETS="ppsim" builds only those targets (the demo needs nothing else).
+cmake --build "$dir" -j"$(nproc)" ${TARGETS:+--target $TARGETS}

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-tools/build.sh build -DPPSIM_BUILD_TESTS=OFF >/dev/null
+TARGETS=ppsim tools/build.sh build >/dev/null
 mkdir -p out
 ./build/sim/ppsim run configs/default.json --report out/report.json --timeline out/timeline.json "$@"
 echo "wrote out/report.json and out/timeline.json" >&2
