@@ -11,6 +11,22 @@ char op_letter(OpKind kind) {
   return '?';
 }
 
+const char* op_kind_name(OpKind kind) {
+  switch (kind) {
+    case OpKind::Forward: return "F";
+    case OpKind::Backward: return "B";
+    case OpKind::Weight: return "W";
+  }
+  return "?";
+}
+
+std::string op_label(const Op& op, bool show_chunk, bool show_pipe) {
+  std::string s = op_kind_name(op.kind) + std::to_string(op.microbatch);
+  if (show_chunk) s += "c" + std::to_string(op.chunk);
+  if (show_pipe) s += "p" + std::to_string(op.pipe);
+  return s;
+}
+
 std::string op_token(const Op& op) {
   std::string token(1, op_letter(op.kind));
   token += std::to_string(op.microbatch);

@@ -13,21 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* kind_letter(OpKind kind) {
-  switch (kind) {
-    case OpKind::Forward: return "F";
-    case OpKind::Backward: return "B";
-    case OpKind::Weight: return "W";
-  }
-  return "?";
-}
-
-std::string op_name(const Op& op, bool chunks, bool pipes) {
-  std::string s = kind_letter(op.kind) + std::to_string(op.microbatch);
-  if (chunks) s += "c" + std::to_string(op.chunk);
-  if (pipes) s += "p" + std::to_string(op.pipe);
-  return s;
-}
 
 // Microseconds, keeping nanosecond precision as a fraction.
 double to_us(TimeNs t) { return static_cast<double>(t.ns) / 1e3; }
@@ -72,13 +57,13 @@ json chrome_trace(const Schedule& schedule, const SimResult& result) {
     const OpRecord& r = result.ops[i];
     events.push_back({
         {"ph", "X"},
-        {"name", op_name(r.op, chunks, pipes)},
-        {"cat", kind_letter(r.op.kind)},
+        {"name", op_label(r.op, chunks, pipes)},
+        {"cat", op_kind_name(r.op.kind)},
         {"pid", trace_pid(r.device)},
         {"tid", kTraceComputeTid},
         {"ts", to_us(r.start)},
         {"dur", to_us(r.end - r.start)},
-        {"args", {{"kind", kind_letter(r.op.kind)},
+        {"args", {{"kind", op_kind_name(r.op.kind)},
                   {"microbatch", r.op.microbatch},
                   {"stage", r.op.stage},
                   {"chunk", r.op.chunk},
@@ -116,7 +101,7 @@ json chrome_trace(const Schedule& schedule, const SimResult& result) {
     const int recv_tid = take_lane(trace_pid(t.dst), kTraceRecvTid, t);
     const OpRecord& producer = result.ops.at(static_cast<std::size_t>(t.producer));
     const OpRecord& consumer = result.ops.at(static_cast<std::size_t>(t.consumer));
-    const std::string what = op_name(producer.op, chunks, pipes);
+    const std::string what = op_label(producer.op, chunks, pipes);
     const json args = {{"microbatch", producer.op.microbatch},
                        {"stage", producer.op.stage},
                        {"chunk", producer.op.chunk},

@@ -56,24 +56,9 @@ constexpr const char* kOutline = "#404040";  // digit advance of DejaVu Sans, th
 
 int kind_index(OpKind kind) { return static_cast<int>(kind); }
 
-const char* kind_letter(OpKind kind) {
-  switch (kind) {
-    case OpKind::Forward: return "F";
-    case OpKind::Backward: return "B";
-    case OpKind::Weight: return "W";
-  }
-  return "?";
-}
-
-std::string op_name(const Op& op, bool chunks, bool pipes) {
-  std::string s = kind_letter(op.kind) + std::to_string(op.microbatch);
-  if (chunks) s += "c" + std::to_string(op.chunk);
-  if (pipes) s += "p" + std::to_string(op.pipe);
-  return s;
-}
 
 std::string class_name(OpKind kind, int chunk, int pipe, bool chunks, bool pipes) {
-  std::string s = kind_letter(kind);
+  std::string s = op_kind_name(kind);
   if (chunks) s += " c" + std::to_string(chunk);  // as in op tokens: F3c1
   if (pipes) s += pipe == 0 ? " down" : " up";
   return s;
@@ -228,8 +213,8 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
         {"row", device_row(r.device)},
         {"device", r.device},
         {"lane", "compute"},
-        {"op", op_name(r.op, chunks, pipes)},
-        {"kind", kind_letter(r.op.kind)},
+        {"op", op_label(r.op, chunks, pipes)},
+        {"kind", op_kind_name(r.op.kind)},
         {"microbatch", r.op.microbatch},
         {"stage", r.op.stage},
         {"chunk", r.op.chunk},
@@ -258,7 +243,7 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
             {"row", device_row(device) + (side == 0 ? " send" : " recv")},
             {"device", device},
             {"lane", side == 0 ? "send" : "recv"},
-            {"op", op_name(produced, chunks, pipes) + (side == 0 ? " to D" + std::to_string(t.dst)
+            {"op", op_label(produced, chunks, pipes) + (side == 0 ? " to D" + std::to_string(t.dst)
                                                                  : " from D" + std::to_string(t.src))},
             {"kind", grad ? "gradient" : "activation"},
             {"microbatch", produced.microbatch},

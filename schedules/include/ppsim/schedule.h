@@ -84,4 +84,11 @@ class ScheduleError : public std::runtime_error {
 /// @brief Token for an op as printed by `ppsim schedule`: F3, B3, W3, F3c1, F3p1.
 std::string op_token(const Op& op);
 
+/// @brief "F", "B" or "W".
+const char* op_kind_name(OpKind kind);
+
+/// @brief Like op_token, but shows the chunk and pipe suffixes whenever the schedule has
+/// several (F3c0 beside F3c1), for figures and traces.
+std::string op_label(const Op& op, bool show_chunk, bool show_pipe);
+
 }  // namespace ppsim
