@@ -62,7 +62,9 @@ TEST_CASE("report bubble_rate and bubble_overhead follow SPEC §5", "[engine][re
   l.weight_grad_ms = 2.0 / 3;
   c.layers.assign(8, l);
   c.devices = 4;
-  c.pipeline = {"1f1b", 4, 12, 1, 0};
+  c.pipeline.schedule = "1f1b";
+  c.pipeline.stages = 4;
+  c.pipeline.microbatches = 12;
   const Run run = prepare_run(c);
   UniformLinkModel links(4, TimeNs{}, 0.0);
   const auto rep = make_report(run, simulate(run.schedule, run.costs, links));
