@@ -24,9 +24,7 @@ namespace ppsim {
 Schedule generate_dualpipev(const ScheduleParams& params) {
   const int p = params.stages;
   const int m = params.microbatches;
-  if (params.chunks != 2)
-    throw ScheduleError("dualpipev needs exactly 2 chunks per device (got " + std::to_string(params.chunks) +
-                        "): its V places stage d and stage 2p-1-d on device d");
+  require_v_shape("dualpipev", params);
   if (m < 2 * p)
     throw ScheduleError("dualpipev needs microbatches >= 2*stages (m=" + std::to_string(m) + ", 2p=" +
                         std::to_string(2 * p) + "): every stage of the V must be busy in the main phase");

@@ -61,6 +61,13 @@ inline Schedule make_empty_schedule(const std::string& name, const ScheduleParam
   return s;
 }
 
+/// V-shaped schedules (zbv, dualpipev) hold stage d and stage 2p-1-d on device d.
+inline void require_v_shape(const std::string& name, const ScheduleParams& params) {
+  if (params.chunks != 2)
+    throw ScheduleError(name + " needs exactly 2 chunks per device (got " + std::to_string(params.chunks) +
+                        "): its V places stage d and stage 2p-1-d on device d");
+}
+
 inline void require_single_chunk(const std::string& name, const ScheduleParams& params) {
   if (params.chunks != 1)
     throw ScheduleError(name + " holds one stage per device: chunks must be 1 (got " +

@@ -16,9 +16,7 @@ namespace ppsim {
 Schedule generate_zbv(const ScheduleParams& params) {
   const int p = params.stages;
   const int m = params.microbatches;
-  if (params.chunks != 2)
-    throw ScheduleError("zbv needs exactly 2 chunks per device (got " + std::to_string(params.chunks) +
-                        "): its V places stage d and stage 2p-1-d on device d");
+  require_v_shape("zbv", params);
   Schedule s = make_empty_schedule("zbv", params);
   s.split_backward = true;
   const int n_micro = std::max(2 * p - 1, m);
