@@ -35,4 +35,13 @@ std::string op_token(const Op& op) {
   return token;
 }
 
+int weight_versions(WeightPolicy policy, int inflight) {
+  switch (policy) {
+    case WeightPolicy::Single: return 1;
+    case WeightPolicy::DoubleBuffer: return 2;
+    case WeightPolicy::StashInFlight: return inflight > 1 ? inflight : 1;
+  }
+  return 1;
+}
+
 }  // namespace ppsim

@@ -84,9 +84,7 @@ void add_cluster_report(json& rep, const Run& run, const SimResult& r) {
       const auto k = st["stage"].get<std::size_t>();
       if (k >= run.costs.size()) continue;
       const StageCost& sc = run.costs[k];
-      int versions = 1;
-      if (s.weights == WeightPolicy::DoubleBuffer) versions = 2;
-      if (s.weights == WeightPolicy::StashInFlight) versions = std::max(1, inflight[k]);
+      const int versions = weight_versions(s.weights, inflight[k]);
       st["layer_count"] = counts[k];
       st["time_ms"] = (sc.forward + sc.backward).ms();
       st["static_bytes"] = sc.static_extra.value;

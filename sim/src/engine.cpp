@@ -399,9 +399,7 @@ SimResult Engine::run() {
     }
     sum.weight_versions = 1;
     for (std::size_t slot : held) {
-      int versions = 1;
-      if (s_.weights == WeightPolicy::DoubleBuffer) versions = 2;
-      if (s_.weights == WeightPolicy::StashInFlight) versions = std::max(1, slot_peak_[slot]);
+      const int versions = weight_versions(s_.weights, slot_peak_[slot]);
       sum.weight_versions = std::max(sum.weight_versions, versions);
       const StageCost& c = costs_[slot % s_.num_stages];
       sum.weights += c.parameters * versions;

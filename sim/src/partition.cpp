@@ -149,10 +149,7 @@ std::vector<int> balanced_for(const Config& c, int stages) {
           activation = first > 0 ? c.layers[static_cast<std::size_t>(first) - 1].output_bytes : 0;
         }
         const int held = std::max(1, inflight[static_cast<std::size_t>(stage)]);
-        int versions = 1;
-        if (s.weights == WeightPolicy::DoubleBuffer) versions = 2;
-        if (s.weights == WeightPolicy::StashInFlight) versions = held;
-        return params * versions + statics + activation * held;
+        return params * weight_versions(s.weights, held) + statics + activation * held;
       };
       // A device holds `chunks` stages: each gets an equal share of the device's limit.
       auto counts = balanced_partition(cost, stages, memory, limit / std::max(1, c.pipeline.chunks));

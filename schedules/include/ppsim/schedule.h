@@ -36,6 +36,12 @@ enum class WeightPolicy : std::uint8_t {
   DoubleBuffer,  ///< PipeDream-2BW: two versions
 };
 
+/// @brief The weight-version rule, the one place it is written: copies of a stage's
+/// weights a device keeps when at most `inflight` micro-batches of it are stashed at once.
+/// Single: 1; DoubleBuffer (2BW): 2; StashInFlight (PipeDream): one per micro-batch in
+/// flight, at least 1.
+int weight_versions(WeightPolicy policy, int inflight);
+
 /// @brief Devices that each hold a replica of one model stage and all-reduce its weight
 /// gradients once they have all run their last op on it (bidirectional schedules).
 struct GradientSync {
