@@ -4,6 +4,7 @@
 
 #include "ppsim/config.h"
 #include "ppsim/engine.h"
+#include "ppsim/metrics.h"
 #include "ppsim/registry.h"
 #include "ppsim/report.h"
 
@@ -29,12 +30,7 @@ SimResult run_free(const Schedule& s, const std::vector<StageCost>& costs) {
   return simulate(s, costs, free_links);
 }
 
-double mean_bubble(const SimResult& r) {
-  const double window = static_cast<double>((r.window_end - r.window_start).ns);
-  double sum = 0;
-  for (const auto& d : r.per_device) sum += 1.0 - static_cast<double>(d.window_busy.ns) / window;
-  return sum / r.devices;
-}
+double mean_bubble(const SimResult& r) { return pipeline_metrics(r).bubble_rate; }
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "ppsim/engine.h"
+#include "ppsim/metrics.h"
 #include "ppsim/registry.h"
 
 namespace ppsim_sched_test {
@@ -29,17 +30,11 @@ inline SimResult simulate_free(const Schedule& s, const std::vector<StageCost>& 
   return simulate(s, costs, free_links);
 }
 
-/// Mean over devices of 1 - window_busy / window (the report's bubble_rate).
-inline double mean_bubble(const SimResult& r) {
-  const double window = static_cast<double>((r.window_end - r.window_start).ns);
-  double sum = 0;
-  for (const auto& d : r.per_device) sum += 1.0 - static_cast<double>(d.window_busy.ns) / window;
-  return sum / r.devices;
-}
+/// The report's overall bubble rate (metrics.h computes it, here as everywhere).
+inline double mean_bubble(const SimResult& r) { return pipeline_metrics(r).bubble_rate; }
 
 inline double device_bubble(const SimResult& r, int d) {
-  const double window = static_cast<double>((r.window_end - r.window_start).ns);
-  return 1.0 - static_cast<double>(r.per_device[d].window_busy.ns) / window;
+  return pipeline_metrics(r).per_device[static_cast<std::size_t>(d)].bubble_rate;
 }
 
 /// One device's op order as `ppsim schedule` prints it.

@@ -130,17 +130,20 @@ TEST_CASE("vega colours: one class per kind, luminance-separated for greyscale",
 TEST_CASE("vega title names schedule, shape, iteration time and bubble rate", "[vega]") {
   Schedule s;
   const SimResult r = test::gpipe_2x2(&s);
-  CHECK(mean_bubble_rate(r) == Approx(1.0 / 3.0));
+  CHECK(pipeline_metrics(r).bubble_rate == Approx(1.0 / 3.0));
   const json t = vega_spec(s, r)["title"];
   CHECK(t["text"] == "gpipe: p=2, m=2, v=1");
   CHECK(t["subtitle"] == "iteration 9.000 ms, bubble 33.3%");
   VegaOptions unit;
   unit.unit_time = true;
   unit.schedule_label = "GPipe";
-  unit.bubble_rate = 0.25;
   const json u = vega_spec(s, r, unit)["title"];
   CHECK(u["text"] == "GPipe: p=2, m=2, v=1");
-  CHECK(u["subtitle"] == "iteration 9 slots, bubble 25.0%");
+  CHECK(u["subtitle"] == "iteration 9 slots, bubble 33.3%");
+  // The title shows the Metrics it is given: with an exposed data-parallel all-reduce of
+  // 3 ms the iteration is 12 ms and each device is busy 6 of them.
+  const json dp = vega_spec(s, r, pipeline_metrics(r, test::ms(3)))["title"];
+  CHECK(dp["subtitle"] == "iteration 12.00 ms, bubble 50.0%");
 
   // Asynchronous: the steady-state window is marked by two dashed rules, said on line 2.
   Schedule async = s;
@@ -150,6 +153,7 @@ TEST_CASE("vega title names schedule, shape, iteration time and bubble rate", "[
   windowed.window_end = test::ms(7);
   windowed.window_iterations = 2;
   windowed.iteration_time = test::ms(2);
+  for (auto& d : windowed.per_device) d.window_busy = test::ms(3);  // 3 of the window's 4 ms
   const json spec = vega_spec(async, windowed);
   CHECK(spec["title"]["subtitle"] ==
         json::array({"iteration 2.000 ms, bubble 25.0%", "(steady state over the bracketed window)"}));

@@ -16,6 +16,8 @@ inline void add_op(SimResult& r, int device, OpKind kind, int mb, int stage, dou
   op.chunk = static_cast<std::int16_t>(chunk);
   op.pipe = static_cast<std::int8_t>(pipe);
   r.ops.push_back({op, device, ms(start), ms(end)});
+  r.last_input.push_back(-1);  // waited for no input (as F0 of stage 0 does)
+  r.last_input_transfer.push_back(-1);
 }
 
 /// GPipe, p=2, m=2, unit time (F 1 ms, B 2 ms), free links: makespan 9 ms, each device
@@ -44,7 +46,7 @@ inline SimResult gpipe_2x2(Schedule* schedule_out = nullptr) {
       {1, 1, 2 * MiB}, {1, 2, 3 * MiB}, {1, 5, 2 * MiB}, {1, 7, MiB}};
   for (const auto& m : mem) r.memory.push_back({m.d, ms(m.t), Bytes{m.b}});
   r.per_device.resize(2);
-  for (auto& d : r.per_device) d.compute_busy = ms(6);
+  for (auto& d : r.per_device) d.compute_busy = d.window_busy = ms(6);
   r.first_start = ms(0);
   r.last_end = ms(9);
   r.iteration_time = ms(9);

@@ -106,7 +106,7 @@ TEST_CASE("unit-time costs give the textbook 1F1B figure", "[vega][sim]") {
   // (m + p - 1) * (F + B) = 11 * 3 slots; bubble (p-1)/(m+p-1) = 3/11.
   CHECK(r.iteration_time == TimeNs::from_ms(33));
   CHECK(r.transfers.empty());
-  CHECK(mean_bubble_rate(r) == Approx(3.0 / 11.0));
+  CHECK(pipeline_metrics(r).bubble_rate == Approx(3.0 / 11.0));
   VegaOptions o;
   o.unit_time = true;
   o.schedule_label = "1F1B";

@@ -30,9 +30,7 @@ for c in configs/default.json configs/experiments/*.json; do
 done
 
 # Each registered schedule on a small grid, with links that cost time.
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cat >"$tmp/grid.json" <<'EOF'
+cat >"$out/grid.json" <<'EOF'
 {
   "model": { "layers": [ { "repeat": 24, "forward_ms": 1.0, "backward_ms": 2.0, "weight_grad_ms": 0.8,
                             "activation_bytes": 1048576, "parameter_bytes": 2097152,
@@ -48,15 +46,17 @@ for s in $schedules; do
   for p in 2 4; do
     for m in 4 8; do
       for v in 1 2; do
-        one "grid-$s-p$p-m$m-v$v" "$tmp/grid.json" --schedule "$s" --stages "$p" --microbatches "$m" --chunks "$v"
+        one "grid-$s-p$p-m$m-v$v" "$out/grid.json" --schedule "$s" --stages "$p" --microbatches "$m" --chunks "$v"
         "$ppsim" schedule --schedule "$s" --stages "$p" --microbatches "$m" --chunks "$v" \
           >"$out/grid-$s-p$p-m$m-v$v/schedule.txt" 2>&1 || true
       done
     done
   done
 done
-"$ppsim" compare "$tmp/grid.json" >"$out/grid-compare.txt" 2>&1 || true
+# Relative paths from here on: the printed paths must not name OUTDIR.
+sweep=$(realpath configs/sweeps/gpt3-13b-dgx-h100.json)
+cd "$out"
+"$ppsim" compare grid.json >grid-compare.txt 2>&1 || true
 # A sweep (CSV and JSON rows).
-"$ppsim" sweep configs/sweeps/gpt3-13b-dgx-h100.json -j 2 --csv "$out/sweep.csv" --json "$out/sweep.json" --vega "$out/sweep.vl.json" \
-  >"$out/sweep.txt" 2>/dev/null || true
+"$ppsim" sweep "$sweep" -j 2 --csv sweep.csv --json sweep.json --vega sweep.vl.json >sweep.txt 2>/dev/null || true
 find "$out" -type f | wc -l | xargs echo "golden: files written:" >&2

@@ -1,5 +1,7 @@
 #include "ppsim/schedule.h"
 
+#include <algorithm>
+
 namespace ppsim {
 
 char op_letter(OpKind kind) {
@@ -42,6 +44,19 @@ int weight_versions(WeightPolicy policy, int inflight) {
     case WeightPolicy::StashInFlight: return inflight > 1 ? inflight : 1;
   }
   return 1;
+}
+
+std::vector<int> stage_inflight_peaks(const Schedule& s) {
+  std::vector<int> peak(static_cast<std::size_t>(s.num_stages), 0);
+  for (const auto& ops : s.device_ops) {
+    std::vector<int> cur(static_cast<std::size_t>(s.pipes) * s.num_stages, 0);
+    for (const Op& op : ops) {
+      int& n = cur[static_cast<std::size_t>(op.pipe) * s.num_stages + op.stage];
+      if (op.kind == OpKind::Forward) peak[op.stage] = std::max(peak[op.stage], ++n);
+      if (op.kind == OpKind::Backward) --n;
+    }
+  }
+  return peak;
 }
 
 }  // namespace ppsim

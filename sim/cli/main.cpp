@@ -10,6 +10,7 @@
 
 #include "ppsim/config.h"
 #include "ppsim/engine.h"
+#include "ppsim/metrics.h"
 #include "ppsim/registry.h"
 #include "ppsim/report.h"
 #include "ppsim/user_schedule.h"
@@ -95,8 +96,8 @@ int cmd_run(const RunArgs& a) {
   }
   auto links = make_links(run.config, run.schedule.devices);
   const SimResult result = simulate_checked(run, *links, SimOptions{});
-  json report = make_report(run, result);
-  report["critical_path"] = critical_path(result);
+  const Metrics metrics = compute_metrics(run, result);
+  const json report = report_json(run, metrics);
   std::vector<std::pair<std::string, std::string>> files;
   if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
   if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");
@@ -104,12 +105,10 @@ int cmd_run(const RunArgs& a) {
   if (!a.vega.empty() || !a.svg.empty() || !a.png.empty() || !a.pdf.empty()) {
     VegaOptions options;
     options.unit_time = a.unit_time;
-    options.iteration_time_ms = report["iteration_time_ms"].get<double>();
-    options.bubble_rate = report["bubble_rate"].get<double>();
-    vega = vega_spec(run.schedule, result, options);
+    vega = vega_spec(run.schedule, result, metrics, options);
   }
   if (!a.vega.empty()) files.emplace_back(a.vega, vega.dump() + "\n");
-  if (!a.trace.empty()) files.emplace_back(a.trace, chrome_trace(run.schedule, result).dump() + "\n");
+  if (!a.trace.empty()) files.emplace_back(a.trace, chrome_trace(run.schedule, result, metrics).dump() + "\n");
   write_files_atomically(files);
   render_vega(vega, RenderTargets{a.svg, a.png, a.pdf});
   if (a.json_out) std::cout << report.dump(2) << "\n";

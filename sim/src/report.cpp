@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ppsim/cluster_report.h"
+#include "ppsim/metrics.h"
 #include "ppsim/registry.h"
 #include "ppsim/user_schedule.h"
 #include "ppsim/topology.h"
@@ -40,141 +41,103 @@ std::unique_ptr<LinkModel> make_links(const Config& config, int devices) {
   return make_topology_links(config, devices);
 }
 
+json critical_path_json(const CriticalPath& cp) {
+  return json{{"length_ms", cp.length().ms()},
+              {"compute_ms", cp.compute.ms()},
+              {"communication_ms", cp.communication.ms()},
+              {"link_wait_ms", cp.link_wait.ms()},
+              {"ops", cp.ops},
+              {"transfers", cp.transfers},
+              {"steps", cp.steps},
+              {"steps_truncated", cp.steps_truncated}};
+}
+
+json critical_path(const SimResult& result, std::size_t max_steps) {
+  return critical_path_json(critical_path_of(result, max_steps));
+}
+
 namespace {
-double ratio(double num, double den) { return den > 0 ? num / den : 0.0; }
+
+json device_json(const DeviceMetrics& d) {
+  json o = {{"device", d.device},
+            {"compute_ms", d.compute.ms()},
+            {"idle_ms", d.idle_ms},
+            {"bubble_rate", d.bubble_rate},
+            {"peak_memory_bytes", d.peak_memory.value},
+            {"peak_activation_bytes", d.peak_activation.value},
+            {"peak_inflight_microbatches", d.peak_inflight},
+            {"weights_bytes", d.weights.value},
+            {"static_bytes", d.static_bytes.value},
+            {"weight_versions", d.weight_versions},
+            {"peak_time_ms", d.peak_time.ms()},
+            {"send_ms", d.send_ms},
+            {"recv_ms", d.recv_ms}};
+  if (d.has_allreduce) {
+    o["allreduce_ms"] = d.allreduce.ms();
+    o["allreduce_end_ms"] = d.allreduce_end.ms();
+  }
+  return o;
+}
+
+json stage_json(const StageMetrics& st, int layer_count) {
+  const StageCost& sc = st.cost;
+  return {{"stage", st.stage},
+          {"layers", {st.first_layer, st.last_layer}},
+          {"forward_ms", sc.forward.ms()},
+          {"backward_ms", sc.backward.ms()},
+          {"weight_grad_ms", sc.weight_grad.ms()},
+          {"activation_bytes", sc.activation.value},
+          {"output_bytes", sc.output.value},
+          {"parameter_bytes", sc.parameters.value},
+          {"layer_count", layer_count},
+          {"time_ms", (sc.forward + sc.backward).ms()},
+          {"static_bytes", sc.static_extra.value},
+          {"peak_inflight_microbatches", st.peak_inflight},
+          {"peak_memory_bytes", st.peak_memory.value}};
+}
+
 }  // namespace
 
-json make_report(const Run& run, const SimResult& r) {
+json report_json(const Run& run, const Metrics& m) {
   const Config& c = run.config;
   const Schedule& s = run.schedule;
-  const double window_ns = static_cast<double>((r.window_end - r.window_start).ns);
   json per_device = json::array();
-  double bubble_sum = 0, overhead_sum = 0;
-  std::int64_t peak = 0;
-  std::vector<double> send_ms(r.devices, 0.0), recv_ms(r.devices, 0.0);
-  for (const auto& t : r.transfers) {
-    send_ms[t.src] += (t.end - t.start).ms();
-    recv_ms[t.dst] += (t.end - t.start).ms();
-  }
-  for (int d = 0; d < r.devices; ++d) {
-    const DeviceSummary& sum = r.per_device[d];
-    const double busy = static_cast<double>(sum.window_busy.ns);
-    const double bubble = window_ns > 0 ? 1.0 - busy / window_ns : 0.0;
-    bubble_sum += bubble;
-    overhead_sum += ratio(window_ns - busy, busy);
-    peak = std::max(peak, sum.peak_memory.value);
-    per_device.push_back({{"device", d},
-                          {"compute_ms", sum.compute_busy.ms()},
-                          {"idle_ms", (window_ns - busy) / 1e6 / r.window_iterations},
-                          {"bubble_rate", bubble},
-                          {"peak_memory_bytes", sum.peak_memory.value},
-                          {"peak_activation_bytes", sum.peak_activation.value},
-                          {"peak_inflight_microbatches", sum.peak_inflight},
-                          {"weights_bytes", sum.weights.value},
-                          {"static_bytes", sum.static_extra.value},
-                          {"weight_versions", sum.weight_versions},
-                          {"peak_time_ms", sum.peak_time.ms()},
-                          {"send_ms", send_ms[d]},
-                          {"recv_ms", recv_ms[d]}});
-  }
+  for (const DeviceMetrics& d : m.per_device) per_device.push_back(device_json(d));
   json per_stage = json::array();
-  const auto ranges = stage_layer_ranges(c);
-  for (std::size_t k = 0; k < run.costs.size(); ++k) {
-    const StageCost& sc = run.costs[k];
-    per_stage.push_back({{"stage", k},
-                         {"layers", {ranges[k].first, ranges[k].second}},
-                         {"forward_ms", sc.forward.ms()},
-                         {"backward_ms", sc.backward.ms()},
-                         {"weight_grad_ms", sc.weight_grad.ms()},
-                         {"activation_bytes", sc.activation.value},
-                         {"output_bytes", sc.output.value},
-                         {"parameter_bytes", sc.parameters.value}});
-  }
-  const double iter_ms = r.iteration_time.ms();
-  const int replicas = c.devices / std::max(1, c.pipeline.stages);
-  const double samples = static_cast<double>(c.pipeline.microbatches) * c.micro_batch_size * replicas;
+  for (const StageMetrics& st : m.per_stage)
+    per_stage.push_back(stage_json(st, m.layers_per_stage[static_cast<std::size_t>(st.stage)]));
   json rep = {{"schedule", s.name},
               {"synchronous", s.synchronous},
               {"stages", c.pipeline.stages},
               {"devices", c.devices},
-              {"pipeline_replicas", replicas},
+              {"pipeline_replicas", m.pipeline_replicas},
               {"microbatches", c.pipeline.microbatches},
               {"chunks", c.pipeline.chunks},
               {"micro_batch_size", c.micro_batch_size},
-              {"iteration_time_ms", iter_ms},
-              {"bubble_rate", r.devices > 0 ? bubble_sum / r.devices : 0.0},
-              {"bubble_overhead", r.devices > 0 ? overhead_sum / r.devices : 0.0},
-              {"peak_memory_bytes", peak},
-              {"samples_per_s", iter_ms > 0 ? samples / (iter_ms / 1e3) : 0.0},
-              {"communication_ms", [&] { double t = 0; for (double x : send_ms) t += x; return t; }()},
-              {"transfers", r.transfers.size()},
+              {"iteration_time_ms", m.iteration_time.ms()},
+              {"bubble_rate", m.bubble_rate},
+              {"bubble_overhead", m.bubble_overhead},
+              {"peak_memory_bytes", m.peak_memory.value},
+              {"samples_per_s", m.samples_per_s},
+              {"communication_ms", m.communication_ms},
+              {"transfers", m.transfers},
               {"measured_window",
-               {{"start_ms", r.window_start.ms()}, {"end_ms", r.window_end.ms()}, {"iterations", r.window_iterations},
+               {{"start_ms", m.window_start.ms()}, {"end_ms", m.window_end.ms()}, {"iterations", m.window_iterations},
                 {"steady_state", !s.synchronous}}},
               {"per_device", per_device},
-              {"per_stage", per_stage}};
-  if (c.sequence_length > 0) rep["tokens_per_s"] = rep["samples_per_s"].get<double>() * c.sequence_length;
+              {"per_stage", per_stage},
+              {"critical_path", critical_path_json(m.critical_path)}};
+  if (m.exposed_allreduce.ns > 0) rep["pipeline_time_ms"] = m.pipeline_time.ms();
+  if (m.tokens_per_s) rep["tokens_per_s"] = *m.tokens_per_s;
   // Where the layer costs came from (a calibration profile, or a roofline labelled ESTIMATE).
   if (c.source.contains("model") && c.source["model"].contains("name")) rep["model"] = c.source["model"]["name"];
-  double flops = 0;
-  for (const auto& l : c.layers) flops += l.flops;
-  if (flops > 0 && c.device_peak_tflops > 0 && iter_ms > 0) {
-    const double achieved = flops * c.pipeline.microbatches * replicas / (iter_ms / 1e3);
-    rep["mfu"] = achieved / (c.device_peak_tflops * 1e12 * c.devices);
-  }
+  if (m.mfu) rep["mfu"] = *m.mfu;
   if (!s.note.empty()) rep["note"] = s.note;
-  add_cluster_report(rep, run, r);
+  add_cluster_report(rep, run, m);
   return rep;
 }
 
-json critical_path(const SimResult& r, std::size_t max_steps) {
-  if (r.ops.empty()) return json{{"length_ms", 0.0}};
-  int op = 0;
-  for (int i = 1; i < static_cast<int>(r.ops.size()); ++i)
-    if (r.ops[i].end > r.ops[op].end) op = i;
-  std::vector<std::string> steps;
-  TimeNs compute{}, comm{}, wait{};
-  std::size_t op_count = 0, transfer_count = 0;
-  auto label = [&](const OpRecord& rec) {
-    return "d" + std::to_string(rec.device) + " " + op_token(rec.op) + " s" + std::to_string(rec.op.stage);
-  };
-  while (op >= 0) {
-    const OpRecord& rec = r.ops[op];
-    compute += rec.end - rec.start;
-    ++op_count;
-    steps.push_back(label(rec));
-    const bool has_prev = op > r.device_first_op[rec.device];
-    const int in = r.last_input[op];
-    const int tr = r.last_input_transfer[op];
-    const TimeNs input_at = in < 0 ? TimeNs{} : (tr >= 0 ? r.transfers[tr].end : r.ops[in].end);
-    if (has_prev && r.ops[op - 1].end == rec.start && (in < 0 || r.ops[op - 1].end >= input_at)) {
-      op = op - 1;
-    } else if (in >= 0 && input_at == rec.start) {
-      if (tr >= 0) {
-        const TransferRecord& t = r.transfers[tr];
-        comm += t.end - t.start;
-        wait += t.start - r.ops[in].end;  // queued behind other transfers on its link
-        ++transfer_count;
-        steps.push_back("link " + std::to_string(t.src) + "->" + std::to_string(t.dst));
-      }
-      op = in;
-    } else {
-      wait += rec.start - r.first_start;  // nothing left to explain the start
-      op = -1;
-    }
-  }
-  std::reverse(steps.begin(), steps.end());
-  const bool truncated = steps.size() > max_steps;
-  if (truncated) steps.erase(steps.begin(), steps.end() - static_cast<std::ptrdiff_t>(max_steps));
-  return json{{"length_ms", (compute + comm + wait).ms()},
-              {"compute_ms", compute.ms()},
-              {"communication_ms", comm.ms()},
-              {"link_wait_ms", wait.ms()},
-              {"ops", op_count},
-              {"transfers", transfer_count},
-              {"steps", steps},
-              {"steps_truncated", truncated}};
-}
+json make_report(const Run& run, const SimResult& result) { return report_json(run, compute_metrics(run, result)); }
 
 namespace {
 std::string human_bytes(double b) {
@@ -247,12 +210,20 @@ json make_timeline(const Schedule& s, const SimResult& r) {
   }
   json memory = json::array();
   for (const auto& m : r.memory) memory.push_back({{"device", m.device}, {"t", m.t.ms()}, {"bytes", m.bytes.value}});
-  return json{{"schema", "ppsim.timeline/1"},
+  json doc = {{"schema", "ppsim.timeline/1"},
               {"time_unit", "ms"},
               {"schedule", s.name},
               {"devices", r.devices},
               {"events", std::move(events)},
               {"memory", std::move(memory)}};
+  if (!r.collectives.empty()) {
+    json collectives = json::array();
+    for (const CollectiveRecord& c : r.collectives)
+      collectives.push_back({{"kind", "gradient_sync"}, {"stage", c.stage}, {"devices", c.devices},
+                             {"bytes", c.bytes.value}, {"start", c.start.ms()}, {"end", c.end.ms()}});
+    doc["collectives"] = std::move(collectives);
+  }
+  return doc;
 }
 
 void write_files_atomically(const std::vector<std::pair<std::string, std::string>>& files) {

@@ -29,6 +29,37 @@ json metadata(const char* name, int pid, int tid, const char* key, json value) {
   return e;
 }
 
+void add_collective_slice(json& events, int device, const std::string& name, TimeNs start, TimeNs end, json args) {
+  events.push_back({{"ph", "X"}, {"name", name}, {"cat", "collective"}, {"pid", device + 1},
+                    {"tid", kTraceCollectiveTid}, {"ts", to_us(start)}, {"dur", to_us(end - start)},
+                    {"args", std::move(args)}});
+}
+
+// The pipeline's gradient syncs (bidirectional schedules) and each device's
+// data-parallel all-reduce, drawn as its total time ending when the last one ends, on a
+// "collective" thread of the devices that take part.
+void add_collectives(json& events, const SimResult& result, const Metrics& metrics) {
+  std::vector<bool> named(static_cast<std::size_t>(result.devices), false);
+  auto lane = [&](int d) {
+    if (named[static_cast<std::size_t>(d)]) return;
+    named[static_cast<std::size_t>(d)] = true;
+    events.push_back(metadata("thread_name", d + 1, kTraceCollectiveTid, "name", "collective"));
+    events.push_back(metadata("thread_sort_index", d + 1, kTraceCollectiveTid, "sort_index", kTraceCollectiveTid));
+  };
+  for (const CollectiveRecord& c : result.collectives)
+    for (int d : c.devices) {
+      lane(d);
+      add_collective_slice(events, d, "gradient sync s" + std::to_string(c.stage), c.start, c.end,
+                           {{"stage", c.stage}, {"devices", c.devices}, {"bytes", c.bytes.value}});
+    }
+  for (const DeviceMetrics& d : metrics.per_device) {
+    if (!d.has_allreduce || d.allreduce.ns <= 0) continue;
+    lane(d.device);
+    add_collective_slice(events, d.device, "data-parallel all-reduce", d.allreduce_end - d.allreduce,
+                         d.allreduce_end, {{"total_ms", d.allreduce.ms()}});
+  }
+}
+
 }  // namespace
 
 int trace_pid(int device) { return device + 1; }
@@ -36,6 +67,10 @@ int trace_pid(int device) { return device + 1; }
 int extra_lane_tid(int base_tid, int lane) { return base_tid * 100 + lane; }
 
 json chrome_trace(const Schedule& schedule, const SimResult& result) {
+  return chrome_trace(schedule, result, pipeline_metrics(result));
+}
+
+json chrome_trace(const Schedule& schedule, const SimResult& result, const Metrics& metrics) {
   const bool chunks = schedule.chunks > 1;
   const bool pipes = schedule.pipes > 1;
   const int devices = std::max(result.devices, schedule.devices);
@@ -129,6 +164,8 @@ json chrome_trace(const Schedule& schedule, const SimResult& result) {
                       {"ts", mid_us(consumer.start, consumer.end)}});
   }
 
+  add_collectives(events, result, metrics);
+
   for (const MemorySample& s : result.memory) {
     events.push_back({{"ph", "C"}, {"name", "memory"}, {"pid", trace_pid(s.device)},
                       {"ts", to_us(s.t)}, {"args", {{"bytes", s.bytes.value}}}});
@@ -142,7 +179,7 @@ json chrome_trace(const Schedule& schedule, const SimResult& result) {
                      {"devices", devices},
                      {"microbatches", schedule.microbatches},
                      {"chunks", schedule.chunks},
-                     {"iteration_time_ms", result.iteration_time.ms()}}},
+                     {"iteration_time_ms", metrics.iteration_time.ms()}}},
   };
 }
 

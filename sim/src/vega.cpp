@@ -105,35 +105,12 @@ std::string device_row(int device) { return "D" + std::to_string(device); }
 
 }  // namespace
 
-double mean_bubble_rate(const SimResult& result) {
-  if (result.devices <= 0) return 0.0;
-  // The measured window: the whole run for flush schedules, the steady-state window
-  // for asynchronous ones.
-  TimeNs from = result.first_start;
-  TimeNs to = result.last_end;
-  if (result.window_end > result.window_start) {
-    from = result.window_start;
-    to = result.window_end;
-  }
-  const double span = static_cast<double>((to - from).ns);
-  if (span <= 0) return 0.0;
-  const double iterations = std::max(1, result.window_iterations);
-  const double per_iteration = result.iteration_time.ns > 0
-                                   ? static_cast<double>(result.iteration_time.ns)
-                                   : span / iterations;
-  std::vector<double> busy(static_cast<std::size_t>(result.devices), 0.0);
-  for (const OpRecord& r : result.ops) {
-    const TimeNs s = std::max(r.start, from);
-    const TimeNs e = std::min(r.end, to);
-    if (e > s && r.device >= 0 && r.device < result.devices)
-      busy[static_cast<std::size_t>(r.device)] += static_cast<double>((e - s).ns);
-  }
-  double sum = 0.0;
-  for (double b : busy) sum += 1.0 - (b / iterations) / per_iteration;
-  return sum / result.devices;
+json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
+  return vega_spec(schedule, result, pipeline_metrics(result), options);
 }
 
-json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
+json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics& metrics,
+               const VegaOptions& options) {
   const bool chunks = schedule.chunks > 1;
   const bool pipes = schedule.pipes > 1;
   const int devices = std::max(result.devices, schedule.devices);
@@ -432,8 +409,8 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
 
   // Title: schedule, shape, iteration time, bubble rate.
   const std::string label = options.schedule_label.empty() ? schedule.name : options.schedule_label;
-  const double iter_ms = options.iteration_time_ms.value_or(result.iteration_time.ms());
-  const double bubble = options.bubble_rate.value_or(mean_bubble_rate(result));
+  const double iter_ms = metrics.iteration_time.ms();
+  const double bubble = metrics.bubble_rate;
   const std::string title = label + ": p=" + std::to_string(schedule.devices) +
                             ", m=" + std::to_string(schedule.microbatches) +
                             ", v=" + std::to_string(schedule.chunks);

@@ -73,6 +73,10 @@ struct Schedule {
   std::string note;  ///< human note (e.g. where we follow a reference over a paper)
 };
 
+/// @brief Most micro-batches each model stage stashes at once, from the op order alone
+/// (a device runs its list in order, so this does not depend on timing).
+std::vector<int> stage_inflight_peaks(const Schedule& schedule);
+
 /// @brief Requested pipeline shape.
 struct ScheduleParams {
   int stages{1};        ///< p, devices in the pipeline

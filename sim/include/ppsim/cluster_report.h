@@ -13,17 +13,13 @@
 namespace ppsim {
 
 struct Run;
+struct Metrics;
 
-/// @brief Adds `partition`, `memory`, `fits`, `oom`, `data_parallel` and per-stage
-/// layer/time/memory fields to a report, and folds the exposed data-parallel all-reduce
-/// into the iteration time and every figure derived from it (throughput, MFU, bubbles).
-void add_cluster_report(nlohmann::json& report, const Run& run, const SimResult& result);
+/// @brief Adds `partition`, `memory`, `fits`, `oom`, `data_parallel` and `cluster` to a
+/// report, formatting the run's Metrics.
+void add_cluster_report(nlohmann::json& report, const Run& run, const Metrics& metrics);
 
 /// @brief Table lines for those fields (empty when there is nothing to say).
 std::string format_cluster_lines(const nlohmann::json& report);
-
-/// @brief Most micro-batches each model stage stashes at once, from the op order alone
-/// (a device runs its list in order, so this does not depend on timing).
-std::vector<int> stage_inflight_peaks(const Schedule& schedule);
 
 }  // namespace ppsim

@@ -27,12 +27,19 @@ Run prepare_run(const Config& config);
 /// @brief Link model the config describes.
 std::unique_ptr<LinkModel> make_links(const Config& config, int devices);
 
-/// @brief Report JSON (SPEC §8).
+struct Metrics;
+struct CriticalPath;
+
+/// @brief Report JSON (docs/formats.md): formats the run's Metrics.
+nlohmann::json report_json(const Run& run, const Metrics& metrics);
+
+/// @brief report_json(run, compute_metrics(run, result)).
 nlohmann::json make_report(const Run& run, const SimResult& result);
 
-/// @brief The critical path: from the last op back to the start, following at each op
-/// whichever constraint set its start (the previous op on its device, or the input that
-/// arrived last and its transfer). Lists at most `max_steps` steps, newest last.
+/// @brief The critical path as report JSON.
+nlohmann::json critical_path_json(const CriticalPath& path);
+
+/// @brief critical_path_json(critical_path_of(result, max_steps)) (metrics.h).
 nlohmann::json critical_path(const SimResult& result, std::size_t max_steps = 256);
 
 /// @brief Human table for stdout.

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ppsim/engine.h"
+#include "ppsim/metrics.h"
 #include "ppsim/schedule.h"
 
 namespace ppsim {
@@ -16,6 +17,8 @@ int trace_pid(int device);
 inline constexpr int kTraceComputeTid = 1;
 inline constexpr int kTraceSendTid = 2;
 inline constexpr int kTraceRecvTid = 3;
+/// Gradient syncs of the pipeline and the device's data-parallel all-reduce.
+inline constexpr int kTraceCollectiveTid = 4;
 
 /// @brief Thread id of the extra lane `lane` (1, 2, ...) of send or recv, used when a
 /// device has transfers that overlap in time (slices on one thread must nest).
@@ -28,6 +31,9 @@ int extra_lane_tid(int base_tid, int lane);
 /// send and a recv slice joined by one flow (`s` on the send, `t` on the recv, `f` on
 /// the consuming op, id = transfer index), and a `memory` counter (`ph:"C"`,
 /// `args.bytes`) per device with one value per memory sample. Pure: no I/O.
+/// `otherData.iteration_time_ms` is the Metrics' iteration time (metrics.h).
+nlohmann::json chrome_trace(const Schedule& schedule, const SimResult& result, const Metrics& metrics);
+/// @brief The same with pipeline_metrics(result).
 nlohmann::json chrome_trace(const Schedule& schedule, const SimResult& result);
 
 }  // namespace ppsim

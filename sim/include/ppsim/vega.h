@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ppsim/engine.h"
+#include "ppsim/metrics.h"
 #include "ppsim/schedule.h"
 
 namespace ppsim {
@@ -16,11 +17,6 @@ namespace ppsim {
 struct VegaOptions {
   /// Schedule name in the title; empty means `Schedule::name`.
   std::string schedule_label;
-  /// Iteration time for the title; unset means `SimResult::iteration_time`.
-  std::optional<double> iteration_time_ms;
-  /// Overall bubble rate for the title (0..1); unset means the mean over devices of
-  /// `1 - compute_busy / iteration_time` computed from the result.
-  std::optional<double> bubble_rate;
   /// Costs were replaced by unit slots (1 slot = 1 ms): label time in slots.
   bool unit_time{false};
   /// Add a send and a recv lane under each device when the run has transfers.
@@ -44,8 +40,11 @@ struct VegaOptions {
 /// per device (device 0 on top), one box per op coloured by kind with shades for chunk
 /// and pipe, the micro-batch number in each box wide enough to hold it, optional
 /// send/recv lanes, and a memory panel per device. Pure: no I/O.
-nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result,
+/// The title's iteration time and bubble rate are the Metrics' (metrics.h).
+nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics& metrics,
                          const VegaOptions& options = {});
+/// @brief The same with pipeline_metrics(result) (no data-parallel all-reduce).
+nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options = {});
 
 /// @brief Textbook unit-time costs (`--unit-time`): F one slot, full backward two slots
 /// (when split: B one, W one), 1 slot = 1 ms, nothing sent, so the run needs free links.
@@ -65,9 +64,5 @@ struct RenderTargets {
 /// Throws OutputError when Node, the npm packages or rsvg-convert are missing (saying how
 /// to install them: tools/setup.sh) or when rendering fails.
 void render_vega(const nlohmann::json& spec, const RenderTargets& targets);
-
-/// @brief Overall bubble rate as SPEC §5 defines it: mean over devices of
-/// `1 - compute_busy / iteration_time`, with compute_busy summed from the op records.
-double mean_bubble_rate(const SimResult& result);
 
 }  // namespace ppsim
