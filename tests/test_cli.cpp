@@ -97,6 +97,21 @@ TEST_CASE("run --micro-batch-size and --data-parallel", "[cli][overrides]") {
   CHECK(big.err == "ppsim: error: " + (dir / "c.json").string() +
                        ": parallel.data_parallel: 4 stages x 2 replicas need 8 GPUs, the cluster has 4\n");
   CHECK(run_ppsim("run " + (dir / "c.json").string() + " --micro-batch-size 0", dir).code == 2);
+  // A profile-costed model (configs/default.json) is re-costed at b, as if the file said b.
+  json prof = json::parse(slurp(PPSIM_SOURCE_DIR "/configs/default.json"));
+  prof["model"]["preset"] = PPSIM_SOURCE_DIR "/configs/models/gpt3-1.3b.json";
+  prof["costs"]["profile"] = PPSIM_SOURCE_DIR "/configs/profiles/h200.json";
+  write_file(dir / "p1.json", prof.dump());
+  prof["model"]["micro_batch_size"] = 2;
+  write_file(dir / "p2.json", prof.dump());
+  const auto over = run_ppsim("run " + (dir / "p1.json").string() + " --micro-batch-size 2 --json", dir);
+  const auto file = run_ppsim("run " + (dir / "p2.json").string() + " --json", dir);
+  REQUIRE(over.code == 0);
+  REQUIRE(file.code == 0);
+  const json o = json::parse(over.out), f = json::parse(file.out);
+  CHECK(o["micro_batch_size"] == 2);
+  CHECK(o["iteration_time_ms"] == f["iteration_time_ms"]);
+  CHECK(o["peak_memory_bytes"] == f["peak_memory_bytes"]);
   const auto help = run_ppsim("run --help", dir);
   CHECK(help.code == 0);
   CHECK_THAT(help.out, Catch::Contains("--data-parallel") && Catch::Contains("--micro-batch-size") &&
