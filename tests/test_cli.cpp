@@ -61,9 +61,61 @@ TEST_CASE("command-line overrides and the table", "[cli]") {
   REQUIRE(r.code == 0);
   CHECK(r.out.find("schedule gpipe  stages 2  microbatches 3") != std::string::npos);
   CHECK(r.out.find("bubble rate 0.2500") != std::string::npos);  // (2-1)/(3+2-1)
+  // The 4 devices stay: 3 stages do not divide them; with one replica (3 devices) the
+  // 8 layers do not divide into 3 stages.
   const auto bad = run_ppsim("run " + (dir / "c.json").string() + " --stages 3", dir);
   CHECK(bad.code == 2);
-  CHECK(bad.err.find("model.layers: 8 layers do not divide into 3") != std::string::npos);
+  CHECK(bad.err == "ppsim: error: " + (dir / "c.json").string() +
+                       ": cluster.devices: 4 devices are not a whole number of 3-stage pipeline replicas\n");
+  const auto layers = run_ppsim("run " + (dir / "c.json").string() + " --stages 3 --data-parallel 1", dir);
+  CHECK(layers.code == 2);
+  CHECK(layers.err.find("model.layers: 8 layers do not divide into 3") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run --micro-batch-size and --data-parallel", "[cli][overrides]") {
+  const auto dir = scratch_dir("cli_mbs_dp");
+  write_file(dir / "c.json", good_config().dump());
+  // b = 2 doubles a stage's F and B (2 layers: F 4 ms, B 8 ms) and its activations.
+  const auto b2 = run_ppsim("run " + (dir / "c.json").string() + " --micro-batch-size 2 --json", dir);
+  REQUIRE(b2.code == 0);
+  const json rep = json::parse(b2.out);
+  CHECK(rep["micro_batch_size"] == 2);
+  CHECK(rep["iteration_time_ms"].get<double>() == 11 * 12.0);
+  CHECK(rep["peak_memory_bytes"].get<std::int64_t>() == 2 * 1048576 + 4 * 4 * 1048576);
+  CHECK(rep["samples_per_s"].get<double>() == Approx(8 * 2 / 0.132));
+  // Two stages and a degree of 2: 4 devices, 2 replicas.
+  const auto dp = run_ppsim("run " + (dir / "c.json").string() + " --stages 2 --data-parallel 2 --json", dir);
+  REQUIRE(dp.code == 0);
+  const json d = json::parse(dp.out);
+  CHECK(d["devices"] == 4);
+  CHECK(d["pipeline_replicas"] == 2);
+  CHECK(d["data_parallel"]["degree"] == 2);
+  // Without --stages the degree needs 4 x 2 GPUs.
+  const auto big = run_ppsim("run " + (dir / "c.json").string() + " --data-parallel 2", dir);
+  CHECK(big.code == 2);
+  CHECK(big.err == "ppsim: error: " + (dir / "c.json").string() +
+                       ": parallel.data_parallel: 4 stages x 2 replicas need 8 GPUs, the cluster has 4\n");
+  CHECK(run_ppsim("run " + (dir / "c.json").string() + " --micro-batch-size 0", dir).code == 2);
+  // A profile-costed model (configs/default.json) is re-costed at b, as if the file said b.
+  json prof = json::parse(slurp(PPSIM_SOURCE_DIR "/configs/default.json"));
+  prof["model"]["preset"] = PPSIM_SOURCE_DIR "/configs/models/gpt3-1.3b.json";
+  prof["costs"]["profile"] = PPSIM_SOURCE_DIR "/configs/profiles/h200.json";
+  write_file(dir / "p1.json", prof.dump());
+  prof["model"]["micro_batch_size"] = 2;
+  write_file(dir / "p2.json", prof.dump());
+  const auto over = run_ppsim("run " + (dir / "p1.json").string() + " --micro-batch-size 2 --json", dir);
+  const auto file = run_ppsim("run " + (dir / "p2.json").string() + " --json", dir);
+  REQUIRE(over.code == 0);
+  REQUIRE(file.code == 0);
+  const json o = json::parse(over.out), f = json::parse(file.out);
+  CHECK(o["micro_batch_size"] == 2);
+  CHECK(o["iteration_time_ms"] == f["iteration_time_ms"]);
+  CHECK(o["peak_memory_bytes"] == f["peak_memory_bytes"]);
+  const auto help = run_ppsim("run --help", dir);
+  CHECK(help.code == 0);
+  CHECK_THAT(help.out, Catch::Contains("--data-parallel") && Catch::Contains("--micro-batch-size") &&
+                           Catch::Contains("the devices stay"));
   fs::remove_all(dir);
 }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ppsim/config.h"
+#include "ppsim/overrides.h"
 #include "ppsim/report.h"
 #include "ppsim/sweep.h"
 
@@ -44,9 +45,13 @@ TEST_CASE("sweep grid: points, overrides and order", "[sweep]") {
   const auto rows = run_sweep(spec, opt);
   REQUIRE(rows.size() == 12);
   for (std::size_t i = 0; i < rows.size(); ++i) CHECK(rows[i].point == i);
-  // 8 layers do not split into 3 equal stages: not applicable, with the config's reason.
+  // The base's 4 devices stay and 3 stages do not divide them: not applicable, with the
+  // config's reason.
   CHECK(rows[2].status == "not_applicable");
-  CHECK_THAT(rows[2].reason, Catch::Contains("model.layers: 8 layers do not divide"));
+  CHECK(rows[2].reason == "s.json (base): cluster.devices: 4 devices are not a whole number of 3-stage pipeline replicas");
+  // p=2 on the same 4 devices: 2 replicas.
+  CHECK(rows[0].report["devices"] == 4);
+  CHECK(rows[0].report["pipeline_replicas"] == 2);
   // gpipe p=4 m=8, F 2 ms and B 4 ms a stage: (m + p - 1) * 6 ms = 66 ms.
   CHECK(rows[5].status == "ok");
   CHECK(rows[5].report["iteration_time_ms"].get<double>() == Approx(66.0));
@@ -99,6 +104,59 @@ TEST_CASE("sweep grid: points, overrides and order", "[sweep]") {
     const std::string best = format_best_points(rows, 3);
     CHECK_THAT(best, Catch::StartsWith("12 points: 8 fit, 0 out of memory, 4 not applicable\nbest 3 by throughput"));
   }
+}
+
+TEST_CASE("run-style and sweep-style stage overrides give the same config", "[sweep][overrides]") {
+  // devices 8, stages 4 (2 replicas), then stages 2: the 8 devices stay, 4 replicas.
+  json doc = sweep_doc({{"stages", {2}}});
+  doc["base"]["cluster"]["devices"] = 8;
+  const SweepSpec spec = parse_sweep(doc, "s.json");
+  ConfigOverrides o;
+  o.stages = 2;
+  const Config run_style = apply_overrides(spec.base, o);
+  CHECK(run_style.devices == 8);
+  CHECK(data_parallel_degree(run_style) == 4);
+  const auto rows = run_sweep(spec, SweepOptions{});
+  REQUIRE(rows.size() == 1);
+  REQUIRE(rows[0].status == "ok");
+  CHECK(rows[0].report["devices"] == 8);
+  CHECK(rows[0].report["pipeline_replicas"] == 4);
+  CHECK(rows[0].report["data_parallel"]["degree"] == 4);
+  // The same report as a direct run of the run-style config.
+  const Run run = prepare_run(run_style);
+  auto links = make_links(run_style, run.schedule.devices);
+  const json direct = make_report(run, simulate(run.schedule, run.costs, *links));
+  CHECK(rows[0].report["iteration_time_ms"] == direct["iteration_time_ms"]);
+  CHECK(rows[0].report["samples_per_s"] == direct["samples_per_s"]);
+}
+
+TEST_CASE("compare is a sweep over the schedule axis", "[sweep][compare]") {
+  const Config base = parse_config(base_config(), "b.json");
+  const SweepSpec spec = compare_sweep(base, {"gpipe", "interleaved", "chimera", "zbv"});
+  REQUIRE(spec.size() == 4);
+  REQUIRE(spec.axes.size() == 1);
+  CHECK(spec.axes[0].name == "schedule");
+  CHECK(spec.axes[0].values.size() == 4);
+  // Chunked schedules at their own default chunks (the base asks for one).
+  CHECK(spec.overrides(0) == json{{"schedule", "gpipe"}, {"chunks", 1}});
+  CHECK(spec.overrides(1) == json{{"schedule", "interleaved"}, {"chunks", 2}});
+  CHECK(spec.overrides(3) == json{{"schedule", "zbv"}, {"chunks", 2}});
+  Config four = base;
+  four.pipeline.stages = 2;
+  four.pipeline.chunks = 4;
+  CHECK(compare_chunks("interleaved", four) == 4);
+  CHECK(compare_chunks("gpipe", four) == 1);
+  SweepOptions opt;
+  opt.per_device = true;
+  const auto rows = run_sweep(spec, opt);
+  REQUIRE(rows.size() == 4);
+  // gpipe p=4 m=8, F 2 ms and B 4 ms a stage: (m + p - 1) * 6 ms = 66 ms.
+  CHECK(rows[0].status == "ok");
+  CHECK(rows[0].report["iteration_time_ms"] == 66.0);
+  CHECK(rows[1].report["chunks"] == 2);
+  CHECK(rows[1].report["per_device"].size() == 4);
+  // zbv: 8 layers fill 4 devices x 2 chunks, one layer a stage.
+  CHECK(rows[3].status == "ok");
 }
 
 TEST_CASE("sweep shards split the points i mod n", "[sweep]") {

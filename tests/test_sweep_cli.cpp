@@ -64,6 +64,36 @@ TEST_CASE("ppsim sweep writes CSV, JSON and Vega-Lite and prints the best points
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("run, sweep and compare agree on a stage override: devices stay, replicas follow", "[sweep][cli][overrides]") {
+  const auto dir = scratch_dir("overrides_cli");
+  json base = kBase;
+  base["cluster"]["devices"] = 8;  // 4 stages: 2 replicas
+  write_file(dir / "base.json", base.dump());
+  write_file(dir / "s.json", json{{"base", "base.json"}, {"grid", {{"stages", {2}}}}}.dump());
+  const CliResult run = run_ppsim("run " + (dir / "base.json").string() + " --stages 2 --json", dir);
+  REQUIRE(run.code == 0);
+  const json r = json::parse(run.out);
+  CHECK(r["devices"] == 8);
+  CHECK(r["pipeline_replicas"] == 4);
+  const CliResult sweep = run_ppsim("sweep " + (dir / "s.json").string() + " -q --csv " + (dir / "o.csv").string() +
+                                        " --json " + (dir / "o.json").string(),
+                                    dir);
+  REQUIRE(sweep.code == 0);
+  const json row = json::parse(slurp(dir / "o.json"))["rows"][0]["report"];
+  CHECK(row["devices"] == 8);
+  CHECK(row["pipeline_replicas"] == 4);
+  CHECK(row["iteration_time_ms"] == r["iteration_time_ms"]);
+  CHECK(row["samples_per_s"] == r["samples_per_s"]);
+  const CliResult cmp =
+      run_ppsim("compare " + (dir / "base.json").string() + " --stages 2 --schedules 1f1b --json", dir);
+  REQUIRE(cmp.code == 0);
+  const json c = json::parse(cmp.out);
+  CHECK(c["devices"] == 8);
+  CHECK(c["results"][0]["iteration_time_ms"] == r["iteration_time_ms"]);
+  CHECK(c["results"][0]["samples_per_s"] == r["samples_per_s"]);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("ppsim run says OOM clearly and still exits 0", "[memory][cli]") {
   const auto dir = scratch_dir("oom_cli");
   json doc = kBase;

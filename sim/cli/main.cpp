@@ -11,8 +11,10 @@
 #include "ppsim/config.h"
 #include "ppsim/engine.h"
 #include "ppsim/metrics.h"
+#include "ppsim/overrides.h"
 #include "ppsim/registry.h"
 #include "ppsim/report.h"
+#include "ppsim/sweep.h"
 #include "ppsim/user_schedule.h"
 #include "sweep_cmd.h"
 #include "ppsim/trace.h"
@@ -23,13 +25,30 @@ namespace {
 using namespace ppsim;
 using nlohmann::json;
 
-/// Command-line overrides of the config's pipeline shape.
+/// Command-line overrides of the config (0 or "" = keep the config's value).
 struct Overrides {
   std::string schedule;
   int stages{0};
   int microbatches{0};
   int chunks{0};
+  int data_parallel{0};
+  int micro_batch_size{0};
   std::string schedule_file;
+
+  [[nodiscard]] ConfigOverrides config() const {
+    ConfigOverrides o;
+    auto set = [](int v, std::optional<int>& field) {
+      if (v > 0) field = v;
+    };
+    if (!schedule.empty()) o.schedule = schedule;
+    set(stages, o.stages);
+    set(microbatches, o.microbatches);
+    set(chunks, o.chunks);
+    set(data_parallel, o.data_parallel);
+    set(micro_batch_size, o.micro_batch_size);
+    o.schedule_file = schedule_file;
+    return o;
+  }
 };
 
 void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
@@ -39,33 +58,19 @@ void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
         ->check(CLI::ExistingFile)
         ->excludes(name);
   }
-  cmd->add_option("--stages", o.stages, "Pipeline stages p (overrides pipeline.stages)")->check(CLI::PositiveNumber);
+  cmd->add_option("--stages", o.stages,
+                  "Pipeline stages p (overrides pipeline.stages); the devices stay, so data parallel = devices / p "
+                  "unless a data-parallel degree is given")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--microbatches", o.microbatches, "Micro-batches m (overrides pipeline.microbatches)")->check(CLI::PositiveNumber);
   cmd->add_option("--chunks", o.chunks, "Chunks per device v (overrides pipeline.chunks)")->check(CLI::PositiveNumber);
-}
-
-Config load_with_overrides(const std::string& path, Overrides o) {
-  Config c = load_config(path);
-  if (!o.schedule_file.empty()) {
-    // The user schedule fixes the pipeline shape.
-    const Schedule user = load_user_schedule(o.schedule_file);
-    c.pipeline.schedule = user.name;
-    c.pipeline.schedule_file = o.schedule_file;
-    o.stages = user.devices;
-    o.microbatches = user.microbatches;
-    o.chunks = user.chunks;
-  }
-  if (!o.schedule.empty()) c.pipeline.schedule = o.schedule;
-  if (o.stages > 0) {
-    // Keep the replica count when only the stage count changes on the command line.
-    if (c.devices == c.pipeline.stages) c.devices = o.stages;
-    c.pipeline.stages = o.stages;
-  }
-  if (o.microbatches > 0) c.pipeline.microbatches = o.microbatches;
-  if (o.chunks > 0) c.pipeline.chunks = o.chunks;
-  resolve_devices(c);  // stages x parallel.data_parallel, or the whole cluster
-  check_pipeline(c);
-  return c;
+  cmd->add_option("--data-parallel", o.data_parallel,
+                  "Data-parallel degree (overrides parallel.data_parallel); devices = stages x degree")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch-size", o.micro_batch_size,
+                  "Samples per micro-batch b (overrides model.micro_batch_size): a profile- or roofline-costed model "
+                  "is re-costed, explicit layer costs scale linearly")
+      ->check(CLI::PositiveNumber);
 }
 
 /// A user schedule that deadlocks is bad input (exit 2); a built-in one is our bug (exit 1).
@@ -88,7 +93,7 @@ struct RunArgs {
 };
 
 int cmd_run(const RunArgs& a) {
-  const Config config = load_with_overrides(a.config, a.overrides);
+  const Config config = load_config_with_overrides(a.config, a.overrides.config());
   Run run = prepare_run(config);
   if (a.unit_time) {
     run.costs = unit_time_costs(std::move(run.costs));
@@ -123,82 +128,51 @@ struct CompareArgs {
   bool json_out{false};
 };
 
-/// Chunks per device a schedule is compared at: one for single-stage schedules; for
-/// chunked ones the config's chunks when it asks for more than one, else the schedule's
-/// own default (2 for interleaved), so a plain config still shows them.
-int compare_chunks(const ScheduleInfo& info, const Config& base) {
-  if (info.chunks <= 1) return 1;
-  return base.pipeline.chunks > 1 ? base.pipeline.chunks : info.chunks;
+/// The schedules --schedules names (aliases resolve, repeats drop), else every one.
+std::vector<std::string> compare_schedules(const std::string& list) {
+  std::vector<std::string> names;
+  if (list.empty()) {
+    for (const auto& info : all_schedules()) names.push_back(info.name);
+    return names;
+  }
+  std::stringstream ss(list);
+  for (std::string n; std::getline(ss, n, ',');) {
+    const ScheduleInfo* info = find_schedule(n);
+    if (info == nullptr)
+      throw ConfigError("--schedules", "", "unknown schedule '" + n + "' (known: " + known_schedule_names() + ")");
+    if (std::find(names.begin(), names.end(), info->name) == names.end()) names.push_back(info->name);
+  }
+  return names;
 }
 
-int cmd_compare(const CompareArgs& a) {
-  const Config base = load_with_overrides(a.config, a.overrides);
-  std::vector<const ScheduleInfo*> infos;
-  if (!a.schedules.empty()) {
-    std::stringstream ss(a.schedules);
-    for (std::string n; std::getline(ss, n, ',');) {
-      const ScheduleInfo* info = find_schedule(n);
-      if (info == nullptr)
-        throw ConfigError("--schedules", "", "unknown schedule '" + n + "' (known: " + known_schedule_names() + ")");
-      if (std::find(infos.begin(), infos.end(), info) == infos.end()) infos.push_back(info);
-    }
-  } else {
-    for (const auto& info : all_schedules()) infos.push_back(&info);
-  }
-  json rows = json::array(), skipped = json::array();
-  for (const ScheduleInfo* info : infos) {
-    Config c = base;
-    c.pipeline.schedule = info->name;
-    c.pipeline.chunks = compare_chunks(*info, base);
-    try {
-      check_pipeline(c);
-      const Run run = prepare_run(c);
-      auto links = make_links(c, run.schedule.devices);
-      const SimResult result = simulate(run.schedule, run.costs, *links, SimOptions{false});
-      const json rep = make_report(run, result);
-      int versions = 0;
-      for (const auto& d : rep["per_device"]) versions = std::max(versions, d["weight_versions"].get<int>());
-      json row = {{"schedule", info->name},
-                  {"chunks", c.pipeline.chunks},
-                  {"iteration_time_ms", rep["iteration_time_ms"]},
-                  {"bubble_rate", rep["bubble_rate"]},
-                  {"peak_memory_bytes", rep["peak_memory_bytes"]},
-                  {"weight_versions", versions},
-                  {"synchronous", rep["synchronous"]},
-                  {"samples_per_s", rep["samples_per_s"]},
-                  {"measured_window", rep["measured_window"]}};
-      if (rep.contains("note")) row["note"] = rep["note"];
-      // With a memory limit: "yes", or "OOM" with the excess (the report's oom object).
-      if (rep.contains("fits")) row["fits"] = rep["fits"];
-      if (rep.contains("oom")) row["oom"] = rep["oom"];
-      rows.push_back(std::move(row));
-    } catch (const ScheduleError& e) {
-      skipped.push_back({{"schedule", info->name}, {"reason", e.what()}});
-    } catch (const ConfigError& e) {
-      skipped.push_back({{"schedule", info->name}, {"reason", e.what()}});
-    }
-  }
-  // Ties keep registry order.
-  std::stable_sort(rows.begin(), rows.end(), [](const json& x, const json& y) {
-    return x["iteration_time_ms"].get<double>() < y["iteration_time_ms"].get<double>();
-  });
-  if (a.json_out) {
-    std::cout << json{{"config", base.file},
-                      {"stages", base.pipeline.stages},
-                      {"microbatches", base.pipeline.microbatches},
-                      {"devices", base.devices},
-                      {"results", rows},
-                      {"not_applicable", skipped}}
-                     .dump(2)
-              << "\n";
-    return 0;
-  }
+/// One result of `compare --json` from a sweep row that ran (ok or OOM).
+json compare_result(const SweepRow& row) {
+  const json& rep = row.report;
+  int versions = 0;
+  for (const auto& d : rep["per_device"]) versions = std::max(versions, d["weight_versions"].get<int>());
+  json r = {{"schedule", row.overrides["schedule"]},
+            {"chunks", rep["chunks"]},
+            {"iteration_time_ms", rep["iteration_time_ms"]},
+            {"bubble_rate", rep["bubble_rate"]},
+            {"peak_memory_bytes", rep["peak_memory_bytes"]},
+            {"weight_versions", versions},
+            {"synchronous", rep["synchronous"]},
+            {"samples_per_s", rep["samples_per_s"]},
+            {"measured_window", rep["measured_window"]}};
+  if (rep.contains("note")) r["note"] = rep["note"];
+  // With a memory limit: fits, or OOM with the excess (the report's oom object).
+  if (rep.contains("fits")) r["fits"] = rep["fits"];
+  if (rep.contains("oom")) r["oom"] = rep["oom"];
+  return r;
+}
+
+void print_compare_table(const Config& base, const json& results, const json& skipped) {
   std::cout << base.file << ": stages " << base.pipeline.stages << ", micro-batches " << base.pipeline.microbatches
             << ", devices " << base.devices << "; sorted by iteration time\n";
   std::cout << std::left << std::setw(13) << "schedule" << std::right << std::setw(7) << "chunks" << std::setw(14)
             << "iteration_ms" << std::setw(9) << "bubble" << std::setw(14) << "peak_mem_GiB" << std::setw(10)
             << "versions" << std::setw(6) << "sync" << std::setw(6) << "fits" << "\n";
-  for (const auto& r : rows) {
+  for (const auto& r : results) {
     const bool sync = r["synchronous"].get<bool>();
     std::cout << std::left << std::setw(13) << r["schedule"].get<std::string>() << std::right << std::setw(7)
               << r["chunks"].get<int>() << std::fixed << std::setprecision(3) << std::setw(14)
@@ -213,6 +187,35 @@ int cmd_compare(const CompareArgs& a) {
   for (const auto& s : skipped)
     std::cout << "  " << std::left << std::setw(12) << s["schedule"].get<std::string>() << s["reason"].get<std::string>()
               << "\n";
+}
+
+/// A sweep over the schedule axis (compare_sweep), printed sorted by iteration time.
+int cmd_compare(const CompareArgs& a) {
+  const Config base = load_config_with_overrides(a.config, a.overrides.config());
+  SweepOptions options;
+  options.per_device = true;  // weight versions
+  json results = json::array(), skipped = json::array();
+  for (const SweepRow& row : run_sweep(compare_sweep(base, compare_schedules(a.schedules)), options)) {
+    if (row.status == "error") throw std::runtime_error(row.reason);
+    if (row.report.is_null()) skipped.push_back({{"schedule", row.overrides["schedule"]}, {"reason", row.reason}});
+    else results.push_back(compare_result(row));
+  }
+  // Ties keep registry order.
+  std::stable_sort(results.begin(), results.end(), [](const json& x, const json& y) {
+    return x["iteration_time_ms"].get<double>() < y["iteration_time_ms"].get<double>();
+  });
+  if (a.json_out) {
+    std::cout << json{{"config", base.file},
+                      {"stages", base.pipeline.stages},
+                      {"microbatches", base.pipeline.microbatches},
+                      {"devices", base.devices},
+                      {"results", results},
+                      {"not_applicable", skipped}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  print_compare_table(base, results, skipped);
   return 0;
 }
 

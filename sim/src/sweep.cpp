@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "json_reader.h"
+#include "ppsim/overrides.h"
 #include "ppsim/registry.h"
 #include "ppsim/report.h"
 
@@ -37,12 +38,14 @@ const std::vector<std::string>& sweep_axis_names() {
 }
 
 std::size_t SweepSpec::size() const {
+  if (!points.empty()) return points.size();
   std::size_t n = 1;
   for (const auto& a : axes) n *= a.values.size();
   return n;
 }
 
 json SweepSpec::overrides(std::size_t index) const {
+  if (!points.empty()) return points[index];
   json o = json::object();
   for (std::size_t k = axes.size(); k-- > 0;) {
     const auto& a = axes[k];
@@ -134,10 +137,8 @@ SweepSpec parse_sweep(const json& doc, const std::string& file) {
       if (a.name != "micro_batch_size") continue;
       for (const json& v : a.values) {
         const int b = v.get<int>();
-        json d = base_doc;
-        d["model"]["micro_batch_size"] = b;
         try {
-          spec.base_by_micro_batch.emplace(b, parse_config(d, base_file));
+          if (auto c = recost_micro_batch(base_doc, base_file, b)) spec.base_by_micro_batch.emplace(b, std::move(*c));
         } catch (const ConfigError& e) {
           spec.micro_batch_error.emplace(b, e.what());
         }
@@ -163,48 +164,23 @@ SweepSpec load_sweep(const std::string& path) {
   return parse_sweep(read_json_file(path), path);
 }
 
-Config apply_overrides(const Config& base, const json& o) {
-  Config c = base;
-  const int base_replicas = std::max(1, base.devices / std::max(1, base.pipeline.stages));
-  if (o.contains("schedule")) c.pipeline.schedule = o["schedule"].get<std::string>();
-  if (o.contains("stages")) c.pipeline.stages = o["stages"].get<int>();
-  if (o.contains("microbatches")) c.pipeline.microbatches = o["microbatches"].get<int>();
-  if (o.contains("chunks")) c.pipeline.chunks = o["chunks"].get<int>();
-  if (o.contains("data_parallel")) c.parallel.data_parallel = o["data_parallel"].get<int>();
-  if (o.contains("recompute")) c.memory.recompute = *parse_recompute(o["recompute"].get<std::string>());
-  if (o.contains("partition")) {
-    const json& p = o["partition"];
-    c.pipeline.partition = PartitionSpec{};
-    if (p == "uniform") c.pipeline.partition.kind = PartitionSpec::Kind::Uniform;
-    else if (p == "balanced") c.pipeline.partition.kind = PartitionSpec::Kind::Balanced;
-    else {
-      c.pipeline.partition.kind = PartitionSpec::Kind::Explicit;
-      c.pipeline.partition.counts = p.get<std::vector<int>>();
-    }
+SweepSpec compare_sweep(const Config& base, const std::vector<std::string>& schedules) {
+  SweepSpec spec;
+  spec.file = base.file;
+  spec.base = base;
+  SweepAxis axis{"schedule", {}};
+  for (const std::string& name : schedules) {
+    axis.values.emplace_back(name);
+    spec.points.push_back(json{{"schedule", name}, {"chunks", compare_chunks(name, base)}});
   }
-  if (o.contains("micro_batch_size")) {
-    // Per-micro-batch costs scale linearly with the samples in it; weights do not.
-    const int b = o["micro_batch_size"].get<int>();
-    const double k = static_cast<double>(b) / std::max(1, base.micro_batch_size);
-    for (LayerSpec& l : c.layers) {
-      l.forward_ms *= k;
-      l.backward_ms *= k;
-      l.weight_grad_ms *= k;
-      l.selective_recompute_ms *= k;
-      l.flops *= k;
-      auto scale = [k](std::int64_t& x) { x = static_cast<std::int64_t>(std::llround(static_cast<double>(x) * k)); };
-      scale(l.activation_bytes);
-      scale(l.weight_activation_bytes);
-      scale(l.output_bytes);
-      scale(l.selective_recompute_bytes);
-    }
-    c.micro_batch_size = b;
-  }
-  if (c.parallel.data_parallel == 0 && !c.cluster.given() && o.contains("stages"))
-    c.devices = c.pipeline.stages * base_replicas;  // keep the replica count, as `run --stages` does
-  resolve_devices(c);
-  check_pipeline(c);
-  return c;
+  spec.axes.push_back(std::move(axis));
+  return spec;
+}
+
+int compare_chunks(const std::string& schedule, const Config& base) {
+  const ScheduleInfo* info = find_schedule(schedule);
+  if (info == nullptr || info->chunks <= 1) return 1;
+  return base.pipeline.chunks > 1 ? base.pipeline.chunks : info->chunks;
 }
 
 namespace {
@@ -228,7 +204,7 @@ SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions&
         overrides.erase("micro_batch_size");  // already costed at this size
       }
     }
-    const Config c = apply_overrides(*base, overrides);
+    const Config c = apply_overrides(*base, overrides_from_json(overrides));
     const Run run = prepare_run(c);
     auto links = make_links(c, run.schedule.devices);
     // Memory samples give the exact OOM instant; skip them when no limit applies.

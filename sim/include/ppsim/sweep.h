@@ -12,7 +12,9 @@
 ///   "top": 10 }                                                                     // optional
 /// ```
 /// Points are the cartesian product of the grid, numbered with the last axis varying
-/// fastest. `--shard i/n` runs the points whose number is i mod n.
+/// fastest. `--shard i/n` runs the points whose number is i mod n. Each point is the base
+/// with its overrides applied by apply_overrides (overrides.h), as `ppsim run` applies
+/// its flags.
 #include <cstddef>
 #include <iosfwd>
 #include <map>
@@ -40,9 +42,12 @@ struct SweepSpec {
   std::map<int, Config> base_by_micro_batch;
   std::map<int, std::string> micro_batch_error;
   std::vector<SweepAxis> axes;
+  /// Explicit points ({axis name: value} each), run instead of the grid's product when
+  /// not empty: `ppsim compare` has one per schedule, each with the chunks it runs at.
+  std::vector<nlohmann::json> points;
   std::string csv_path, json_path, vega_path;  ///< output paths from the file ("" = not given)
   int top{10};
-  /// @brief Number of points (product of the axis sizes).
+  /// @brief Number of points (product of the axis sizes, or the explicit points).
   [[nodiscard]] std::size_t size() const;
   /// @brief The overrides of point `index`: {axis name: value}.
   [[nodiscard]] nlohmann::json overrides(std::size_t index) const;
@@ -57,9 +62,14 @@ SweepSpec load_sweep(const std::string& path);
 /// relative paths.
 SweepSpec parse_sweep(const nlohmann::json& doc, const std::string& file);
 
-/// @brief The base config with one point's overrides applied and checked (ConfigError
-/// when the point does not make a valid config: the row is then "not_applicable").
-Config apply_overrides(const Config& base, const nlohmann::json& overrides);
+/// @brief `ppsim compare` as a sweep: a schedule axis over `schedules` (registry names),
+/// each point run at compare_chunks(schedule, base).
+SweepSpec compare_sweep(const Config& base, const std::vector<std::string>& schedules);
+
+/// @brief Chunks per device a schedule is compared at: one for single-chunk schedules;
+/// for chunked ones the base's chunks when it asks for more than one, else the
+/// schedule's own default (2 for interleaved), so a plain config still shows them.
+int compare_chunks(const std::string& schedule, const Config& base);
 
 struct SweepOptions {
   int jobs{0};             ///< threads; 0 = all cores
