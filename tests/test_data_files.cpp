@@ -76,8 +76,11 @@ TEST_CASE("a bare preset name: next to the config, then configs/KIND/NAME.json i
 TEST_CASE("a path: the config's folder, the working directory, then ROOT/PATH; an absolute path only itself", "[data_files]") {
   const fs::path d = scratch_dir("data_files_path");
   const DataDirEnv env(std::nullopt);
-  const DataFileLookup l = find_data_file("configs/models/gpt3-1.3b.json", "models", (d / "c.json").string());
-  CHECK(l.tried == std::vector<fs::path>{d / "configs/models/gpt3-1.3b.json", "configs/models/gpt3-1.3b.json",
+  const fs::path old_cwd = fs::current_path();
+  fs::current_path(d);
+  const DataFileLookup l = find_data_file("configs/models/gpt3-1.3b.json", "models", (d / "exp/c.json").string());
+  fs::current_path(old_cwd);
+  CHECK(l.tried == std::vector<fs::path>{d / "exp/configs/models/gpt3-1.3b.json", d / "configs/models/gpt3-1.3b.json",
                                           installed_root() / "configs/models/gpt3-1.3b.json",
                                           fs::path(PPSIM_SOURCE_DIR) / "configs/models/gpt3-1.3b.json"});
   // No config (the renderer): the data roots only.

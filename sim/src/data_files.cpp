@@ -52,7 +52,7 @@ DataFileLookup find_data_file(const std::string& name, const std::string& kind, 
   } else {
     if (!config_file.empty()) {
       const fs::path dir = fs::path(config_file).parent_path();
-      if (is_path) out.tried.insert(out.tried.end(), {dir / file, file});
+      if (is_path) out.tried.insert(out.tried.end(), {dir / file, fs::current_path() / file});
       else
         out.tried.insert(out.tried.end(),
                          {dir / file, dir / kind / file, dir / ".." / kind / file, dir / ".." / "configs" / kind / file});
