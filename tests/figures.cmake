@@ -10,4 +10,4 @@ else()
            COMMAND sh -c "echo 'SKIP: node not found; install Node.js and run tools/setup.sh'; exit 77")
 endif()
 set_tests_properties(vega_render PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
-                     ENVIRONMENT "PPSIM_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+                     ENVIRONMENT "PPSIM_DATA_DIR=${PROJECT_SOURCE_DIR}")

@@ -72,7 +72,7 @@ TEST_CASE("ppsim run --svg without the renderer says how to install it and exits
   std::filesystem::create_directories(dir / "tools");
   std::filesystem::copy_file(std::filesystem::path(PPSIM_SOURCE_DIR) / "tools" / "render.mjs",
                              dir / "tools" / "render.mjs");
-  const std::string cmd_env = "PPSIM_SOURCE_DIR=" + dir.string() + " ";
+  const std::string cmd_env = "PPSIM_DATA_DIR=" + dir.string() + " ";
   const auto out = dir / "o.txt";
   const auto err = dir / "e.txt";
   const int status = std::system((cmd_env + PPSIM_BIN + " run " + (dir / "c.json").string() + " --svg " +

@@ -27,7 +27,7 @@ if [ ! -d node_modules/vega-lite ] || ! command -v rsvg-convert >/dev/null; then
   echo "figures: needs node_modules (vega, vega-lite) and rsvg-convert: run tools/setup.sh" >&2
   exit 2
 fi
-export PPSIM_SOURCE_DIR=$repo
+export PPSIM_DATA_DIR=$repo
 
 mkdir -p "$out"
 tmp=$(mktemp -d)

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ppsim/data_files.h"
 #include "ppsim/topology.h"
 
 namespace ppsim::detail {
@@ -20,17 +21,13 @@ bool boolean(const JsonReader& r, const json& obj, const std::string& key, const
 }
 
 /// A link fitted by ppsim-calibrate's P2P test: {"profile": PATH, "kind": KIND}. The
-/// path is tried relative to the config file, the working directory, then the source tree.
+/// profile (a path or a bare name under configs/profiles/) is found by find_data_file.
 NetLink profile_link(const JsonReader& r, const json& obj, const std::string& path) {
-  namespace fs = std::filesystem;
   const std::string name = r.string(obj, "profile", path, std::nullopt);
-  fs::path file = name;
-  if (file.is_relative())
-    for (const fs::path& base : {fs::path(r.file()).parent_path(), fs::current_path(), fs::path(PPSIM_SOURCE_DIR)})
-      if (fs::exists(base / name)) {
-        file = base / name;
-        break;
-      }
+  const DataFileLookup lookup = find_data_file(name, "profiles", r.file());
+  if (lookup.found.empty())
+    r.fail(path + ".profile", "no file '" + name + "' (looked for " + lookup.tried_list() + ")");
+  const std::filesystem::path file = lookup.found;
   json profile;
   try {
     profile = read_json_file(file.string());

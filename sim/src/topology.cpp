@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "ppsim/config.h"
+#include "ppsim/data_files.h"
 #include "ppsim/memory_model.h"
 #include "ppsim/report.h"
 
@@ -246,27 +246,13 @@ DataParallelCost data_parallel_cost(const Run& run, const SimResult& r) {
 }
 
 nlohmann::json load_cluster_preset(const std::string& name, const std::string& config_file) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::path(config_file).parent_path();
-  std::vector<fs::path> candidates;
-  const bool is_path = name.find('/') != std::string::npos || name.ends_with(".json");
-  if (is_path) {
-    candidates.push_back(fs::path(name).is_absolute() ? fs::path(name) : dir / name);
-    candidates.push_back(fs::path(name));
-  } else {
-    for (const fs::path& base : {dir, dir / "clusters", dir / ".." / "clusters", dir / ".." / "configs" / "clusters",
-                                 fs::path(PPSIM_SOURCE_DIR) / "configs" / "clusters"})
-      candidates.push_back(base / (name + ".json"));
-  }
-  for (const fs::path& p : candidates) {
-    if (!fs::is_regular_file(p)) continue;
-    nlohmann::json doc = read_json_file(p.string());
-    doc["__file"] = p.string();
-    return doc;
-  }
-  throw ConfigError(config_file, "cluster.preset",
-                    "no cluster preset '" + name + "' (looked for " + candidates.front().string() + " and in " +
-                        (fs::path(PPSIM_SOURCE_DIR) / "configs" / "clusters").string() + ")");
+  const DataFileLookup lookup = find_data_file(name, "clusters", config_file);
+  if (lookup.found.empty())
+    throw ConfigError(config_file, "cluster.preset",
+                      "no cluster preset '" + name + "' (looked for " + lookup.tried_list() + ")");
+  nlohmann::json doc = read_json_file(lookup.found.string());
+  doc["__file"] = lookup.found.string();
+  return doc;
 }
 
 }  // namespace ppsim

@@ -5,8 +5,8 @@
 //              "dtype": "bf16" },
 //   "costs": { "profile": "configs/profiles/h200.json", "link": "peer" }
 //         or { "device": "configs/devices/h100-sxm.json" }
-// Paths are tried relative to the config file, then the working directory, then the
-// source tree.
+// Each names a file (a path, or a bare name under configs/models|profiles|devices/) found
+// by find_data_file (ppsim/data_files.h).
 #include "transformer_costs.h"
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "json_reader.h"
+#include "ppsim/data_files.h"
 
 #ifdef PPSIM_HAVE_PROFILES
 #include "ppsim/calibrate/costs.h"
@@ -27,14 +28,15 @@ using nlohmann::json;
 #ifdef PPSIM_HAVE_PROFILES
 namespace {
 
-std::string resolve(const std::string& file, const std::string& p) {
-  namespace fs = std::filesystem;
-  if (fs::path(p).is_absolute()) return p;
-  for (const fs::path& base : {fs::path(file).parent_path(), fs::current_path(), fs::path(PPSIM_SOURCE_DIR)}) {
-    const fs::path c = base / p;
-    if (fs::exists(c)) return c.string();
-  }
-  return p;
+// A preset, profile or device file the config names: a path or a bare name under
+// configs/KIND/ (find_data_file); a file not found is a config error saying where it looked.
+std::string resolve(const JsonReader& r, const json& obj, const char* key, const std::string& obj_path,
+                    const std::string& kind) {
+  const std::string name = r.string(obj, key, obj_path, std::nullopt);
+  const DataFileLookup lookup = find_data_file(name, kind, r.file());
+  if (lookup.found.empty())
+    r.fail(obj_path + "." + key, "no file '" + name + "' (looked for " + lookup.tried_list() + ")");
+  return lookup.found.string();
 }
 
 json read_json(const JsonReader& r, const std::string& path, const std::string& json_path) {
@@ -60,7 +62,7 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
   cal::TransformerSpec t;
   json shape = json::object();
   if (model.contains("preset")) {
-    const std::string preset = resolve(file, r.string(model, "preset", "model", std::nullopt));
+    const std::string preset = resolve(r, model, "preset", "model", "models");
     shape = read_json(r, preset, "model.preset");
     if (shape.contains("model")) shape = shape.at("model");
     if (shape.contains("layers")) shape["num_layers"] = shape.at("layers");
@@ -92,7 +94,7 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
   if (costs.contains("profile") == costs.contains("device"))
     r.fail("costs", "give exactly one of \"profile\" (measured) or \"device\" (roofline estimate)");
   if (costs.contains("profile")) {
-    const std::string path = resolve(file, r.string(costs, "profile", "costs", std::nullopt));
+    const std::string path = resolve(r, costs, "profile", "costs", "profiles");
     json profile;
     try {
       profile = cal::load_profile(path);
@@ -114,7 +116,7 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
       if (!found) r.fail("costs.link", "profile " + path + " has no link curve of kind '" + kind + "'");
     }
   } else {
-    const std::string path = resolve(file, r.string(costs, "device", "costs", std::nullopt));
+    const std::string path = resolve(r, costs, "device", "costs", "devices");
     try {
       const cal::DeviceSpec dev = cal::device_from_json(read_json(r, path, "costs.device"), path);
       layers = cal::costs_from_roofline(dev, t);

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "ppsim/data_files.h"
 #include "ppsim/report.h"  // OutputError
 
 namespace ppsim {
@@ -466,15 +467,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string source_dir() {
-  if (const char* env = std::getenv("PPSIM_SOURCE_DIR"); env != nullptr && *env != '\0') return env;
-#ifdef PPSIM_SOURCE_DIR
-  return PPSIM_SOURCE_DIR;
-#else
-  return ".";
-#endif
-}
-
 std::optional<fs::path> find_on_path(const std::string& program) {
   const char* path = std::getenv("PATH");
   if (path == nullptr) return std::nullopt;
@@ -523,14 +515,18 @@ std::pair<int, std::string> run_capturing_stderr(const std::vector<std::string>&
 
 void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
   if (targets.svg.empty() && targets.png.empty() && targets.pdf.empty()) return;
-  const fs::path repo = source_dir();
-  const fs::path script = repo / "tools" / "render.mjs";
-  const std::string how = "; install it with tools/setup.sh (npm ci in " + repo.string() +
+  // The renderer and its node_modules live in one data root (ppsim/data_files.h).
+  const DataFileLookup lookup = find_data_file("tools/render.mjs", "", "");
+  const fs::path script = lookup.found;
+  const fs::path repo = script.empty() ? fs::path() : script.parent_path().parent_path();
+  const std::string how = "; install it with tools/setup.sh (npm ci in " +
+                          (repo.empty() ? std::string("the ppsim source tree") : repo.string()) +
                           ", Debian librsvg2-bin for PNG/PDF)";
   const auto node = find_on_path("node");
   if (!node) throw OutputError("--svg/--png/--pdf need Node.js (node not on PATH)" + how);
-  if (!fs::exists(script))
-    throw OutputError("--svg/--png/--pdf need " + script.string() + " (set PPSIM_SOURCE_DIR to the ppsim source tree)");
+  if (script.empty())
+    throw OutputError("--svg/--png/--pdf need tools/render.mjs (looked for " + lookup.tried_list() +
+                      "; set PPSIM_DATA_DIR to an installed share/ppsim or the source tree)");
   if (!fs::exists(repo / "node_modules" / "vega-lite" / "package.json") ||
       !fs::exists(repo / "node_modules" / "vega" / "package.json"))
     throw OutputError("--svg/--png/--pdf need the npm packages vega and vega-lite (not in " +

@@ -135,8 +135,8 @@ void resolve_devices(Config& config);
 /// cluster.link for every pair.
 std::unique_ptr<LinkModel> make_topology_links(const Config& config, int devices);
 
-/// @brief Loads a cluster preset by name (configs/clusters/NAME.json, next to the
-/// config or in the source tree) or path; throws ConfigError.
+/// @brief Loads a cluster preset by name (configs/clusters/NAME.json) or path, found by
+/// find_data_file (data_files.h); throws ConfigError saying where it looked.
 nlohmann::json load_cluster_preset(const std::string& name, const std::string& config_file);
 
 }  // namespace ppsim

@@ -59,8 +59,10 @@ struct RenderTargets {
 };
 
 /// @brief Renders a spec with `node tools/render.mjs` (npm vega + vega-lite, then
-/// rsvg-convert for PNG/PDF) from the source tree: the `PPSIM_SOURCE_DIR` environment
-/// variable, else the tree this binary was built from. Each file is written atomically.
+/// rsvg-convert for PNG/PDF), the script and its node_modules taken from the first data
+/// root holding tools/render.mjs (find_data_file, ppsim/data_files.h: $PPSIM_DATA_DIR,
+/// the installed share/ppsim, the source tree from the build folder). Each file is
+/// written atomically.
 /// Throws OutputError when Node, the npm packages or rsvg-convert are missing (saying how
 /// to install them: tools/setup.sh) or when rendering fails.
 void render_vega(const nlohmann::json& spec, const RenderTargets& targets);
