@@ -3,8 +3,8 @@
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 
-#include "ppsim/engine.h"
-#include "ppsim/registry.h"
+#include "ppsim/engine/engine.h"
+#include "ppsim/schedules/registry.h"
 
 namespace {
 

@@ -37,7 +37,7 @@ for c in measured roofline; do
   grep -q "$data/configs/" $c.out || fail "ppsim run $c.json: costs not read from $data: $(sed -n 2p $c.out)"
   ! grep -qF "$src" $c.out $c.report.json || fail "ppsim run $c.json names the source tree $src"
   # The same numbers as the build-tree binary (only the file names differ).
-  "$build/sim/ppsim" run $c.json >$c.build.out 2>&1 || fail "build-tree ppsim run $c.json"
+  "$build/bin/ppsim" run $c.json >$c.build.out 2>&1 || fail "build-tree ppsim run $c.json"
   diff <(grep -v '^model ' $c.out) <(grep -v '^model ' $c.build.out) || fail "installed and build-tree ppsim differ on $c.json"
 done
 

@@ -1,10 +1,10 @@
-# Emitted timelines are checked against sim/timeline.schema.json (python3-jsonschema).
+# Emitted timelines are checked against views/timeline.schema.json (python3-jsonschema).
 find_program(PPSIM_SYSTEM_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 if(NOT PPSIM_SYSTEM_PYTHON)
   find_program(PPSIM_SYSTEM_PYTHON python3)
 endif()
 add_test(NAME timeline_schema
          COMMAND ${PPSIM_SYSTEM_PYTHON} ${PROJECT_SOURCE_DIR}/tools/check_timeline.py $<TARGET_FILE:ppsim>
-                 ${PROJECT_SOURCE_DIR}/sim/timeline.schema.json ${PROJECT_SOURCE_DIR}/configs/default.json
+                 ${PROJECT_SOURCE_DIR}/views/timeline.schema.json ${PROJECT_SOURCE_DIR}/configs/default.json
                  ${CMAKE_CURRENT_SOURCE_DIR}/data/links.json)
 set_tests_properties(timeline_schema PROPERTIES SKIP_RETURN_CODE 77)

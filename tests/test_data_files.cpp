@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cli_helpers.h"
-#include "ppsim/data_files.h"
+#include "ppsim/run/data_files.h"
 
 using namespace ppsim;
 using ppsim_test::scratch_dir;

@@ -2,11 +2,11 @@
 // links, queueing on a busy link, deadlock reports and determinism.
 #include <catch2/catch.hpp>
 
-#include "ppsim/config.h"
-#include "ppsim/engine.h"
-#include "ppsim/metrics.h"
-#include "ppsim/registry.h"
-#include "ppsim/report.h"
+#include "ppsim/run/config.h"
+#include "ppsim/engine/engine.h"
+#include "ppsim/metrics/metrics.h"
+#include "ppsim/schedules/registry.h"
+#include "ppsim/views/report.h"
 
 using namespace ppsim;
 

@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ppsim/config.h"
-#include "ppsim/memory_model.h"
-#include "ppsim/report.h"
+#include "ppsim/run/config.h"
+#include "ppsim/model/memory.h"
+#include "ppsim/views/report.h"
 
 using namespace ppsim;
 using nlohmann::json;

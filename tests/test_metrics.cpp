@@ -1,10 +1,10 @@
 // Metrics: every reported number is computed once (metrics.h) and each view formats it.
 #include <catch2/catch.hpp>
 
-#include "ppsim/metrics.h"
-#include "ppsim/report.h"
-#include "ppsim/trace.h"
-#include "ppsim/vega.h"
+#include "ppsim/metrics/metrics.h"
+#include "ppsim/views/report.h"
+#include "ppsim/views/trace.h"
+#include "ppsim/views/vega.h"
 #include "test_vega_fixture.h"
 
 using namespace ppsim;

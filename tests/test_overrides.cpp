@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_helpers.h"
-#include "ppsim/overrides.h"
-#include "ppsim/report.h"
-#include "ppsim/topology.h"
+#include "ppsim/run/overrides.h"
+#include "ppsim/views/report.h"
+#include "ppsim/model/topology.h"
 
 using namespace ppsim;
 using nlohmann::json;

@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ppsim/config.h"
-#include "ppsim/partition.h"
-#include "ppsim/report.h"
+#include "ppsim/run/config.h"
+#include "ppsim/model/partition.h"
+#include "ppsim/views/report.h"
 
 using namespace ppsim;
 using nlohmann::json;

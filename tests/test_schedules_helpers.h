@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-#include "ppsim/engine.h"
-#include "ppsim/metrics.h"
-#include "ppsim/registry.h"
+#include "ppsim/engine/engine.h"
+#include "ppsim/metrics/metrics.h"
+#include "ppsim/schedules/registry.h"
 
 namespace ppsim_sched_test {
 

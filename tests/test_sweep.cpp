@@ -6,10 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ppsim/config.h"
-#include "ppsim/overrides.h"
-#include "ppsim/report.h"
-#include "ppsim/sweep.h"
+#include "ppsim/run/config.h"
+#include "ppsim/run/overrides.h"
+#include "ppsim/views/report.h"
+#include "ppsim/sweep/sweep.h"
 
 using namespace ppsim;
 using nlohmann::json;

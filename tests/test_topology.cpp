@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ppsim/config.h"
-#include "ppsim/report.h"
-#include "ppsim/topology.h"
+#include "ppsim/run/config.h"
+#include "ppsim/views/report.h"
+#include "ppsim/model/topology.h"
 
 using namespace ppsim;
 using nlohmann::json;

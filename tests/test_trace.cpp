@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "ppsim/trace.h"
+#include "ppsim/views/trace.h"
 #include "test_vega_fixture.h"
 
 using namespace ppsim;

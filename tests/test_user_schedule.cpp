@@ -3,9 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include "cli_helpers.h"
-#include "ppsim/engine.h"
-#include "ppsim/registry.h"
-#include "ppsim/user_schedule.h"
+#include "ppsim/engine/engine.h"
+#include "ppsim/schedules/registry.h"
+#include "ppsim/schedules/user_schedule.h"
 
 using namespace ppsim;
 using nlohmann::json;

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "ppsim/vega.h"
+#include "ppsim/views/vega.h"
 #include "test_vega_fixture.h"
 
 using namespace ppsim;

@@ -1,7 +1,7 @@
 #pragma once
 // Hand-built runs for the Vega-Lite and Chrome-trace tests: they do not need the engine.
-#include "ppsim/engine.h"
-#include "ppsim/schedule.h"
+#include "ppsim/engine/engine.h"
+#include "ppsim/schedules/schedule.h"
 
 namespace ppsim::test {
 

@@ -5,9 +5,9 @@
 #include <set>
 #include <string>
 
-#include "ppsim/registry.h"
-#include "ppsim/trace.h"
-#include "ppsim/vega.h"
+#include "ppsim/schedules/registry.h"
+#include "ppsim/views/trace.h"
+#include "ppsim/views/vega.h"
 
 using namespace ppsim;
 using nlohmann::json;

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 TARGETS=ppsim tools/build.sh build >/dev/null
 mkdir -p out
-./build/sim/ppsim run configs/default.json --report out/report.json --timeline out/timeline.json "$@"
+./build/bin/ppsim run configs/default.json --report out/report.json --timeline out/timeline.json "$@"
 echo "wrote out/report.json and out/timeline.json" >&2

@@ -12,7 +12,7 @@ out=${1:-docs/figures}
 ppsim=${PPSIM:-}
 if [ -z "$ppsim" ]; then
   # An existing build, if it is recent enough to know --unit-time.
-  for candidate in build/sim/ppsim build-fig/sim/ppsim; do
+  for candidate in build/bin/ppsim build-fig/bin/ppsim; do
     if [ -x "$candidate" ] && "$candidate" run --help 2>/dev/null | grep -q -- --unit-time; then
       ppsim=$candidate; break
     fi
@@ -21,7 +21,7 @@ fi
 if [ -z "$ppsim" ]; then
   echo "figures: building ppsim (tools/build.sh)" >&2
   tools/build.sh build -DPPSIM_BUILD_TESTS=OFF -DPPSIM_BUILD_BENCHMARKS=OFF >/dev/null
-  ppsim=build/sim/ppsim
+  ppsim=build/bin/ppsim
 fi
 if [ ! -d node_modules/vega-lite ] || ! command -v rsvg-convert >/dev/null; then
   echo "figures: needs node_modules (vega, vega-lite) and rsvg-convert: run tools/setup.sh" >&2

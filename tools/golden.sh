@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Writes every output ppsim makes for the shipped configs and for each registered
 # schedule on a small grid into OUTDIR, so that a refactor can be checked byte for byte:
-#   tools/golden.sh /tmp/before build/sim/ppsim   # before the change
-#   tools/golden.sh /tmp/after  build/sim/ppsim   # after it
+#   tools/golden.sh /tmp/before build/bin/ppsim   # before the change
+#   tools/golden.sh /tmp/after  build/bin/ppsim   # after it
 #   diff -r /tmp/before /tmp/after                # only the numbers a fix changed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: tools/golden.sh OUTDIR [PPSIM]}
-ppsim=${2:-build/sim/ppsim}
+ppsim=${2:-build/bin/ppsim}
 [ -x "$ppsim" ] || { echo "golden: no ppsim binary at $ppsim" >&2; exit 2; }
 ppsim=$(realpath "$ppsim")
 mkdir -p "$out"

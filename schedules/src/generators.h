@@ -2,7 +2,7 @@
 // Internal: generator declarations and small helpers shared by the generator files.
 #include <string>
 
-#include "ppsim/schedule.h"
+#include "ppsim/schedules/schedule.h"
 
 namespace ppsim {
 

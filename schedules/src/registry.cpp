@@ -1,4 +1,4 @@
-#include "ppsim/registry.h"
+#include "ppsim/schedules/registry.h"
 
 #include <algorithm>
 #include <cctype>

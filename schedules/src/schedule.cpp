@@ -1,4 +1,4 @@
-#include "ppsim/schedule.h"
+#include "ppsim/schedules/schedule.h"
 
 #include <algorithm>
 

@@ -1,9 +1,9 @@
-#include "ppsim/user_schedule.h"
+#include "ppsim/schedules/user_schedule.h"
 
 #include <fstream>
 #include <sstream>
 
-#include "ppsim/registry.h"
+#include "ppsim/schedules/registry.h"
 
 namespace ppsim {
 

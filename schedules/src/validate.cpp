@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "ppsim/registry.h"
+#include "ppsim/schedules/registry.h"
 
 namespace ppsim {
 

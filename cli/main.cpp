@@ -1,0 +1,321 @@
+// ppsim: the command-line front end. Every error is one line on stderr; exit status 0 on
+// success, 2 on bad input, 1 on an internal error.
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "ppsim/run/config.h"
+#include "ppsim/engine/engine.h"
+#include "ppsim/metrics/metrics.h"
+#include "ppsim/run/overrides.h"
+#include "ppsim/schedules/registry.h"
+#include "ppsim/views/files.h"
+#include "ppsim/views/report.h"
+#include "ppsim/views/timeline.h"
+#include "ppsim/sweep/sweep.h"
+#include "ppsim/schedules/user_schedule.h"
+#include "sweep_cmd.h"
+#include "ppsim/views/trace.h"
+#include "ppsim/views/vega.h"
+
+namespace {
+
+using namespace ppsim;
+using nlohmann::json;
+
+/// Command-line overrides of the config (0 or "" = keep the config's value).
+struct Overrides {
+  std::string schedule;
+  int stages{0};
+  int microbatches{0};
+  int chunks{0};
+  int data_parallel{0};
+  int micro_batch_size{0};
+  std::string schedule_file;
+
+  [[nodiscard]] ConfigOverrides config() const {
+    ConfigOverrides o;
+    auto set = [](int v, std::optional<int>& field) {
+      if (v > 0) field = v;
+    };
+    if (!schedule.empty()) o.schedule = schedule;
+    set(stages, o.stages);
+    set(microbatches, o.microbatches);
+    set(chunks, o.chunks);
+    set(data_parallel, o.data_parallel);
+    set(micro_batch_size, o.micro_batch_size);
+    o.schedule_file = schedule_file;
+    return o;
+  }
+};
+
+void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
+  if (with_schedule) {
+    auto* name = cmd->add_option("--schedule", o.schedule, "Schedule name (overrides pipeline.schedule)");
+    cmd->add_option("--schedule-file", o.schedule_file, "User schedule JSON (per-device token lists); fixes p, m, v")
+        ->check(CLI::ExistingFile)
+        ->excludes(name);
+  }
+  cmd->add_option("--stages", o.stages,
+                  "Pipeline stages p (overrides pipeline.stages); the devices stay, so data parallel = devices / p "
+                  "unless a data-parallel degree is given")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--microbatches", o.microbatches, "Micro-batches m (overrides pipeline.microbatches)")->check(CLI::PositiveNumber);
+  cmd->add_option("--chunks", o.chunks, "Chunks per device v (overrides pipeline.chunks)")->check(CLI::PositiveNumber);
+  cmd->add_option("--data-parallel", o.data_parallel,
+                  "Data-parallel degree (overrides parallel.data_parallel); devices = stages x degree")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch-size", o.micro_batch_size,
+                  "Samples per micro-batch b (overrides model.micro_batch_size): a profile- or roofline-costed model "
+                  "is re-costed, explicit layer costs scale linearly")
+      ->check(CLI::PositiveNumber);
+}
+
+/// A user schedule that deadlocks is bad input (exit 2); a built-in one is our bug (exit 1).
+SimResult simulate_checked(const Run& run, LinkModel& links, const SimOptions& options) {
+  try {
+    return simulate(run.schedule, run.costs, links, options);
+  } catch (const DeadlockError& e) {
+    if (run.config.pipeline.schedule_file.empty()) throw;
+    throw ScheduleError(run.config.pipeline.schedule_file + ": " + e.what());
+  }
+}
+
+struct RunArgs {
+  std::string config;
+  Overrides overrides;
+  bool json_out{false};
+  std::string report, timeline;
+  std::string vega, trace, svg, png, pdf;
+  bool unit_time{false};
+};
+
+int cmd_run(const RunArgs& a) {
+  const Config config = load_config_with_overrides(a.config, a.overrides.config());
+  Run run = prepare_run(config);
+  if (a.unit_time) {
+    run.costs = unit_time_costs(std::move(run.costs));
+    run.config.link = LinkSpec{};  // textbook figures: communication is free
+  }
+  auto links = make_links(run.config, run.schedule.devices);
+  const SimResult result = simulate_checked(run, *links, SimOptions{});
+  const Metrics metrics = compute_metrics(run, result);
+  const json report = report_json(run, metrics);
+  std::vector<std::pair<std::string, std::string>> files;
+  if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
+  if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");
+  json vega;
+  if (!a.vega.empty() || !a.svg.empty() || !a.png.empty() || !a.pdf.empty()) {
+    VegaOptions options;
+    options.unit_time = a.unit_time;
+    vega = vega_spec(run.schedule, result, metrics, options);
+  }
+  if (!a.vega.empty()) files.emplace_back(a.vega, vega.dump() + "\n");
+  if (!a.trace.empty()) files.emplace_back(a.trace, chrome_trace(run.schedule, result, metrics).dump() + "\n");
+  write_files_atomically(files);
+  render_vega(vega, RenderTargets{a.svg, a.png, a.pdf});
+  if (a.json_out) std::cout << report.dump(2) << "\n";
+  else std::cout << format_report_table(report);
+  return 0;
+}
+
+struct CompareArgs {
+  std::string config;
+  Overrides overrides;
+  std::string schedules;
+  bool json_out{false};
+};
+
+/// The schedules --schedules names (aliases resolve, repeats drop), else every one.
+std::vector<std::string> compare_schedules(const std::string& list) {
+  std::vector<std::string> names;
+  if (list.empty()) {
+    for (const auto& info : all_schedules()) names.push_back(info.name);
+    return names;
+  }
+  std::stringstream ss(list);
+  for (std::string n; std::getline(ss, n, ',');) {
+    const ScheduleInfo* info = find_schedule(n);
+    if (info == nullptr)
+      throw ConfigError("--schedules", "", "unknown schedule '" + n + "' (known: " + known_schedule_names() + ")");
+    if (std::find(names.begin(), names.end(), info->name) == names.end()) names.push_back(info->name);
+  }
+  return names;
+}
+
+/// One result of `compare --json` from a sweep row that ran (ok or OOM).
+json compare_result(const SweepRow& row) {
+  const json& rep = row.report;
+  int versions = 0;
+  for (const auto& d : rep["per_device"]) versions = std::max(versions, d["weight_versions"].get<int>());
+  json r = {{"schedule", row.overrides["schedule"]},
+            {"chunks", rep["chunks"]},
+            {"iteration_time_ms", rep["iteration_time_ms"]},
+            {"bubble_rate", rep["bubble_rate"]},
+            {"peak_memory_bytes", rep["peak_memory_bytes"]},
+            {"weight_versions", versions},
+            {"synchronous", rep["synchronous"]},
+            {"samples_per_s", rep["samples_per_s"]},
+            {"measured_window", rep["measured_window"]}};
+  if (rep.contains("note")) r["note"] = rep["note"];
+  // With a memory limit: fits, or OOM with the excess (the report's oom object).
+  if (rep.contains("fits")) r["fits"] = rep["fits"];
+  if (rep.contains("oom")) r["oom"] = rep["oom"];
+  return r;
+}
+
+void print_compare_table(const Config& base, const json& results, const json& skipped) {
+  std::cout << base.file << ": stages " << base.pipeline.stages << ", micro-batches " << base.pipeline.microbatches
+            << ", devices " << base.devices << "; sorted by iteration time\n";
+  std::cout << std::left << std::setw(13) << "schedule" << std::right << std::setw(7) << "chunks" << std::setw(14)
+            << "iteration_ms" << std::setw(9) << "bubble" << std::setw(14) << "peak_mem_GiB" << std::setw(10)
+            << "versions" << std::setw(6) << "sync" << std::setw(6) << "fits" << "\n";
+  for (const auto& r : results) {
+    const bool sync = r["synchronous"].get<bool>();
+    std::cout << std::left << std::setw(13) << r["schedule"].get<std::string>() << std::right << std::setw(7)
+              << r["chunks"].get<int>() << std::fixed << std::setprecision(3) << std::setw(14)
+              << r["iteration_time_ms"].get<double>() << std::setprecision(4) << std::setw(9)
+              << r["bubble_rate"].get<double>() << std::setprecision(3) << std::setw(14)
+              << static_cast<double>(r["peak_memory_bytes"].get<std::int64_t>()) / (1024.0 * 1024.0 * 1024.0)
+              << std::setw(10) << r["weight_versions"].get<int>() << std::setw(6) << (sync ? "yes" : "no")
+              << std::setw(6) << (!r.contains("fits") ? "-" : r["fits"].get<bool>() ? "yes" : "OOM")
+              << (sync ? "" : "  (steady state per iteration)") << "\n";
+  }
+  if (!skipped.empty()) std::cout << "\nnot applicable:\n";
+  for (const auto& s : skipped)
+    std::cout << "  " << std::left << std::setw(12) << s["schedule"].get<std::string>() << s["reason"].get<std::string>()
+              << "\n";
+}
+
+/// A sweep over the schedule axis (compare_sweep), printed sorted by iteration time.
+int cmd_compare(const CompareArgs& a) {
+  const Config base = load_config_with_overrides(a.config, a.overrides.config());
+  SweepOptions options;
+  options.per_device = true;  // weight versions
+  json results = json::array(), skipped = json::array();
+  for (const SweepRow& row : run_sweep(compare_sweep(base, compare_schedules(a.schedules)), options)) {
+    if (row.status == "error") throw std::runtime_error(row.reason);
+    if (row.report.is_null()) skipped.push_back({{"schedule", row.overrides["schedule"]}, {"reason", row.reason}});
+    else results.push_back(compare_result(row));
+  }
+  // Ties keep registry order.
+  std::stable_sort(results.begin(), results.end(), [](const json& x, const json& y) {
+    return x["iteration_time_ms"].get<double>() < y["iteration_time_ms"].get<double>();
+  });
+  if (a.json_out) {
+    std::cout << json{{"config", base.file},
+                      {"stages", base.pipeline.stages},
+                      {"microbatches", base.pipeline.microbatches},
+                      {"devices", base.devices},
+                      {"results", results},
+                      {"not_applicable", skipped}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  print_compare_table(base, results, skipped);
+  return 0;
+}
+
+struct ScheduleArgs {
+  std::string schedule;
+  int stages{0}, microbatches{0}, chunks{1};
+  bool list{false};
+};
+
+int cmd_schedule(const ScheduleArgs& a) {
+  if (a.list) {
+    for (const auto& info : all_schedules()) {
+      std::cout << std::left << std::setw(12) << info.name;
+      std::string aliases;
+      for (const auto& al : info.aliases) aliases += (aliases.empty() ? "" : ", ") + al;
+      std::cout << std::setw(28) << (aliases.empty() ? "" : "[" + aliases + "]") << info.description << "\n";
+    }
+    return 0;
+  }
+  if (a.schedule.empty() || a.stages <= 0 || a.microbatches <= 0)
+    throw ConfigError("ppsim schedule", "", "needs --schedule, --stages and --microbatches (or --list)");
+  if (static_cast<std::int64_t>(a.stages) * a.chunks * a.microbatches * 3 > kMaxOps)
+    throw ConfigError("ppsim schedule", "", "shape too large (over " + std::to_string(kMaxOps) + " ops)");
+  const Schedule s = make_schedule(a.schedule, ScheduleParams{a.stages, a.microbatches, a.chunks, 0});
+  for (int d = 0; d < s.devices; ++d) {
+    std::cout << "device " << d << ":";
+    for (const Op& op : s.device_ops[d]) std::cout << ' ' << op_token(op);
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ppsim: discrete-event simulator of pipeline-parallel training schedules"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "ppsim 0.1.0");
+
+  RunArgs run_args;
+  auto* run = app.add_subcommand("run", "Simulate one config; print a table or the report JSON");
+  run->add_option("config", run_args.config, "Config JSON file")->required();
+  add_override_options(run, run_args.overrides, true);
+  run->add_flag("--json", run_args.json_out, "Print the report JSON instead of the table");
+  run->add_option("--report", run_args.report, "Write the report JSON to FILE");
+  run->add_option("--timeline", run_args.timeline, "Write the timeline JSON to FILE");
+  run->add_option("--vega", run_args.vega, "Write the Vega-Lite Gantt spec (data inline) to FILE");
+  run->add_option("--trace", run_args.trace, "Write a Chrome-trace/Perfetto JSON to FILE");
+  run->add_option("--svg", run_args.svg, "Render the Gantt chart to an SVG FILE (needs tools/setup.sh)");
+  run->add_option("--png", run_args.png, "Render the Gantt chart to a PNG FILE (needs tools/setup.sh)");
+  run->add_option("--pdf", run_args.pdf, "Render the Gantt chart to a PDF FILE (needs tools/setup.sh)");
+  run->add_flag("--unit-time", run_args.unit_time,
+                "Textbook timing: F one slot, backward two (split: B one, W one), free links");
+
+  CompareArgs cmp_args;
+  auto* compare = app.add_subcommand("compare", "Run every applicable schedule on one config, sorted by iteration time");
+  compare->add_option("config", cmp_args.config, "Config JSON file")->required();
+  add_override_options(compare, cmp_args.overrides, false);
+  compare->add_option("--schedules", cmp_args.schedules, "Comma-separated schedules to compare (default: all)");
+  compare->add_flag("--json", cmp_args.json_out, "Print JSON instead of the table");
+
+  ppsim::cli::SweepArgs sweep_args;
+  auto* sweep = ppsim::cli::add_sweep_command(app, sweep_args);
+
+  ScheduleArgs sch_args;
+  auto* sched = app.add_subcommand("schedule", "Print each device's op order");
+  sched->add_option("--schedule", sch_args.schedule, "Schedule name");
+  sched->add_option("--stages", sch_args.stages, "Pipeline stages p")->check(CLI::PositiveNumber);
+  sched->add_option("--microbatches", sch_args.microbatches, "Micro-batches m")->check(CLI::PositiveNumber);
+  sched->add_option("--chunks", sch_args.chunks, "Chunks per device v")->check(CLI::PositiveNumber);
+  sched->add_flag("--list", sch_args.list, "List the known schedules");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    if (*run) return cmd_run(run_args);
+    if (*compare) return cmd_compare(cmp_args);
+    if (*sched) return cmd_schedule(sch_args);
+    if (*sweep) return ppsim::cli::cmd_sweep(sweep_args);
+  } catch (const ConfigError& e) {
+    std::cerr << "ppsim: error: " << e.what() << "\n";
+    return 2;
+  } catch (const ScheduleError& e) {
+    std::cerr << "ppsim: error: " << e.what() << "\n";
+    return 2;
+  } catch (const OutputError& e) {
+    std::cerr << "ppsim: error: " << e.what() << "\n";
+    return 2;
+  } catch (const DeadlockError& e) {
+    std::cerr << "ppsim: internal error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "ppsim: internal error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,156 @@
+#pragma once
+/// @file engine.h
+/// @brief The discrete-event engine: runs a Schedule over stage costs and a link model.
+/// It knows nothing about any particular schedule.
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ppsim/schedules/schedule.h"
+#include "ppsim/engine/units.h"
+
+namespace ppsim {
+
+/// @brief Costs of one model stage (the same for every pipe that runs it).
+struct StageCost {
+  TimeNs forward;           ///< F time
+  TimeNs backward;          ///< full backward time (input + weight gradient)
+  TimeNs weight_grad;       ///< the weight-gradient part of `backward` (W when split)
+  Bytes activation;         ///< activations stashed per micro-batch from F start to B end
+  Bytes weight_activation;  ///< part of `activation` held until W's end when split
+  Bytes output;             ///< bytes F sends to the next stage (B sends as many back)
+  Bytes parameters;         ///< weight bytes of one version of this stage
+  Bytes static_extra;       ///< gradients + optimizer state held for the whole run
+};
+
+/// @brief Where and when a transfer runs.
+struct TransferSlot {
+  TimeNs start;
+  TimeNs end;
+};
+
+/// @brief Model of the links between devices. A transfer occupies its link, so
+/// back-to-back transfers queue. Requests arrive in non-decreasing `ready` order.
+class LinkModel {
+ public:
+  virtual ~LinkModel() = default;
+  /// @brief Reserves the link(s) from `src` to `dst` for `bytes`, no earlier than `ready`.
+  virtual TransferSlot reserve(int src, int dst, Bytes bytes, TimeNs ready) = 0;
+  /// @brief Forgets all reservations (called at the start of each simulation).
+  virtual void reset() = 0;
+  /// @brief True when every transfer takes zero time (then no transfer events are made).
+  [[nodiscard]] virtual bool is_free() const { return false; }
+};
+
+/// @brief Every directed device pair has its own link: time = latency + bytes / bandwidth.
+class UniformLinkModel final : public LinkModel {
+ public:
+  /// @param latency per-transfer latency
+  /// @param bandwidth_GBps 10^9 bytes per second; 0 with zero latency means free links
+  UniformLinkModel(int devices, TimeNs latency, double bandwidth_GBps);
+  TransferSlot reserve(int src, int dst, Bytes bytes, TimeNs ready) override;
+  void reset() override;
+  [[nodiscard]] bool is_free() const override;
+  /// @brief Duration of a transfer of `bytes` on an idle link.
+  [[nodiscard]] TimeNs duration(Bytes bytes) const;
+
+ private:
+  int devices_;
+  TimeNs latency_;
+  double bandwidth_GBps_;
+  std::vector<TimeNs> link_free_;  // [src * devices + dst]
+};
+
+/// @brief One executed op.
+struct OpRecord {
+  Op op;
+  int device{0};
+  TimeNs start;
+  TimeNs end;
+};
+
+/// @brief One executed transfer: output of `producer` carried to `consumer`
+/// (indices into SimResult::ops).
+struct TransferRecord {
+  int src{0};
+  int dst{0};
+  int producer{0};
+  int consumer{0};
+  Bytes bytes;
+  TimeNs start;
+  TimeNs end;
+};
+
+/// @brief One gradient all-reduce between the replicas of a stage (Schedule::gradient_syncs).
+struct CollectiveRecord {
+  int stage{0};
+  std::vector<int> devices;
+  Bytes bytes;   ///< gradient bytes reduced (the stage's parameter bytes)
+  TimeNs start;  ///< when the last replica finished its last op on the stage
+  TimeNs end;
+};
+
+/// @brief Memory in use on a device from time `t` on.
+struct MemorySample {
+  int device{0};
+  TimeNs t;
+  Bytes bytes;
+};
+
+/// @brief Per-device summary.
+struct DeviceSummary {
+  TimeNs compute_busy;       ///< all compute over the run
+  /// Compute inside [window_start, window_end]; for asynchronous schedules, the compute
+  /// of the ops of the measured iterations [measure_from, iterations).
+  TimeNs window_busy;
+  Bytes weights;             ///< parameters held, times weight versions
+  int weight_versions{1};    ///< max versions over the stages the device holds
+  Bytes static_extra;        ///< gradients and optimizer state
+  Bytes peak_activation;
+  Bytes peak_memory;         ///< weights + static_extra + peak activations
+  TimeNs peak_time;          ///< when peak_memory is first reached
+  int peak_inflight{0};      ///< most micro-batches stashed at once
+};
+
+struct SimOptions {
+  bool record_timeline{true};  ///< keep memory samples (op and transfer records are always kept)
+};
+
+/// @brief Everything the outputs are views of.
+struct SimResult {
+  int devices{0};
+  std::vector<OpRecord> ops;             ///< device 0's ops in order, then device 1's, ...
+  std::vector<int> device_first_op;      ///< index of each device's first op; size devices+1
+  std::vector<TransferRecord> transfers; ///< in the order they were started
+  std::vector<CollectiveRecord> collectives;  ///< gradient all-reduces, in start order
+  /// Per op: the input that arrived last (producer op index, -1 for none) and the
+  /// transfer that carried it (-1 when local or free). Backtracking these and device
+  /// order from the last op gives the critical path.
+  std::vector<int> last_input;
+  std::vector<int> last_input_transfer;
+  std::vector<MemorySample> memory;      ///< per device, time-ordered (when recorded)
+  std::vector<DeviceSummary> per_device;
+  TimeNs first_start;
+  TimeNs last_end;
+  /// Iteration time: makespan for flush schedules; steady-state time per iteration
+  /// over [window_start, window_end] for asynchronous ones.
+  TimeNs iteration_time;
+  TimeNs window_start;
+  TimeNs window_end;
+  int window_iterations{1};
+};
+
+/// @brief Thrown when the event queue empties with ops left: names, per device, the op
+/// that waits and what it waits for.
+class DeadlockError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// @brief Runs the schedule. `costs` has one entry per model stage (schedule.num_stages).
+/// Validates the schedule first (ScheduleError) and throws DeadlockError on deadlock.
+SimResult simulate(const Schedule& schedule, const std::vector<StageCost>& costs,
+                   LinkModel& links, const SimOptions& options = {});
+
+}  // namespace ppsim

@@ -1,0 +1,108 @@
+#pragma once
+/// @file memory_model.h
+/// @brief Static memory (weights, gradients, optimizer state), activation stash under
+/// recomputation, and the per-device memory limit (OOM).
+///
+/// Bytes per parameter (Rajbhandari et al., ZeRO, 2020, Sec. 3.1; Megatron-LM):
+///   precision "mixed" (fp16/bf16 training): weights 2, gradients 2, and the optimizer
+///     keeps an fp32 master copy (4) plus, for Adam, momentum (4) and variance (4):
+///     Adam 2+2+12 = 16 B/param, SGD 2+2+4 = 8 B/param.
+///   precision "fp32": weights 4, gradients 4; Adam momentum+variance 8 (16 B/param),
+///     SGD 0 (8 B/param). "sgd" is plain SGD without momentum.
+///   zero1: optimizer state (the 12 resp. 8/4 bytes) divided by the data-parallel degree
+///     (rounded up per stage).
+/// The number of parameters of a layer is its `parameter_bytes` divided by the weight
+/// bytes of the precision (parameter_bytes are the working weights as trained).
+///
+/// Recompute (Korthikanti et al., "Reducing Activation Recomputation in Large
+/// Transformer Models", 2022):
+///   none:      every layer stashes `activation_bytes` per micro-batch (a transformer
+///              block: sbh(34 + 5as/h) bytes, Sec. 4.1).
+///   selective: each layer stashes activation_bytes - selective_recompute_bytes (a
+///              block drops the 5as^2b attention scores/softmax/dropout term, keeping
+///              34sbh); backward grows by selective_recompute_ms (the attention core's
+///              forward, about forward * s/(6h+s) for a block).
+///   full:      a stage stashes only its input per micro-batch (the previous layer's
+///              output_bytes; 0 for the first stage, whose input is token ids), B
+///              recomputes the stage's forward first (B += F), and one micro-batch's full
+///              stage activations are live while it does: that workspace is counted
+///              for the whole run, with the static bytes. Under split backward the
+///              weight-gradient part keeps nothing beyond the workspace.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "ppsim/engine/engine.h"
+
+namespace ppsim {
+
+struct Config;
+struct Run;
+
+enum class Optimizer { Adam, Sgd };
+enum class Precision { Mixed, Fp32 };
+enum class Recompute { None, Selective, Full };
+
+std::string optimizer_name(Optimizer o);
+std::string precision_name(Precision p);
+std::string recompute_name(Recompute r);
+/// @brief Parses "none" / "selective" / "full"; nullopt otherwise.
+std::optional<Recompute> parse_recompute(const std::string& s);
+
+/// @brief The config's `memory` section.
+struct MemorySpec {
+  bool given{false};             ///< a `memory` section was present: static bytes come from the model
+  std::int64_t limit_bytes{0};   ///< per-device limit; 0 = none (a cluster preset may supply one)
+  Optimizer optimizer{Optimizer::Adam};
+  Precision precision{Precision::Mixed};
+  Recompute recompute{Recompute::None};
+  bool zero1{false};
+};
+
+/// @brief Bytes per parameter for weights, gradients and optimizer state.
+struct BytesPerParam {
+  int weights{2};
+  int gradients{2};
+  int optimizer{12};
+};
+BytesPerParam bytes_per_param(Optimizer optimizer, Precision precision);
+
+/// @brief Static bytes (gradients + optimizer state, with ZeRO-1 sharding over `dp`)
+/// of a stage whose weights take `parameter_bytes`.
+std::int64_t static_bytes_for(const MemorySpec& spec, std::int64_t parameter_bytes, int data_parallel);
+
+/// @brief Applies the memory section and recompute mode to the summed cost of layers
+/// [first, last) of the config (stage_costs calls it for each stage).
+void apply_memory_model(const Config& config, int first, int last, StageCost& cost);
+
+/// @brief The per-device memory limit in force: memory.limit_bytes, else the cluster's
+/// GPU memory, else 0 (none).
+std::int64_t memory_limit_bytes(const Config& config);
+
+/// @brief Where a run first runs out of memory.
+struct OutOfMemory {
+  int device{0};
+  TimeNs time;          ///< first instant its memory exceeds the limit
+  Bytes peak;           ///< its peak memory
+  Bytes limit;
+  [[nodiscard]] Bytes excess() const { return peak - limit; }
+};
+
+/// @brief The device that exceeds `limit` first in time (ties: the lower index), or
+/// nullopt when every device fits. Uses the memory samples when recorded, else the
+/// time the static part alone exceeds (the run's start) or the peak time.
+std::optional<OutOfMemory> find_out_of_memory(const SimResult& result, Bytes limit);
+
+/// @brief Korthikanti et al. Sec. 4.1: saved activation bytes of one transformer block
+/// for one micro-batch in 16-bit training, sbh(34 + 5as/h).
+std::int64_t transformer_block_activation_bytes(std::int64_t seq, std::int64_t micro_batch, std::int64_t hidden,
+                                                std::int64_t heads);
+/// @brief The 5as^2b part of it that selective recomputation drops.
+std::int64_t transformer_attention_bytes(std::int64_t seq, std::int64_t micro_batch, std::int64_t heads);
+/// @brief Parameters of one GPT block: 12h^2 + 13h.
+std::int64_t transformer_block_parameters(std::int64_t hidden);
+
+}  // namespace ppsim

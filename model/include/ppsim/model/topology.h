@@ -1,0 +1,142 @@
+#pragma once
+/// @file topology.h
+/// @brief Cluster topology: nodes x GPUs per node, intra-node (NVLink) and inter-node
+/// (InfiniBand / RoCE) links, stage-to-GPU placement, NIC contention, and the
+/// data-parallel gradient all-reduce.
+///
+/// The link model, precisely (TopologyLinkModel):
+/// - GPUs are numbered node-major: GPU g is on node g / gpus_per_node, local index
+///   g % gpus_per_node, and uses NIC (local index % nics_per_node) of its node.
+/// - Placement of pipeline device d of replica r (only replica 0 is simulated; the
+///   others are assumed to run identically in lock step):
+///   "pipeline" (default): GPU r*p + d, consecutive stages on consecutive GPUs;
+///   "data" (Megatron-LM rank order with tp = 1): GPU d*dp + r, the data-parallel
+///   replicas of a stage side by side.
+/// - A transfer of B bytes between two GPUs of one node uses the directed pair's own
+///   link (NVSwitch gives every pair full bandwidth): it starts at max(ready, the time
+///   the pair's link is free), holds the link for B / intra.bandwidth, and arrives
+///   intra.latency after that.
+/// - A transfer between nodes holds the sending GPU's NIC egress port and the receiving
+///   GPU's NIC ingress port: it starts at max(ready, egress free, ingress free), holds
+///   both for k * B / inter.bandwidth, and arrives inter.latency after that. k >= 1 is
+///   the number of pipeline replicas whose copy of this transfer uses the same egress
+///   (or ingress, whichever is larger) NIC port: they run in lock step, so they share it
+///   fairly and all finish together. Requests are served first come, first served.
+/// - Latency does not hold a link (it is propagation and software overhead); the
+///   bandwidth term does.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "ppsim/engine/engine.h"
+
+namespace ppsim {
+
+struct Config;
+struct Run;
+
+/// @brief Latency and bandwidth of one kind of link.
+struct NetLink {
+  double latency_us{0};
+  double bandwidth_GBps{0};  ///< 10^9 bytes per second; 0 = unlimited
+  /// @brief Time the bandwidth term of `bytes` holds the link.
+  [[nodiscard]] TimeNs serialization(Bytes bytes) const;
+  [[nodiscard]] TimeNs latency() const;
+};
+
+/// @brief Where a stage's GPUs are.
+enum class Placement { PipelineInner, DataInner };
+
+/// @brief The config's cluster topology (all optional; nodes == 0 means no topology:
+/// every pair uses `cluster.link`).
+struct ClusterSpec {
+  int nodes{0};
+  int gpus_per_node{0};
+  int nics_per_node{1};
+  NetLink intra;
+  NetLink inter;
+  Placement placement{Placement::PipelineInner};
+  std::int64_t gpu_memory_bytes{0};  ///< from a preset or cluster.gpu_memory_GiB; 0 = unknown
+  std::string preset;                ///< name or path of the preset it came from
+  [[nodiscard]] bool given() const { return nodes > 0; }
+};
+
+/// @brief The config's `parallel` section.
+struct ParallelSpec {
+  int data_parallel{0};             ///< 0: cluster.devices / stages
+  bool overlap_grad_reduce{false};  ///< start each layer's all-reduce as soon as its gradient is ready
+};
+
+/// @brief Maps pipeline devices of replica 0 to GPUs and serves transfers (see file comment).
+class TopologyLinkModel final : public LinkModel {
+ public:
+  /// @param stages p, devices per pipeline
+  /// @param replicas data-parallel degree
+  TopologyLinkModel(const ClusterSpec& cluster, int stages, int replicas);
+  TransferSlot reserve(int src, int dst, Bytes bytes, TimeNs ready) override;
+  void reset() override;
+  [[nodiscard]] bool is_free() const override { return false; }
+  /// @brief GPU of pipeline device `device` in replica `replica`.
+  [[nodiscard]] int gpu(int device, int replica = 0) const;
+  [[nodiscard]] int node_of(int gpu) const { return gpu / cluster_.gpus_per_node; }
+  /// @brief Global NIC id (node * nics_per_node + nic) a GPU uses.
+  [[nodiscard]] int nic_of(int gpu) const;
+  /// @brief How many replicas' copies of a src->dst transfer share replica 0's NIC port.
+  [[nodiscard]] int sharing(int src, int dst) const;
+
+ private:
+  ClusterSpec cluster_;
+  int stages_;
+  int replicas_;
+  std::vector<TimeNs> pair_free_;     // [src * stages + dst], intra-node
+  std::vector<TimeNs> egress_free_;   // per NIC
+  std::vector<TimeNs> ingress_free_;  // per NIC
+  std::vector<int> sharing_;          // [src * stages + dst]
+};
+
+/// @brief Ring all-reduce time: 2(n-1)/n * bytes / bandwidth + 2(n-1) * latency.
+TimeNs ring_allreduce_time(Bytes bytes, int n, const NetLink& link);
+
+/// @brief Data-parallel gradient all-reduce of one iteration.
+struct DataParallelCost {
+  int degree{1};
+  int group{1};  ///< GPUs in each ring (the degree; 1 = nothing to reduce)
+  bool overlap{false};
+  std::vector<TimeNs> allreduce;  ///< per pipeline device: total all-reduce time
+  std::vector<TimeNs> finish;     ///< per device: when its last all-reduce ends
+  std::vector<Bytes> gradient_bytes;
+  TimeNs exposed;                 ///< added to the iteration time
+  std::string link;               ///< "intra", "inter", "link" (cluster.link) or "free"
+};
+
+/// @brief The all-reduce after the pipeline's iteration (zero for degree 1). Each device
+/// reduces its stages' gradients over the GPUs holding the same stage in the other
+/// replicas. Without overlap it starts when the device's last op ends; with overlap
+/// each layer's gradients form one bucket, ready when backward has passed through the
+/// layer (its share of the last B, or W, of that stage), and buckets reduce one after
+/// another on the device. For asynchronous schedules the whole all-reduce is added per
+/// iteration (no overlap). Bidirectional schedules sync their two copies of a stage
+/// inside the pipeline in the engine (Schedule::gradient_syncs); here each copy reduces
+/// across the replicas.
+DataParallelCost data_parallel_cost(const Run& run, const SimResult& result);
+
+/// @brief Data-parallel degree of the config (parallel.data_parallel or devices / stages).
+int data_parallel_degree(const Config& config);
+
+/// @brief Sets `devices` from the parallel and cluster sections after the pipeline shape
+/// changed: stages * data_parallel when the degree is given, nodes * gpus_per_node when
+/// only the cluster is; checks the cluster can hold them (ConfigError otherwise).
+void resolve_devices(Config& config);
+
+/// @brief Link model for a config: the topology when cluster.nodes is given, else
+/// cluster.link for every pair.
+std::unique_ptr<LinkModel> make_topology_links(const Config& config, int devices);
+
+/// @brief Loads a cluster preset by name (configs/clusters/NAME.json) or path, found by
+/// find_data_file (data_files.h); throws ConfigError saying where it looked.
+nlohmann::json load_cluster_preset(const std::string& name, const std::string& config_file);
+
+}  // namespace ppsim

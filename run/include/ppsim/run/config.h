@@ -1,0 +1,99 @@
+#pragma once
+/// @file config.h
+/// @brief The experiment config (SPEC §7): model layers, cluster, pipeline shape.
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ppsim/engine/engine.h"
+#include "ppsim/model/memory.h"
+#include "ppsim/model/partition.h"
+#include "ppsim/model/topology.h"
+
+namespace ppsim {
+
+/// @brief Bad input: the message is one line naming the file, the JSON path and the problem.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& file, const std::string& json_path, const std::string& problem)
+      : std::runtime_error(file + ": " + (json_path.empty() ? std::string() : json_path + ": ") + problem) {}
+};
+
+/// @brief One layer after `repeat` is expanded.
+struct LayerSpec {
+  std::string name;
+  double forward_ms{0};
+  double backward_ms{0};
+  double weight_grad_ms{0};
+  std::int64_t activation_bytes{0};
+  std::int64_t weight_activation_bytes{0};
+  std::int64_t parameter_bytes{0};
+  std::int64_t output_bytes{0};
+  std::int64_t static_bytes{0};  ///< gradients + optimizer state
+  double flops{0};               ///< forward+backward FLOPs per micro-batch (0 = unknown)
+  std::int64_t selective_recompute_bytes{0};  ///< part of activation_bytes selective recompute drops
+  double selective_recompute_ms{0};           ///< time selective recompute adds to backward
+};
+
+struct PipelineSpec {
+  std::string schedule{"1f1b"};
+  int stages{1};
+  int microbatches{1};
+  int chunks{1};
+  int iterations{0};  ///< asynchronous schedules; 0 lets the schedule choose
+  std::string schedule_file;  ///< a user schedule (JSON token lists) instead of `schedule`
+  PartitionSpec partition;  ///< how layers are split into stages
+};
+
+struct LinkSpec {
+  double latency_us{0};
+  double bandwidth_GBps{0};  ///< 0 with zero latency: free communication
+};
+
+struct Config {
+  std::string file;  ///< where it came from, for messages
+  std::vector<LayerSpec> layers;
+  int micro_batch_size{1};
+  int sequence_length{0};  ///< tokens per sample; 0 = the model has no tokens
+  int devices{1};
+  double device_peak_tflops{0};  ///< for MFU; 0 = unknown
+  LinkSpec link;
+  PipelineSpec pipeline;
+  int cluster_devices{0};  ///< GPUs the cluster has (cluster.devices or nodes x gpus_per_node)
+  ClusterSpec cluster;     ///< nodes, links, placement (topology.h)
+  MemorySpec memory;       ///< optimizer, precision, recompute, limit (memory_model.h)
+  ParallelSpec parallel;   ///< data parallelism (topology.h)
+  nlohmann::json source;  ///< the parsed document
+};
+
+/// @brief Limits that stop a run from exhausting memory.
+inline constexpr std::int64_t kMaxMicrobatches = 1'000'000;
+inline constexpr std::int64_t kMaxStages = 16'384;
+inline constexpr std::int64_t kMaxChunks = 256;
+inline constexpr std::int64_t kMaxLayers = 10'000'000;
+inline constexpr std::int64_t kMaxOps = 100'000'000;
+
+/// @brief Reads and parses a JSON file; throws ConfigError(path, "", reason) when it cannot
+/// be opened, is malformed, or holds a number that overflows a double.
+nlohmann::json read_json_file(const std::string& path);
+
+/// @brief Parses and validates a config document; throws ConfigError.
+Config parse_config(const nlohmann::json& doc, const std::string& file);
+
+/// @brief Reads, parses and validates a config file; throws ConfigError.
+Config load_config(const std::string& path);
+
+/// @brief Checks the pipeline shape against the model and cluster and the size limits
+/// (called again after command-line overrides). `origin` names where the shape came from.
+void check_pipeline(const Config& config);
+
+/// @brief Splits layers into stages*chunks equal contiguous stages and sums their costs.
+std::vector<StageCost> stage_costs(const Config& config);
+
+/// @brief Per-stage layer ranges [first, last) for the equal split.
+std::vector<std::pair<int, int>> stage_layer_ranges(const Config& config);
+
+}  // namespace ppsim

@@ -1,0 +1,63 @@
+#pragma once
+/// @file overrides.h
+/// @brief Overrides of a loaded config. `ppsim run`'s flags, each `ppsim sweep` grid point
+/// and each `ppsim compare` schedule go through apply_overrides, so one override gives
+/// one config whichever command asks for it.
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "ppsim/run/config.h"
+
+namespace ppsim {
+
+/// @brief What a command may change in a config; unset fields keep the config's value.
+struct ConfigOverrides {
+  std::optional<std::string> schedule;      ///< pipeline.schedule
+  std::optional<int> stages;                ///< pipeline.stages p
+  std::optional<int> microbatches;          ///< pipeline.microbatches m
+  std::optional<int> chunks;                ///< pipeline.chunks v
+  std::optional<int> micro_batch_size;      ///< model.micro_batch_size b
+  std::optional<PartitionSpec> partition;   ///< pipeline.partition
+  std::optional<Recompute> recompute;       ///< memory.recompute
+  std::optional<int> data_parallel;         ///< parallel.data_parallel
+  std::string schedule_file;                ///< a user schedule; "" = none
+};
+
+/// @brief The config with `o` applied and checked again (resolve_devices, check_pipeline):
+/// throws ConfigError naming the config file when the result is not a valid config, and
+/// ScheduleError when the user schedule file is bad.
+///
+/// Devices (the replica rule): the world size stays fixed, as in Megatron-LM or
+/// torchtitan. Without a data-parallel degree (no parallel.data_parallel in the config,
+/// no data_parallel override) the devices are the cluster's (cluster.devices, or nodes x
+/// gpus_per_node) whatever the stages become, and data parallel = devices / stages; so
+/// devices 8 with stages 4 -> 2 gives 4 replicas, and stages that do not divide the
+/// devices are an error. With a degree, devices = stages x data_parallel, which must fit
+/// in the cluster.
+///
+/// schedule: a built-in schedule by name (it replaces a user schedule).
+/// schedule_file: the user schedule's own shape (devices, micro-batches, chunks) sets
+/// stages, microbatches and chunks, over any of those overrides.
+/// micro_batch_size: per-micro-batch costs (times, FLOPs, activation and output bytes)
+/// scale linearly with b / the config's size; weights do not. A config costed from a
+/// profile or roofline is better re-costed (recost_micro_batch) before.
+Config apply_overrides(const Config& base, ConfigOverrides o);
+
+/// @brief Overrides from a JSON object {name: value} with the sweep grid's names
+/// (sweep_axis_names; values already checked by parse_sweep); unknown names are ignored.
+ConfigOverrides overrides_from_json(const nlohmann::json& o);
+
+/// @brief A transformer costed from a profile or roofline (a document with "costs"),
+/// parsed again at micro-batch size b so the profile interpolates the costs; nullopt
+/// for a document with explicit layers (apply_overrides scales those). Throws
+/// ConfigError when the costs cannot be had at b.
+std::optional<Config> recost_micro_batch(const nlohmann::json& doc, const std::string& file, int b);
+
+/// @brief Reads the config file and applies `o` (re-costing at the micro-batch size
+/// when the file's model is costed from a profile or roofline). `ppsim run` and
+/// `ppsim compare` load their config this way.
+Config load_config_with_overrides(const std::string& path, ConfigOverrides o);
+
+}  // namespace ppsim

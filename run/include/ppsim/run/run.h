@@ -1,0 +1,27 @@
+#pragma once
+/// @file run.h
+/// @brief A prepared run: the config after overrides, its schedule, its stage costs and
+/// its links, assembled once and used by run, compare, sweep, the benchmarks and tests.
+#include <memory>
+#include <vector>
+
+#include "ppsim/engine/engine.h"
+#include "ppsim/run/config.h"
+#include "ppsim/schedules/schedule.h"
+
+namespace ppsim {
+
+/// @brief A prepared run: config after overrides, its schedule and stage costs.
+struct Run {
+  Config config;
+  Schedule schedule;
+  std::vector<StageCost> costs;
+};
+
+/// @brief Builds the schedule and costs for a config (throws ConfigError/ScheduleError).
+Run prepare_run(const Config& config);
+
+/// @brief Link model the config describes.
+std::unique_ptr<LinkModel> make_links(const Config& config, int devices);
+
+}  // namespace ppsim

@@ -1,0 +1,34 @@
+/// @file run.cpp
+/// @brief Assembles a run once: config -> schedule -> partition -> costs -> links.
+#include "ppsim/run/run.h"
+
+#include "ppsim/model/topology.h"
+#include "ppsim/schedules/registry.h"
+#include "ppsim/schedules/user_schedule.h"
+
+namespace ppsim {
+
+Run prepare_run(const Config& config) {
+  check_pipeline(config);
+  Run run{config, {}, {}};
+  ScheduleParams params{config.pipeline.stages, config.pipeline.microbatches, config.pipeline.chunks,
+                        config.pipeline.iterations};
+  if (config.pipeline.schedule_file.empty()) {
+    run.schedule = make_schedule(config.pipeline.schedule, params);
+  } else {
+    run.schedule = load_user_schedule(config.pipeline.schedule_file);
+    if (run.schedule.devices != params.stages || run.schedule.microbatches != params.microbatches ||
+        run.schedule.chunks != params.chunks)
+      throw ScheduleError(config.pipeline.schedule_file + ": its shape (devices " + std::to_string(run.schedule.devices) +
+                          ", microbatches " + std::to_string(run.schedule.microbatches) + ", chunks " +
+                          std::to_string(run.schedule.chunks) + ") differs from the config's pipeline");
+  }
+  run.costs = stage_costs(config);
+  return run;
+}
+
+std::unique_ptr<LinkModel> make_links(const Config& config, int devices) {
+  return make_topology_links(config, devices);
+}
+
+}  // namespace ppsim

@@ -1,0 +1,109 @@
+#pragma once
+/// @file sweep.h
+/// @brief `ppsim sweep`: a base config and a grid of overrides, run in parallel.
+///
+/// SWEEP.json:
+/// ```json
+/// { "base": "../experiments/gpt3-1.3b-dgx-a100.json",   // path (relative to this file) or an inline config
+///   "grid": { "schedule": ["gpipe", "1f1b"], "stages": [2, 4, 8], "microbatches": [8, 16, 32],
+///             "chunks": [1, 2], "micro_batch_size": [1, 2], "partition": ["uniform", "balanced"],
+///             "recompute": ["none", "selective", "full"], "data_parallel": [1, 2] },
+///   "output": { "csv": "sweep.csv", "json": "sweep.json", "vega": "sweep.vl.json" },  // optional
+///   "top": 10 }                                                                     // optional
+/// ```
+/// Points are the cartesian product of the grid, numbered with the last axis varying
+/// fastest. `--shard i/n` runs the points whose number is i mod n. Each point is the base
+/// with its overrides applied by apply_overrides (overrides.h), as `ppsim run` applies
+/// its flags.
+#include <cstddef>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ppsim/run/config.h"
+
+namespace ppsim {
+
+/// @brief One grid axis: an override name and its values.
+struct SweepAxis {
+  std::string name;
+  std::vector<nlohmann::json> values;
+};
+
+struct SweepSpec {
+  std::string file;
+  Config base;
+  /// Transformer bases costed from a profile or roofline ("costs"): the base re-costed
+  /// at each micro_batch_size of the grid (the profile interpolates between measured
+  /// sizes), or the reason it cannot be. Synthetic bases scale linearly instead.
+  std::map<int, Config> base_by_micro_batch;
+  std::map<int, std::string> micro_batch_error;
+  std::vector<SweepAxis> axes;
+  /// Explicit points ({axis name: value} each), run instead of the grid's product when
+  /// not empty: `ppsim compare` has one per schedule, each with the chunks it runs at.
+  std::vector<nlohmann::json> points;
+  std::string csv_path, json_path, vega_path;  ///< output paths from the file ("" = not given)
+  int top{10};
+  /// @brief Number of points (product of the axis sizes, or the explicit points).
+  [[nodiscard]] std::size_t size() const;
+  /// @brief The overrides of point `index`: {axis name: value}.
+  [[nodiscard]] nlohmann::json overrides(std::size_t index) const;
+};
+
+/// @brief Names the grid accepts.
+const std::vector<std::string>& sweep_axis_names();
+
+/// @brief Reads and validates a sweep file (and its base config); throws ConfigError.
+SweepSpec load_sweep(const std::string& path);
+/// @brief The same from a parsed document; `file` names it in messages and anchors
+/// relative paths.
+SweepSpec parse_sweep(const nlohmann::json& doc, const std::string& file);
+
+/// @brief `ppsim compare` as a sweep: a schedule axis over `schedules` (registry names),
+/// each point run at compare_chunks(schedule, base).
+SweepSpec compare_sweep(const Config& base, const std::vector<std::string>& schedules);
+
+/// @brief Chunks per device a schedule is compared at: one for single-chunk schedules;
+/// for chunked ones the base's chunks when it asks for more than one, else the
+/// schedule's own default (2 for interleaved), so a plain config still shows them.
+int compare_chunks(const std::string& schedule, const Config& base);
+
+struct SweepOptions {
+  int jobs{0};             ///< threads; 0 = all cores
+  int shard_index{0};
+  int shard_count{1};
+  bool per_device{false};  ///< keep per_device / per_stage in the JSON rows
+  std::ostream* progress{nullptr};
+};
+
+/// @brief One point's outcome.
+struct SweepRow {
+  std::size_t point{0};
+  std::string status;  ///< "ok", "oom", "not_applicable" or "error"
+  std::string reason;  ///< why not ok
+  nlohmann::json overrides;
+  nlohmann::json report;  ///< the report JSON (null unless ok or oom)
+};
+
+/// @brief Runs the shard's points on `jobs` threads; rows come back in point order.
+std::vector<SweepRow> run_sweep(const SweepSpec& spec, const SweepOptions& options);
+
+/// @brief CSV: one line per row; columns point, status, reason, the axes, then every
+/// scalar report field (nested objects flattened with dots, numeric lists joined with
+/// spaces) in first-seen order.
+std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepRow>& rows);
+/// @brief JSON document with the grid and every row.
+nlohmann::json sweep_json(const SweepSpec& spec, const std::vector<SweepRow>& rows, const SweepOptions& options);
+/// @brief Vega-Lite spec (data inline): bubble rate against m per schedule, and
+/// throughput against peak memory (OOM points marked).
+nlohmann::json sweep_vega(const SweepSpec& spec, const std::vector<SweepRow>& rows);
+/// @brief Table of the `top` best points by samples/s among those that fit.
+std::string format_best_points(const std::vector<SweepRow>& rows, int top);
+
+/// @brief Parses "i/n" (0 <= i < n); throws ConfigError naming --shard.
+void parse_shard(const std::string& text, int& index, int& count);
+
+}  // namespace ppsim

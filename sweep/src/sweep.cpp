@@ -1,0 +1,506 @@
+// ppsim sweep: grid over a base config, one std::thread per core pulling point numbers
+// from an atomic counter; rows are stored by point so the output order never depends on
+// scheduling.
+#include "ppsim/sweep/sweep.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <unistd.h>
+
+#include "ppsim/run/json_reader.h"
+#include "ppsim/run/overrides.h"
+#include "ppsim/schedules/registry.h"
+#include "ppsim/views/report.h"
+
+namespace ppsim {
+
+using detail::JsonReader;
+using nlohmann::json;
+
+namespace {
+constexpr std::size_t kMaxPoints = 10'000'000;
+}
+
+const std::vector<std::string>& sweep_axis_names() {
+  static const std::vector<std::string> names = {"schedule",         "stages",    "microbatches", "chunks",
+                                                 "micro_batch_size", "partition", "recompute",    "data_parallel"};
+  return names;
+}
+
+std::size_t SweepSpec::size() const {
+  if (!points.empty()) return points.size();
+  std::size_t n = 1;
+  for (const auto& a : axes) n *= a.values.size();
+  return n;
+}
+
+json SweepSpec::overrides(std::size_t index) const {
+  if (!points.empty()) return points[index];
+  json o = json::object();
+  for (std::size_t k = axes.size(); k-- > 0;) {
+    const auto& a = axes[k];
+    o[a.name] = a.values[index % a.values.size()];
+    index /= a.values.size();
+  }
+  return o;
+}
+
+namespace {
+
+/// Checks one override value's type; `path` names it in the sweep file.
+void check_value(const JsonReader& r, const std::string& name, const json& v, const std::string& path) {
+  auto positive_int = [&] {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > (1 << 24))
+      r.fail(path, "must be a positive integer (got " + JsonReader::brief(v) + ")");
+  };
+  if (name == "schedule") {
+    if (!v.is_string()) r.fail(path, "must be a schedule name (got " + JsonReader::brief(v) + ")");
+    if (find_schedule(v.get<std::string>()) == nullptr)
+      r.fail(path, "unknown schedule '" + v.get<std::string>() + "' (known: " + known_schedule_names() + ")");
+  } else if (name == "recompute") {
+    if (!v.is_string() || !parse_recompute(v.get<std::string>()))
+      r.fail(path, "must be \"none\", \"selective\" or \"full\" (got " + JsonReader::brief(v) + ")");
+  } else if (name == "partition") {
+    const bool word = v.is_string() && (v == "uniform" || v == "balanced");
+    bool list = v.is_array() && !v.empty();
+    if (list)
+      for (const auto& x : v) list = list && x.is_number_integer() && x.get<std::int64_t>() >= 1;
+    if (!word && !list)
+      r.fail(path, "must be \"uniform\", \"balanced\" or a list of layer counts (got " + JsonReader::brief(v) + ")");
+  } else {
+    positive_int();
+  }
+}
+
+}  // namespace
+
+SweepSpec parse_sweep(const json& doc, const std::string& file) {
+  namespace fs = std::filesystem;
+  JsonReader r(file);
+  if (!doc.is_object()) r.fail("", "a sweep must be a JSON object");
+  r.check_keys(doc, "", {"description", "base", "grid", "output", "top"});
+  SweepSpec spec;
+  spec.file = file;
+  if (!doc.contains("base")) r.fail("base", "missing (a config path relative to this file, or an inline config)");
+  const json& base = doc.at("base");
+  json base_doc;
+  std::string base_file;
+  if (base.is_string()) {
+    fs::path p = base.get<std::string>();
+    if (p.is_relative()) p = fs::path(file).parent_path() / p;
+    base_file = p.lexically_normal().string();
+    base_doc = read_json_file(base_file);
+    spec.base = parse_config(base_doc, base_file);
+  } else if (base.is_object()) {
+    base_file = file + " (base)";
+    spec.base = parse_config(base, base_file);
+    base_doc = base;
+  } else {
+    r.fail("base", "must be a config path or an inline config object");
+  }
+  const json& grid = r.object(doc, "grid", "");
+  for (auto it = grid.begin(); it != grid.end(); ++it) {
+    const std::string path = "grid." + it.key();
+    const auto& names = sweep_axis_names();
+    if (std::find(names.begin(), names.end(), it.key()) == names.end()) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      r.fail(path, "unknown axis (allowed: " + list + ")");
+    }
+    const json& values = it.value();
+    if (!values.is_array() || values.empty()) r.fail(path, "must be a non-empty list of values");
+    SweepAxis axis{it.key(), {}};
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      check_value(r, it.key(), values[i], path + "[" + std::to_string(i) + "]");
+      axis.values.push_back(values[i]);
+    }
+    spec.axes.push_back(std::move(axis));
+  }
+  // Fixed axis order (the order of sweep_axis_names) whatever the file's key order.
+  std::stable_sort(spec.axes.begin(), spec.axes.end(), [](const SweepAxis& a, const SweepAxis& b) {
+    const auto& n = sweep_axis_names();
+    return std::find(n.begin(), n.end(), a.name) < std::find(n.begin(), n.end(), b.name);
+  });
+  // A transformer costed from a profile or roofline is re-costed at each micro-batch size.
+  if (base_doc.is_object() && base_doc.contains("costs"))
+    for (const auto& a : spec.axes) {
+      if (a.name != "micro_batch_size") continue;
+      for (const json& v : a.values) {
+        const int b = v.get<int>();
+        try {
+          if (auto c = recost_micro_batch(base_doc, base_file, b)) spec.base_by_micro_batch.emplace(b, std::move(*c));
+        } catch (const ConfigError& e) {
+          spec.micro_batch_error.emplace(b, e.what());
+        }
+      }
+    }
+  double points = 1;
+  for (const auto& a : spec.axes) points *= static_cast<double>(a.values.size());
+  if (points > static_cast<double>(kMaxPoints))
+    r.fail("grid", "has " + std::to_string(static_cast<long long>(points)) + " points, over the limit of " +
+                       std::to_string(kMaxPoints));
+  if (doc.contains("output")) {
+    const json& out = r.object(doc, "output", "");
+    r.check_keys(out, "output", {"csv", "json", "vega"});
+    spec.csv_path = r.string(out, "csv", "output", "");
+    spec.json_path = r.string(out, "json", "output", "");
+    spec.vega_path = r.string(out, "vega", "output", "");
+  }
+  spec.top = static_cast<int>(r.integer(doc, "top", "", 10, 0, 100000));
+  return spec;
+}
+
+SweepSpec load_sweep(const std::string& path) {
+  return parse_sweep(read_json_file(path), path);
+}
+
+SweepSpec compare_sweep(const Config& base, const std::vector<std::string>& schedules) {
+  SweepSpec spec;
+  spec.file = base.file;
+  spec.base = base;
+  SweepAxis axis{"schedule", {}};
+  for (const std::string& name : schedules) {
+    axis.values.emplace_back(name);
+    spec.points.push_back(json{{"schedule", name}, {"chunks", compare_chunks(name, base)}});
+  }
+  spec.axes.push_back(std::move(axis));
+  return spec;
+}
+
+int compare_chunks(const std::string& schedule, const Config& base) {
+  const ScheduleInfo* info = find_schedule(schedule);
+  if (info == nullptr || info->chunks <= 1) return 1;
+  return base.pipeline.chunks > 1 ? base.pipeline.chunks : info->chunks;
+}
+
+namespace {
+
+SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions& opt) {
+  SweepRow row;
+  row.point = point;
+  row.overrides = spec.overrides(point);
+  try {
+    const Config* base = &spec.base;
+    json overrides = row.overrides;
+    if (overrides.contains("micro_batch_size")) {
+      const int b = overrides["micro_batch_size"].get<int>();
+      if (auto err = spec.micro_batch_error.find(b); err != spec.micro_batch_error.end()) {
+        row.status = "not_applicable";
+        row.reason = err->second;
+        return row;
+      }
+      if (auto it = spec.base_by_micro_batch.find(b); it != spec.base_by_micro_batch.end()) {
+        base = &it->second;
+        overrides.erase("micro_batch_size");  // already costed at this size
+      }
+    }
+    const Config c = apply_overrides(*base, overrides_from_json(overrides));
+    const Run run = prepare_run(c);
+    auto links = make_links(c, run.schedule.devices);
+    // Memory samples give the exact OOM instant; skip them when no limit applies.
+    const SimResult result = simulate(run.schedule, run.costs, *links, SimOptions{memory_limit_bytes(c) > 0});
+    json rep = make_report(run, result);
+    if (!opt.per_device) {
+      rep.erase("per_device");
+      rep.erase("per_stage");
+    }
+    row.status = rep.value("fits", true) ? "ok" : "oom";
+    if (row.status == "oom") {
+      const json& x = rep["oom"];
+      row.reason = "device " + std::to_string(x["device"].get<int>()) + " exceeds the limit by " +
+                   std::to_string(x["excess_bytes"].get<std::int64_t>()) + " bytes at " +
+                   std::to_string(x["time_ms"].get<double>()) + " ms";
+    }
+    row.report = std::move(rep);
+  } catch (const ConfigError& e) {
+    row.status = "not_applicable";
+    row.reason = e.what();
+  } catch (const ScheduleError& e) {
+    row.status = "not_applicable";
+    row.reason = e.what();
+  } catch (const std::exception& e) {
+    row.status = "error";
+    row.reason = e.what();
+  }
+  return row;
+}
+
+}  // namespace
+
+std::vector<SweepRow> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
+  std::vector<std::size_t> points;
+  for (std::size_t i = static_cast<std::size_t>(opt.shard_index); i < spec.size(); i += static_cast<std::size_t>(opt.shard_count))
+    points.push_back(i);
+  std::vector<SweepRow> rows(points.size());
+  std::atomic<std::size_t> next{0}, done{0};
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int jobs = std::max(1, std::min<int>(opt.jobs > 0 ? opt.jobs : hw, static_cast<int>(std::max<std::size_t>(1, points.size()))));
+  auto worker = [&] {
+    for (std::size_t k; (k = next.fetch_add(1)) < points.size();) {
+      rows[k] = run_point(spec, points[k], opt);
+      done.fetch_add(1);
+    }
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
+  if (opt.progress != nullptr) {
+    const bool tty = ::isatty(STDERR_FILENO) != 0;
+    auto last = t0;
+    while (done.load() < points.size()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::milliseconds(tty ? 250 : 5000) && done.load() < points.size()) continue;
+      last = now;
+      const double secs = std::chrono::duration<double>(now - t0).count();
+      const std::size_t d = done.load();
+      *opt.progress << (tty ? "\r" : "") << "sweep: " << d << "/" << points.size() << " points ("
+                    << std::fixed << std::setprecision(1) << (points.empty() ? 100.0 : 100.0 * d / points.size())
+                    << "%), " << std::setprecision(0) << (secs > 0 ? d / secs : 0.0) << " points/s" << (tty ? "" : "\n")
+                    << std::flush;
+    }
+  }
+  for (auto& t : threads) t.join();
+  if (opt.progress != nullptr) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    *opt.progress << (::isatty(STDERR_FILENO) ? "\r" : "") << "sweep: " << points.size() << " points in "
+                  << std::fixed << std::setprecision(2) << secs << " s (" << std::setprecision(0)
+                  << (secs > 0 ? points.size() / secs : 0.0) << " points/s) on " << jobs << " threads\n";
+  }
+  return rows;
+}
+
+namespace {
+
+/// Flattens scalars (and lists of numbers) of a report into dotted columns.
+void flatten(const json& v, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
+  if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+    return;
+  }
+  if (v.is_array()) {
+    std::string joined;
+    for (const auto& x : v) {
+      if (!x.is_number()) return;  // lists of objects or strings stay in the JSON output
+      joined += (joined.empty() ? "" : " ") + x.dump();
+    }
+    out.emplace_back(prefix, joined);
+    return;
+  }
+  if (v.is_null()) out.emplace_back(prefix, "");
+  else if (v.is_string()) out.emplace_back(prefix, v.get<std::string>());
+  else out.emplace_back(prefix, v.dump());
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+std::string value_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : " ") + x.dump();
+    return s;
+  }
+  return v.dump();
+}
+
+}  // namespace
+
+std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepRow>& rows) {
+  std::vector<std::string> columns = {"point", "status", "reason"};
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < columns.size(); ++i) index[columns[i]] = i;
+  auto column = [&](const std::string& name) {
+    auto [it, inserted] = index.emplace(name, columns.size());
+    if (inserted) columns.push_back(name);
+    return it->second;
+  };
+  for (const auto& a : spec.axes) column(a.name);
+  std::vector<std::vector<std::pair<std::size_t, std::string>>> cells(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const SweepRow& row = rows[r];
+    auto& line = cells[r];
+    line.emplace_back(column("point"), std::to_string(row.point));
+    line.emplace_back(column("status"), row.status);
+    line.emplace_back(column("reason"), row.reason);
+    std::vector<std::pair<std::string, std::string>> flat;
+    if (!row.report.is_null()) flatten(row.report, "", flat);
+    for (auto it = row.overrides.begin(); it != row.overrides.end(); ++it) {
+      // The report's own value (canonical schedule name, ...) wins over the override.
+      const bool reported = std::any_of(flat.begin(), flat.end(), [&](const auto& f) { return f.first == it.key(); });
+      if (!reported) line.emplace_back(column(it.key()), value_text(it.value()));
+    }
+    for (auto& [k, v] : flat) line.emplace_back(column(k), std::move(v));
+  }
+  std::string out;
+  for (std::size_t i = 0; i < columns.size(); ++i) out += (i ? "," : "") + csv_field(columns[i]);
+  out += "\n";
+  std::vector<std::string> fields;
+  for (const auto& line : cells) {
+    fields.assign(columns.size(), std::string());
+    for (const auto& [c, v] : line) fields[c] = v;
+    for (std::size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + csv_field(fields[i]);
+    out += "\n";
+  }
+  return out;
+}
+
+json sweep_json(const SweepSpec& spec, const std::vector<SweepRow>& rows, const SweepOptions& opt) {
+  json grid = json::object();
+  for (const auto& a : spec.axes) grid[a.name] = a.values;
+  json out = json::array();
+  std::size_t ok = 0, oom = 0, na = 0, err = 0;
+  for (const auto& row : rows) {
+    json r = {{"point", row.point}, {"status", row.status}, {"overrides", row.overrides}};
+    if (!row.reason.empty()) r["reason"] = row.reason;
+    if (!row.report.is_null()) r["report"] = row.report;
+    out.push_back(std::move(r));
+    ok += row.status == "ok";
+    oom += row.status == "oom";
+    na += row.status == "not_applicable";
+    err += row.status == "error";
+  }
+  return json{{"schema", "ppsim.sweep/1"},
+              {"sweep", spec.file},
+              {"base", spec.base.file},
+              {"grid", grid},
+              {"points", spec.size()},
+              {"shard", std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count)},
+              {"counts", {{"ok", ok}, {"oom", oom}, {"not_applicable", na}, {"error", err}}},
+              {"rows", std::move(out)}};
+}
+
+json sweep_vega(const SweepSpec& spec, const std::vector<SweepRow>& rows) {
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  json data = json::array();
+  for (const auto& row : rows) {
+    if (row.report.is_null()) continue;
+    const json& r = row.report;
+    data.push_back({{"point", row.point},
+                    {"status", row.status},
+                    {"schedule", r["schedule"]},
+                    {"stages", r["stages"]},
+                    {"microbatches", r["microbatches"]},
+                    {"chunks", r["chunks"]},
+                    {"micro_batch_size", r["micro_batch_size"]},
+                    {"data_parallel", r.contains("data_parallel") ? r["data_parallel"]["degree"] : json(1)},
+                    {"recompute", r.contains("memory") ? r["memory"]["recompute"] : json("none")},
+                    {"bubble_rate", r["bubble_rate"]},
+                    {"iteration_time_ms", r["iteration_time_ms"]},
+                    {"samples_per_s", r["samples_per_s"]},
+                    {"peak_memory_GiB", r["peak_memory_bytes"].get<double>() / kGiB}});
+  }
+  const json tooltip = json::array({{{"field", "schedule"}, {"type", "nominal"}},
+                                    {{"field", "stages"}, {"type", "quantitative"}},
+                                    {{"field", "microbatches"}, {"type", "quantitative"}},
+                                    {{"field", "chunks"}, {"type", "quantitative"}},
+                                    {{"field", "micro_batch_size"}, {"type", "quantitative"}},
+                                    {{"field", "data_parallel"}, {"type", "quantitative"}},
+                                    {{"field", "recompute"}, {"type", "nominal"}},
+                                    {{"field", "samples_per_s"}, {"type", "quantitative"}, {"format", ".2f"}},
+                                    {{"field", "peak_memory_GiB"}, {"type", "quantitative"}, {"format", ".2f"}},
+                                    {{"field", "status"}, {"type", "nominal"}}});
+  json bubble = {
+      {"title", "Bubble rate against micro-batches (mean over the other axes)"},
+      {"width", 360},
+      {"height", 260},
+      {"mark", {{"type", "line"}, {"point", true}}},
+      {"encoding",
+       {{"x", {{"field", "microbatches"}, {"type", "quantitative"}, {"scale", {{"type", "log"}, {"base", 2}}},
+               {"title", "micro-batches m"}}},
+        {"y", {{"aggregate", "mean"}, {"field", "bubble_rate"}, {"type", "quantitative"}, {"title", "bubble rate"}}},
+        {"color", {{"field", "schedule"}, {"type", "nominal"}}}}}};
+  json layers = json::array();
+  layers.push_back({{"mark", {{"type", "point"}, {"filled", true}}},
+                    {"encoding",
+                     {{"x", {{"field", "peak_memory_GiB"}, {"type", "quantitative"}, {"title", "peak memory per GPU (GiB)"}}},
+                      {"y", {{"field", "samples_per_s"}, {"type", "quantitative"}, {"title", "throughput (samples/s)"}}},
+                      {"color", {{"field", "schedule"}, {"type", "nominal"}}},
+                      {"shape", {{"field", "status"}, {"type", "nominal"}, {"title", "fits"}}},
+                      {"tooltip", tooltip}}}});
+  const std::int64_t limit = memory_limit_bytes(spec.base);
+  if (limit > 0)
+    layers.push_back({{"data", {{"values", json::array({{{"limit", static_cast<double>(limit) / kGiB}}})}}},
+                      {"mark", {{"type", "rule"}, {"strokeDash", {4, 4}}, {"color", "firebrick"}}},
+                      {"encoding", {{"x", {{"field", "limit"}, {"type", "quantitative"}}}}}});
+  json throughput = {{"title", "Throughput against peak memory"}, {"width", 360}, {"height", 260}, {"layer", layers}};
+  return json{{"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
+              {"description", "ppsim sweep " + spec.file},
+              {"datasets", {{"sweep", data}}},
+              {"data", {{"name", "sweep"}}},
+              {"hconcat", json::array({bubble, throughput})}};
+}
+
+std::string format_best_points(const std::vector<SweepRow>& rows, int top) {
+  std::vector<const SweepRow*> ok;
+  for (const auto& r : rows)
+    if (r.status == "ok") ok.push_back(&r);
+  std::stable_sort(ok.begin(), ok.end(), [](const SweepRow* a, const SweepRow* b) {
+    return a->report["samples_per_s"].get<double>() > b->report["samples_per_s"].get<double>();
+  });
+  std::ostringstream o;
+  std::size_t oom = 0, na = 0, err = 0;
+  for (const auto& r : rows) {
+    oom += r.status == "oom";
+    na += r.status == "not_applicable";
+    err += r.status == "error";
+  }
+  o << rows.size() << " points: " << ok.size() << " fit, " << oom << " out of memory, " << na << " not applicable";
+  if (err > 0) o << ", " << err << " failed";
+  o << "\n";
+  if (ok.empty() || top <= 0) return o.str();
+  o << "best " << std::min<std::size_t>(ok.size(), static_cast<std::size_t>(top)) << " by throughput among those that fit:\n";
+  o << std::left << std::setw(6) << "point" << std::setw(14) << "schedule" << std::right << std::setw(4) << "p"
+    << std::setw(6) << "m" << std::setw(4) << "v" << std::setw(4) << "b" << std::setw(5) << "dp" << std::setw(11)
+    << "recompute" << std::setw(10) << "partition" << std::setw(14) << "iteration_ms" << std::setw(10) << "bubble"
+    << std::setw(13) << "samples/s" << std::setw(12) << "peak_GiB" << "\n";
+  o << std::fixed;
+  for (std::size_t i = 0; i < ok.size() && i < static_cast<std::size_t>(top); ++i) {
+    const json& r = ok[i]->report;
+    o << std::left << std::setw(6) << ok[i]->point << std::setw(14) << r["schedule"].get<std::string>() << std::right
+      << std::setw(4) << r["stages"].get<int>() << std::setw(6) << r["microbatches"].get<int>() << std::setw(4)
+      << r["chunks"].get<int>() << std::setw(4) << r["micro_batch_size"].get<int>() << std::setw(5)
+      << (r.contains("data_parallel") ? r["data_parallel"]["degree"].get<int>() : 1) << std::setw(11)
+      << (r.contains("memory") ? r["memory"]["recompute"].get<std::string>() : std::string("none")) << std::setw(10)
+      << (r.contains("partition") ? r["partition"]["kind"].get<std::string>() : std::string("uniform"))
+      << std::setprecision(3) << std::setw(14) << r["iteration_time_ms"].get<double>() << std::setprecision(4)
+      << std::setw(10) << r["bubble_rate"].get<double>() << std::setprecision(2) << std::setw(13)
+      << r["samples_per_s"].get<double>() << std::setw(12)
+      << r["peak_memory_bytes"].get<double>() / (1024.0 * 1024.0 * 1024.0) << "\n";
+  }
+  return o.str();
+}
+
+void parse_shard(const std::string& text, int& index, int& count) {
+  const auto slash = text.find('/');
+  auto bad = [&] { throw ConfigError("--shard", "", "must be i/n with 0 <= i < n (got '" + text + "')"); };
+  if (slash == std::string::npos) bad();
+  try {
+    std::size_t used = 0;
+    index = std::stoi(text.substr(0, slash), &used);
+    if (used != slash) bad();
+    const std::string n = text.substr(slash + 1);
+    count = std::stoi(n, &used);
+    if (used != n.size()) bad();
+  } catch (const std::logic_error&) {
+    bad();
+  }
+  if (count < 1 || index < 0 || index >= count) bad();
+}
+
+}  // namespace ppsim

@@ -1,0 +1,14 @@
+#pragma once
+/// @file timeline.h
+/// @brief Timeline JSON: compute, send and recv events, collectives and memory samples.
+#include <nlohmann/json.hpp>
+
+#include "ppsim/engine/engine.h"
+#include "ppsim/schedules/schedule.h"
+
+namespace ppsim {
+
+/// @brief Timeline JSON (docs/formats.md; schema views/timeline.schema.json).
+nlohmann::json make_timeline(const Schedule& schedule, const SimResult& result);
+
+}  // namespace ppsim

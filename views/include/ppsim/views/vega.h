@@ -1,0 +1,70 @@
+#pragma once
+/// @file vega.h
+/// @brief Vega-Lite v5 Gantt chart of a simulated run: a view over SimResult.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ppsim/engine/engine.h"
+#include "ppsim/metrics/metrics.h"
+#include "ppsim/schedules/schedule.h"
+
+namespace ppsim {
+
+/// @brief What the Gantt chart shows and how it is labelled.
+struct VegaOptions {
+  /// Schedule name in the title; empty means `Schedule::name`.
+  std::string schedule_label;
+  /// Costs were replaced by unit slots (1 slot = 1 ms): label time in slots.
+  bool unit_time{false};
+  /// Add a send and a recv lane under each device when the run has transfers.
+  bool show_comm_lanes{true};
+  /// Add a memory-over-time panel per device under the Gantt chart.
+  bool show_memory{true};
+  /// Width of the plot area in pixels. With the axis labels the figure is about 350 px
+  /// wide, so scaled to one column of a two-column paper (about 3.3 inches) 1 px is
+  /// about 0.68 pt: axis text (9 px) prints at about 6 pt.
+  int width_px{300};
+  /// Height of one device row in pixels.
+  int row_px{16};
+  /// Height of one device's memory panel in pixels.
+  int memory_row_px{26};
+  /// Font size of the micro-batch numbers in the boxes (down to 2 px less where a box
+  /// is narrow; blank where even that does not fit).
+  int label_font_px{8};
+};
+
+/// @brief Builds a self-contained Vega-Lite v5 spec (data inline) for the run: one row
+/// per device (device 0 on top), one box per op coloured by kind with shades for chunk
+/// and pipe, the micro-batch number in each box wide enough to hold it, optional
+/// send/recv lanes, and a memory panel per device. Pure: no I/O.
+/// The title's iteration time and bubble rate are the Metrics' (metrics.h).
+nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics& metrics,
+                         const VegaOptions& options = {});
+/// @brief The same with pipeline_metrics(result) (no data-parallel all-reduce).
+nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options = {});
+
+/// @brief Textbook unit-time costs (`--unit-time`): F one slot, full backward two slots
+/// (when split: B one, W one), 1 slot = 1 ms, nothing sent, so the run needs free links.
+/// Memory costs are kept, so the memory panel still shows what is stashed.
+std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs);
+
+/// @brief Where `render_vega` writes; an empty path is skipped.
+struct RenderTargets {
+  std::string svg;
+  std::string png;
+  std::string pdf;
+};
+
+/// @brief Renders a spec with `node tools/render.mjs` (npm vega + vega-lite, then
+/// rsvg-convert for PNG/PDF), the script and its node_modules taken from the first data
+/// root holding tools/render.mjs (find_data_file, ppsim/data_files.h: $PPSIM_DATA_DIR,
+/// the installed share/ppsim, the source tree from the build folder). Each file is
+/// written atomically.
+/// Throws OutputError when Node, the npm packages or rsvg-convert are missing (saying how
+/// to install them: tools/setup.sh) or when rendering fails.
+void render_vega(const nlohmann::json& spec, const RenderTargets& targets);
+
+}  // namespace ppsim

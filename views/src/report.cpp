@@ -1,0 +1,154 @@
+#include "ppsim/views/report.h"
+
+
+#include "ppsim/metrics/metrics.h"
+#include "ppsim/model/memory.h"
+#include "ppsim/model/topology.h"
+
+namespace ppsim {
+
+using nlohmann::json;
+
+json critical_path_json(const CriticalPath& cp) {
+  return json{{"length_ms", cp.length().ms()},
+              {"compute_ms", cp.compute.ms()},
+              {"communication_ms", cp.communication.ms()},
+              {"link_wait_ms", cp.link_wait.ms()},
+              {"ops", cp.ops},
+              {"transfers", cp.transfers},
+              {"steps", cp.steps},
+              {"steps_truncated", cp.steps_truncated}};
+}
+
+json critical_path(const SimResult& result, std::size_t max_steps) {
+  return critical_path_json(critical_path_of(result, max_steps));
+}
+
+namespace {
+
+json device_json(const DeviceMetrics& d) {
+  json o = {{"device", d.device},
+            {"compute_ms", d.compute.ms()},
+            {"idle_ms", d.idle_ms},
+            {"bubble_rate", d.bubble_rate},
+            {"peak_memory_bytes", d.peak_memory.value},
+            {"peak_activation_bytes", d.peak_activation.value},
+            {"peak_inflight_microbatches", d.peak_inflight},
+            {"weights_bytes", d.weights.value},
+            {"static_bytes", d.static_bytes.value},
+            {"weight_versions", d.weight_versions},
+            {"peak_time_ms", d.peak_time.ms()},
+            {"send_ms", d.send_ms},
+            {"recv_ms", d.recv_ms}};
+  if (d.has_allreduce) {
+    o["allreduce_ms"] = d.allreduce.ms();
+    o["allreduce_end_ms"] = d.allreduce_end.ms();
+  }
+  return o;
+}
+
+json stage_json(const StageMetrics& st, int layer_count) {
+  const StageCost& sc = st.cost;
+  return {{"stage", st.stage},
+          {"layers", {st.first_layer, st.last_layer}},
+          {"forward_ms", sc.forward.ms()},
+          {"backward_ms", sc.backward.ms()},
+          {"weight_grad_ms", sc.weight_grad.ms()},
+          {"activation_bytes", sc.activation.value},
+          {"output_bytes", sc.output.value},
+          {"parameter_bytes", sc.parameters.value},
+          {"layer_count", layer_count},
+          {"time_ms", (sc.forward + sc.backward).ms()},
+          {"static_bytes", sc.static_extra.value},
+          {"peak_inflight_microbatches", st.peak_inflight},
+          {"peak_memory_bytes", st.peak_memory.value}};
+}
+
+}  // namespace
+
+namespace {
+
+/// `partition`, `memory`, `fits`, `oom`, `data_parallel` and `cluster`.
+void add_cluster_report(json& rep, const Run& run, const Metrics& m) {
+  const Config& c = run.config;
+  rep["partition"] = {{"kind", c.pipeline.partition.name()}, {"layers_per_stage", m.layers_per_stage}};
+  const BytesPerParam bpp = bytes_per_param(c.memory.optimizer, c.memory.precision);
+  rep["memory"] = {{"model", c.memory.given},
+                   {"optimizer", optimizer_name(c.memory.optimizer)},
+                   {"precision", precision_name(c.memory.precision)},
+                   {"recompute", recompute_name(c.memory.recompute)},
+                   {"zero1", c.memory.zero1},
+                   {"bytes_per_param",
+                    {{"weights", bpp.weights}, {"gradients", bpp.gradients}, {"optimizer", bpp.optimizer}}},
+                   {"limit_bytes", m.memory_limit.value}};
+  rep["fits"] = !m.oom.has_value();
+  rep["oom"] = nullptr;
+  if (m.oom)
+    rep["oom"] = {{"device", m.oom->device},
+                  {"time_ms", m.oom->time.ms()},
+                  {"peak_bytes", m.oom->peak.value},
+                  {"limit_bytes", m.oom->limit.value},
+                  {"excess_bytes", (m.oom->peak - m.oom->limit).value}};
+  if (m.data_parallel) {
+    const DataParallelMetrics& dp = *m.data_parallel;
+    rep["data_parallel"] = {{"degree", dp.degree},
+                            {"ring_size", dp.ring_size},
+                            {"overlap", dp.overlap},
+                            {"link", dp.link},
+                            {"gradient_bytes", dp.gradient_bytes.value},
+                            {"allreduce_ms", dp.allreduce.ms()},
+                            {"exposed_ms", dp.exposed.ms()}};
+  }
+  if (c.cluster.given())
+    rep["cluster"] = {{"replicas_placed_alike", m.replicas_placed_alike},
+                      {"nodes", c.cluster.nodes},
+                      {"gpus_per_node", c.cluster.gpus_per_node},
+                      {"nics_per_node", c.cluster.nics_per_node},
+                      {"placement", c.cluster.placement == Placement::PipelineInner ? "pipeline" : "data"},
+                      {"preset", c.cluster.preset}};
+}
+
+}  // namespace
+
+json report_json(const Run& run, const Metrics& m) {
+  const Config& c = run.config;
+  const Schedule& s = run.schedule;
+  json per_device = json::array();
+  for (const DeviceMetrics& d : m.per_device) per_device.push_back(device_json(d));
+  json per_stage = json::array();
+  for (const StageMetrics& st : m.per_stage)
+    per_stage.push_back(stage_json(st, m.layers_per_stage[static_cast<std::size_t>(st.stage)]));
+  json rep = {{"schedule", s.name},
+              {"synchronous", s.synchronous},
+              {"stages", c.pipeline.stages},
+              {"devices", c.devices},
+              {"pipeline_replicas", m.pipeline_replicas},
+              {"microbatches", c.pipeline.microbatches},
+              {"chunks", c.pipeline.chunks},
+              {"micro_batch_size", c.micro_batch_size},
+              {"iteration_time_ms", m.iteration_time.ms()},
+              {"bubble_rate", m.bubble_rate},
+              {"bubble_overhead", m.bubble_overhead},
+              {"peak_memory_bytes", m.peak_memory.value},
+              {"samples_per_s", m.samples_per_s},
+              {"communication_ms", m.communication_ms},
+              {"transfers", m.transfers},
+              {"measured_window",
+               {{"start_ms", m.window_start.ms()}, {"end_ms", m.window_end.ms()}, {"iterations", m.window_iterations},
+                {"steady_state", !s.synchronous}}},
+              {"per_device", per_device},
+              {"per_stage", per_stage},
+              {"critical_path", critical_path_json(m.critical_path)}};
+  if (m.exposed_allreduce.ns > 0) rep["pipeline_time_ms"] = m.pipeline_time.ms();
+  if (m.tokens_per_s) rep["tokens_per_s"] = *m.tokens_per_s;
+  // Where the layer costs came from (a calibration profile, or a roofline labelled ESTIMATE).
+  if (c.source.contains("model") && c.source["model"].contains("name")) rep["model"] = c.source["model"]["name"];
+  if (m.mfu) rep["mfu"] = *m.mfu;
+  if (!s.note.empty()) rep["note"] = s.note;
+  add_cluster_report(rep, run, m);
+  return rep;
+}
+
+json make_report(const Run& run, const SimResult& result) { return report_json(run, compute_metrics(run, result)); }
+
+}  // namespace ppsim

@@ -1,0 +1,186 @@
+/// @file trace.cpp
+/// @brief Chrome Trace Event JSON (Perfetto, chrome://tracing): a pure view over SimResult.
+#include "ppsim/views/trace.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+#include <string>
+#include <utility>
+
+namespace ppsim {
+namespace {
+
+using nlohmann::json;
+
+
+// Microseconds, keeping nanosecond precision as a fraction.
+double to_us(TimeNs t) { return static_cast<double>(t.ns) / 1e3; }
+
+// Flow steps bind to the slice that encloses their timestamp; the midpoint of a slice
+// is never on a boundary shared with a back-to-back neighbour.
+double mid_us(TimeNs start, TimeNs end) {
+  return static_cast<double>(start.ns) / 1e3 + static_cast<double>((end - start).ns) / 2e3;
+}
+
+json metadata(const char* name, int pid, int tid, const char* key, json value) {
+  json e = {{"ph", "M"}, {"name", name}, {"pid", pid}, {"args", {{key, std::move(value)}}}};
+  if (tid >= 0) e["tid"] = tid;
+  return e;
+}
+
+void add_collective_slice(json& events, int device, const std::string& name, TimeNs start, TimeNs end, json args) {
+  events.push_back({{"ph", "X"}, {"name", name}, {"cat", "collective"}, {"pid", device + 1},
+                    {"tid", kTraceCollectiveTid}, {"ts", to_us(start)}, {"dur", to_us(end - start)},
+                    {"args", std::move(args)}});
+}
+
+// The pipeline's gradient syncs (bidirectional schedules) and each device's
+// data-parallel all-reduce, drawn as its total time ending when the last one ends, on a
+// "collective" thread of the devices that take part.
+void add_collectives(json& events, const SimResult& result, const Metrics& metrics) {
+  std::vector<bool> named(static_cast<std::size_t>(result.devices), false);
+  auto lane = [&](int d) {
+    if (named[static_cast<std::size_t>(d)]) return;
+    named[static_cast<std::size_t>(d)] = true;
+    events.push_back(metadata("thread_name", d + 1, kTraceCollectiveTid, "name", "collective"));
+    events.push_back(metadata("thread_sort_index", d + 1, kTraceCollectiveTid, "sort_index", kTraceCollectiveTid));
+  };
+  for (const CollectiveRecord& c : result.collectives)
+    for (int d : c.devices) {
+      lane(d);
+      add_collective_slice(events, d, "gradient sync s" + std::to_string(c.stage), c.start, c.end,
+                           {{"stage", c.stage}, {"devices", c.devices}, {"bytes", c.bytes.value}});
+    }
+  for (const DeviceMetrics& d : metrics.per_device) {
+    if (!d.has_allreduce || d.allreduce.ns <= 0) continue;
+    lane(d.device);
+    add_collective_slice(events, d.device, "data-parallel all-reduce", d.allreduce_end - d.allreduce,
+                         d.allreduce_end, {{"total_ms", d.allreduce.ms()}});
+  }
+}
+
+}  // namespace
+
+int trace_pid(int device) { return device + 1; }
+
+int extra_lane_tid(int base_tid, int lane) { return base_tid * 100 + lane; }
+
+json chrome_trace(const Schedule& schedule, const SimResult& result) {
+  return chrome_trace(schedule, result, pipeline_metrics(result));
+}
+
+json chrome_trace(const Schedule& schedule, const SimResult& result, const Metrics& metrics) {
+  const bool chunks = schedule.chunks > 1;
+  const bool pipes = schedule.pipes > 1;
+  const int devices = std::max(result.devices, schedule.devices);
+  json events = json::array();
+
+  for (int d = 0; d < devices; ++d) {
+    const int pid = trace_pid(d);
+    events.push_back(metadata("process_name", pid, -1, "name", "device " + std::to_string(d)));
+    events.push_back(metadata("process_sort_index", pid, -1, "sort_index", d));
+    const std::pair<int, const char*> lanes[] = {
+        {kTraceComputeTid, "compute"}, {kTraceSendTid, "send"}, {kTraceRecvTid, "recv"}};
+    for (const auto& [tid, name] : lanes) {
+      events.push_back(metadata("thread_name", pid, tid, "name", name));
+      events.push_back(metadata("thread_sort_index", pid, tid, "sort_index", tid));
+    }
+  }
+
+  for (std::size_t i = 0; i < result.ops.size(); ++i) {
+    const OpRecord& r = result.ops[i];
+    events.push_back({
+        {"ph", "X"},
+        {"name", op_label(r.op, chunks, pipes)},
+        {"cat", op_kind_name(r.op.kind)},
+        {"pid", trace_pid(r.device)},
+        {"tid", kTraceComputeTid},
+        {"ts", to_us(r.start)},
+        {"dur", to_us(r.end - r.start)},
+        {"args", {{"kind", op_kind_name(r.op.kind)},
+                  {"microbatch", r.op.microbatch},
+                  {"stage", r.op.stage},
+                  {"chunk", r.op.chunk},
+                  {"pipe", r.op.pipe},
+                  {"op_index", i}}},
+    });
+  }
+
+  // Slices on one thread must nest, but a device may send to (or receive from) two peers
+  // at once. Each transfer takes the first lane of its kind that is free by its start;
+  // lane 0 is the named send/recv thread, further lanes are extra threads ("send 2", ...).
+  std::map<std::pair<int, int>, std::vector<TimeNs>> lane_free;  // (pid, base tid) -> ends
+  auto take_lane = [&](int pid, int base_tid, const TransferRecord& t) {
+    auto& ends = lane_free[{pid, base_tid}];
+    std::size_t lane = 0;
+    while (lane < ends.size() && ends[lane] > t.start) ++lane;
+    if (lane == ends.size()) {
+      ends.push_back(t.end);
+      if (lane > 0) {
+        const int tid = extra_lane_tid(base_tid, static_cast<int>(lane));
+        const std::string name = std::string(base_tid == kTraceSendTid ? "send " : "recv ") +
+                                 std::to_string(lane + 1);
+        events.push_back(metadata("thread_name", pid, tid, "name", name));
+        events.push_back(metadata("thread_sort_index", pid, tid, "sort_index", tid));
+      }
+    } else {
+      ends[lane] = t.end;
+    }
+    return lane == 0 ? base_tid : extra_lane_tid(base_tid, static_cast<int>(lane));
+  };
+
+  for (std::size_t i = 0; i < result.transfers.size(); ++i) {
+    const TransferRecord& t = result.transfers[i];
+    const int send_tid = take_lane(trace_pid(t.src), kTraceSendTid, t);
+    const int recv_tid = take_lane(trace_pid(t.dst), kTraceRecvTid, t);
+    const OpRecord& producer = result.ops.at(static_cast<std::size_t>(t.producer));
+    const OpRecord& consumer = result.ops.at(static_cast<std::size_t>(t.consumer));
+    const std::string what = op_label(producer.op, chunks, pipes);
+    const json args = {{"microbatch", producer.op.microbatch},
+                       {"stage", producer.op.stage},
+                       {"chunk", producer.op.chunk},
+                       {"pipe", producer.op.pipe},
+                       {"bytes", t.bytes.value},
+                       {"src", t.src},
+                       {"dst", t.dst},
+                       {"transfer", i}};
+    const double ts = to_us(t.start);
+    const double dur = to_us(t.end - t.start);
+    const double mid = mid_us(t.start, t.end);
+    events.push_back({{"ph", "X"}, {"name", "send " + what + " to D" + std::to_string(t.dst)},
+                      {"cat", "transfer"}, {"pid", trace_pid(t.src)}, {"tid", send_tid},
+                      {"ts", ts}, {"dur", dur}, {"args", args}});
+    events.push_back({{"ph", "X"}, {"name", "recv " + what + " from D" + std::to_string(t.src)},
+                      {"cat", "transfer"}, {"pid", trace_pid(t.dst)}, {"tid", recv_tid},
+                      {"ts", ts}, {"dur", dur}, {"args", args}});
+    const std::string flow = what + " D" + std::to_string(t.src) + "->D" + std::to_string(t.dst);
+    events.push_back({{"ph", "s"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                      {"pid", trace_pid(t.src)}, {"tid", send_tid}, {"ts", mid}});
+    events.push_back({{"ph", "t"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                      {"pid", trace_pid(t.dst)}, {"tid", recv_tid}, {"ts", mid}});
+    events.push_back({{"ph", "f"}, {"bp", "e"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                      {"pid", trace_pid(consumer.device)}, {"tid", kTraceComputeTid},
+                      {"ts", mid_us(consumer.start, consumer.end)}});
+  }
+
+  add_collectives(events, result, metrics);
+
+  for (const MemorySample& s : result.memory) {
+    events.push_back({{"ph", "C"}, {"name", "memory"}, {"pid", trace_pid(s.device)},
+                      {"ts", to_us(s.t)}, {"args", {{"bytes", s.bytes.value}}}});
+  }
+
+  return {
+      {"traceEvents", std::move(events)},
+      {"displayTimeUnit", "ms"},
+      {"otherData", {{"generator", "ppsim"},
+                     {"schedule", schedule.name},
+                     {"devices", devices},
+                     {"microbatches", schedule.microbatches},
+                     {"chunks", schedule.chunks},
+                     {"iteration_time_ms", metrics.iteration_time.ms()}}},
+  };
+}
+
+}  // namespace ppsim

@@ -1,0 +1,565 @@
+/// @file vega.cpp
+/// @brief Vega-Lite Gantt chart: a pure view over SimResult.
+#include "ppsim/views/vega.h"
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ppsim/run/data_files.h"
+#include "ppsim/views/files.h"
+
+namespace ppsim {
+namespace {
+
+using nlohmann::json;
+
+// Fills are chosen by greyscale luminance first, hue second, so a figure printed in
+// black and white still tells the classes apart: F lightest, W middle, B darkest, and
+// chunk 1 a clear step darker than chunk 0 of the same kind (luminance steps of ~40 on
+// 0..255). Pipe 1 ("up") uses other hues at the same luminances and is outlined in
+// black, which survives greyscale.
+struct Shade {
+  const char* fill;
+  bool dark;  // luminance below ~128: white text
+};
+constexpr std::array<std::array<Shade, 4>, 3> kPipe0 = {{
+    {{{"#deebf7", false}, {"#a6c8e8", false}, {"#6ba3d6", false}, {"#3d7fc0", true}}},  // F
+    {{{"#a3202a", true}, {"#4d0a12", true}, {"#d0584f", true}, {"#2b0508", true}}},     // B
+    {{{"#5fb86a", false}, {"#2f8a47", true}, {"#a4d8a6", false}, {"#145a2a", true}}},   // W
+}};
+constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
+    {{{"#fde0c5", false}, {"#f7b988", false}, {"#f08c3c", false}, {"#c45f12", true}}},  // F
+    {{{"#7f3b08", true}, {"#3f1d04", true}, {"#a65a1c", true}, {"#241002", true}}},     // B
+    {{{"#b08fc7", false}, {"#7b5aa6", true}, {"#d5c3e3", false}, {"#4d2f78", true}}},   // W
+}};
+constexpr const char* kActivationFill = "#bdbdbd";
+constexpr const char* kGradientFill = "#737373";
+constexpr double kDigitEm = 0.64;
+constexpr double kMinBoxPx = 1.5;
+// Every box is outlined so the lightest fill still stands out from the white page.
+constexpr const char* kOutline = "#404040";  // digit advance of DejaVu Sans, the fallback sans font
+
+int kind_index(OpKind kind) { return static_cast<int>(kind); }
+
+
+std::string class_name(OpKind kind, int chunk, int pipe, bool chunks, bool pipes) {
+  std::string s = op_kind_name(kind);
+  if (chunks) s += " c" + std::to_string(chunk);  // as in op tokens: F3c1
+  if (pipes) s += pipe == 0 ? " down" : " up";
+  return s;
+}
+
+const Shade& shade_for(OpKind kind, int chunk, int pipe) {
+  const auto& table = pipe == 0 ? kPipe0 : kPipe1;
+  return table[static_cast<std::size_t>(kind_index(kind))][static_cast<std::size_t>(chunk) % 4];
+}
+
+std::string format_number(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+// Enough decimals to show four significant digits of a time in ms.
+std::string format_ms(double ms) {
+  const double mag = std::fabs(ms);
+  const int decimals = mag >= 1000 ? 0 : mag >= 100 ? 1 : mag >= 10 ? 2 : 3;
+  return format_number(ms, decimals) + " ms";
+}
+
+std::string format_slots(double slots) {
+  // Unit-time runs land on whole slots; keep a fraction visible if one does not.
+  if (std::fabs(slots - std::round(slots)) < 1e-9) return format_number(slots, 0) + " slots";
+  return format_number(slots, 2) + " slots";
+}
+
+struct MemoryUnit {
+  const char* name;
+  double divisor;
+};
+
+MemoryUnit memory_unit(std::int64_t peak) {
+  constexpr double kKiB = 1024.0;
+  if (peak >= kKiB * kKiB * kKiB) return {"GiB", kKiB * kKiB * kKiB};
+  if (peak >= kKiB * kKiB) return {"MiB", kKiB * kKiB};
+  if (peak >= kKiB) return {"KiB", kKiB};
+  return {"bytes", 1.0};
+}
+
+std::string device_row(int device) { return "D" + std::to_string(device); }
+
+}  // namespace
+
+json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
+  return vega_spec(schedule, result, pipeline_metrics(result), options);
+}
+
+json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics& metrics,
+               const VegaOptions& options) {
+  const bool chunks = schedule.chunks > 1;
+  const bool pipes = schedule.pipes > 1;
+  const int devices = std::max(result.devices, schedule.devices);
+  const bool comm_lanes = options.show_comm_lanes && !result.transfers.empty();
+
+  const double t0 = result.first_start.ms();
+  double t1 = result.last_end.ms();
+  if (t1 <= t0) t1 = t0 + 1.0;  // empty run: keep the scale non-degenerate
+  const double px_per_ms = options.width_px / (t1 - t0);
+  // Short transfers would vanish at paper size: draw every box at least this wide (the
+  // data keeps the true end for tooltips).
+  const double min_box_ms = kMinBoxPx / px_per_ms;
+  // The micro-batch number goes in at the label size, or up to two pixels smaller when
+  // that is what fits; narrower boxes stay blank rather than overflow.
+  struct Label {
+    std::string text;
+    int size{0};
+  };
+  auto label_if_fits = [&](std::int32_t microbatch, double start, double end) {
+    std::string text = std::to_string(microbatch);
+    const double box_px = (end - start) * px_per_ms;
+    const int smallest = std::max(1, options.label_font_px - 2);
+    for (int size = options.label_font_px; size >= smallest; --size) {
+      const double need = static_cast<double>(text.size()) * kDigitEm * size + 1.5;
+      if (box_px >= need) return Label{text, size};
+    }
+    return Label{};
+  };
+
+  // Rows, top to bottom: each device, then its send and recv lanes when shown.
+  json rows = json::array();
+  for (int d = 0; d < devices; ++d) {
+    rows.push_back(device_row(d));
+    if (comm_lanes) {
+      rows.push_back(device_row(d) + " send");
+      rows.push_back(device_row(d) + " recv");
+    }
+  }
+
+  // Colour classes in legend order: variants (chunk, pipe) outer, kinds inner, so a
+  // legend with one column per kind lines the shades of a kind up vertically.
+  std::set<std::tuple<int, int, int>> present;  // (pipe, chunk, kind)
+  for (const OpRecord& r : result.ops) present.insert({r.op.pipe, r.op.chunk, kind_index(r.op.kind)});
+  std::set<int> kinds_present;
+  for (const auto& [p, c, k] : present) kinds_present.insert(k);
+  json domain = json::array();
+  json range = json::array();
+  for (const auto& [p, c, k] : present) {
+    const auto kind = static_cast<OpKind>(k);
+    domain.push_back(class_name(kind, c, p, chunks, pipes));
+    range.push_back(shade_for(kind, c, p).fill);
+  }
+  bool has_activation = false;
+  bool has_gradient = false;
+  if (comm_lanes) {
+    for (const TransferRecord& t : result.transfers) {
+      const bool grad = result.ops.at(static_cast<std::size_t>(t.producer)).op.kind != OpKind::Forward;
+      (grad ? has_gradient : has_activation) = true;
+    }
+    if (has_activation) {
+      domain.push_back("activation");
+      range.push_back(kActivationFill);
+    }
+    if (has_gradient) {
+      domain.push_back("gradient");
+      range.push_back(kGradientFill);
+    }
+  }
+
+  json boxes = json::array();
+  for (const OpRecord& r : result.ops) {
+    const Shade& shade = shade_for(r.op.kind, r.op.chunk, r.op.pipe);
+    const double start = r.start.ms();
+    const double end = r.end.ms();
+    const Label label = label_if_fits(r.op.microbatch, start, end);
+    boxes.push_back({
+        {"row", device_row(r.device)},
+        {"device", r.device},
+        {"lane", "compute"},
+        {"op", op_label(r.op, chunks, pipes)},
+        {"kind", op_kind_name(r.op.kind)},
+        {"microbatch", r.op.microbatch},
+        {"stage", r.op.stage},
+        {"chunk", r.op.chunk},
+        {"pipe", r.op.pipe},
+        {"start", start},
+        {"end", end},
+        {"draw_end", std::max(end, start + min_box_ms)},
+        {"mid", (start + end) / 2},
+        {"class", class_name(r.op.kind, r.op.chunk, r.op.pipe, chunks, pipes)},
+        {"label", label.text},
+        {"label_size", label.size},
+        {"text_color", shade.dark ? "white" : "black"},
+        {"direction", r.op.pipe == 0 ? "down" : "up"},
+    });
+  }
+  if (comm_lanes) {
+    for (const TransferRecord& t : result.transfers) {
+      const Op& produced = result.ops.at(static_cast<std::size_t>(t.producer)).op;
+      const bool grad = produced.kind != OpKind::Forward;
+      const double start = t.start.ms();
+      const double end = t.end.ms();
+      const Label label = label_if_fits(produced.microbatch, start, end);
+      for (int side = 0; side < 2; ++side) {
+        const int device = side == 0 ? t.src : t.dst;
+        boxes.push_back({
+            {"row", device_row(device) + (side == 0 ? " send" : " recv")},
+            {"device", device},
+            {"lane", side == 0 ? "send" : "recv"},
+            {"op", op_label(produced, chunks, pipes) + (side == 0 ? " to D" + std::to_string(t.dst)
+                                                                 : " from D" + std::to_string(t.src))},
+            {"kind", grad ? "gradient" : "activation"},
+            {"microbatch", produced.microbatch},
+            {"stage", produced.stage},
+            {"chunk", produced.chunk},
+            {"pipe", produced.pipe},
+            {"start", start},
+            {"end", end},
+            {"draw_end", std::max(end, start + min_box_ms)},
+            {"mid", (start + end) / 2},
+            {"class", grad ? "gradient" : "activation"},
+            {"label", label.text},
+            {"label_size", label.size},
+            {"text_color", grad ? "white" : "black"},
+            {"direction", "down"},
+        });
+      }
+    }
+  }
+
+  const std::string time_title = options.unit_time ? "time (slots)" : "time (ms)";
+  const json x_scale = {{"domain", {t0, t1}}, {"nice", false}, {"zero", false}};
+  json x_axis = {{"title", time_title}, {"grid", false}, {"tickCount", 8}};
+  if (options.unit_time) {
+    x_axis["format"] = "d";
+    x_axis["tickMinStep"] = 1;
+  }
+
+  json gantt_layers = json::array();
+  gantt_layers.push_back({
+      {"mark", {{"type", "rect"}, {"strokeWidth", 0.5}}},
+      {"encoding",
+       {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}, {"title", nullptr},
+               {"scale", {{"paddingInner", 0.12}, {"paddingOuter", 0.06}}},
+               {"axis", {{"ticks", false}, {"domain", false},
+                         {"labelExpr", "indexof(datum.value, ' ') > 0 ? "
+                                       "substring(datum.value, indexof(datum.value, ' ') + 1) : "
+                                       "datum.value"}}}}},
+        {"x", {{"field", "start"}, {"type", "quantitative"}, {"scale", x_scale}, {"axis", x_axis}}},
+        {"x2", {{"field", "draw_end"}}},
+        {"color", {{"field", "class"}, {"type", "nominal"}, {"title", nullptr},
+                   {"scale", {{"domain", domain}, {"range", range}}},
+                   {"legend", {{"orient", "top"}, {"direction", "horizontal"},
+                               {"columns", static_cast<int>(kinds_present.size())},
+                               {"symbolType", "square"}, {"symbolSize", 90},
+                               {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
+                               {"labelFontSize", 9}, {"columnPadding", 10}, {"rowPadding", 2},
+                               {"offset", schedule.synchronous ? 4 : 10}}}}},
+        {"stroke", {{"value", kOutline}}},
+        {"tooltip", json::array({{{"field", "op"}},
+                                  {{"field", "row"}, {"title", "lane"}},
+                                  {{"field", "microbatch"}},
+                                  {{"field", "stage"}},
+                                  {{"field", "chunk"}},
+                                  {{"field", "pipe"}},
+                                  {{"field", "start"}, {"format", ".3f"}},
+                                  {{"field", "end"}, {"format", ".3f"}}})}}},
+  });
+  gantt_layers.push_back({
+      {"mark", {{"type", "text"}, {"fontSize", options.label_font_px}, {"baseline", "middle"},
+                {"align", "center"}}},
+      {"transform", json::array({{{"filter", "datum.label != ''"}}})},
+      {"encoding",
+       {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
+        {"x", {{"field", "mid"}, {"type", "quantitative"}}},
+        {"text", {{"field", "label"}}},
+        {"size", {{"field", "label_size"}, {"type", "quantitative"}, {"scale", nullptr}}},
+        {"color", {{"field", "text_color"}, {"type", "nominal"}, {"scale", nullptr}}}}},
+  });
+  // Bidirectional schedules: pipe 1 ("up") gets a thicker dashed outline on top, which
+  // tells the directions apart in greyscale too (Vega-Lite has no dash channel for rect).
+  if (pipes) {
+    gantt_layers.push_back({
+        {"transform", json::array({{{"filter", "datum.direction == 'up'"}}})},
+        {"mark", {{"type", "rect"}, {"fillOpacity", 0}, {"stroke", "black"}, {"strokeWidth", 1.1},
+                  {"strokeDash", {2, 1}}}},
+        {"encoding",
+         {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
+          {"x", {{"field", "start"}, {"type", "quantitative"}}},
+          {"x2", {{"field", "draw_end"}}}}},
+    });
+    // A legend for the outlines: an empty line layer whose strokeDash channel (which
+    // line marks do have) carries the two directions.
+    gantt_layers.push_back({
+        {"transform", json::array({{{"filter", "false"}}})},
+        {"mark", {{"type", "line"}, {"color", "black"}, {"strokeWidth", 1.1}}},
+        {"encoding",
+         {{"x", {{"field", "start"}, {"type", "quantitative"}}},
+          {"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
+          {"strokeDash",
+           {{"field", "direction"}, {"type", "nominal"}, {"title", nullptr},
+            {"scale", {{"domain", {"down", "up"}},
+                       {"range", json::array({json::array({1, 0}), json::array({2, 1})})}}},
+            {"legend", {{"orient", "top"}, {"direction", "horizontal"}, {"symbolType", "stroke"},
+                        {"symbolSize", 120}, {"symbolStrokeWidth", 1.1}, {"labelFontSize", 9},
+                        {"labelExpr", "datum.value + ' pipe'"}, {"offset", 4}}}}}}},
+    });
+  }
+  // Asynchronous schedules: mark the steady-state window the iteration time is measured on.
+  // Full-height dashed rules go under the boxes (so they never cross a micro-batch
+  // number) and show in the gaps; a bracket above the top row marks the window plainly.
+  if (!schedule.synchronous && result.window_end > result.window_start) {
+    const double ws = result.window_start.ms();
+    const double we = result.window_end.ms();
+    gantt_layers.insert(gantt_layers.begin(), json{
+        {"data", {{"values", json::array({{{"t", ws}}, {{"t", we}}})}}},
+        {"mark", {{"type", "rule"}, {"strokeDash", {3, 2}}, {"color", "#1a1a1a"},
+                  {"strokeWidth", 1}}},
+        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}}}},
+    });
+    const json bracket_mark = {{"type", "rule"}, {"color", "#1a1a1a"}, {"strokeWidth", 1},
+                               {"clip", false}};
+    gantt_layers.push_back({
+        {"data", {{"values", json::array({{{"t", ws}, {"t2", we}}})}}},
+        {"mark", bracket_mark},
+        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}},
+                      {"x2", {{"field", "t2"}}},
+                      {"y", {{"value", -4}}}}},
+    });
+    gantt_layers.push_back({
+        {"data", {{"values", json::array({{{"t", ws}}, {{"t", we}}})}}},
+        {"mark", bracket_mark},
+        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}},
+                      {"y", {{"value", -7}}},
+                      {"y2", {{"value", -1}}}}},
+    });
+  }
+
+  json gantt = {
+      {"width", options.width_px},
+      {"height", {{"step", options.row_px}}},
+      {"data", {{"name", "boxes"}}},
+      {"layer", gantt_layers},
+  };
+
+  json vconcat = json::array({gantt});
+  json memory = json::array();
+  if (options.show_memory && !result.memory.empty()) {
+    std::int64_t peak = 0;
+    for (const MemorySample& s : result.memory) peak = std::max(peak, s.bytes.value);
+    const MemoryUnit unit = memory_unit(peak);
+    // Memory is a step function ("from t on"): of several samples at one instant only the
+    // last holds, and each device's curve is closed at the end of the run.
+    std::map<int, std::vector<std::pair<double, double>>> curves;
+    for (const MemorySample& s : result.memory) {
+      auto& curve = curves[s.device];
+      const double t = s.t.ms();
+      const double value = static_cast<double>(s.bytes.value) / unit.divisor;
+      if (!curve.empty() && curve.back().first == t) curve.back().second = value;
+      else curve.emplace_back(t, value);
+    }
+    for (auto& [device, curve] : curves) {
+      if (curve.back().first < t1) curve.emplace_back(t1, curve.back().second);
+      for (const auto& [t, value] : curve)
+        memory.push_back({{"row", device_row(device)}, {"t", t}, {"value", value}});
+    }
+    const double peak_in_unit = static_cast<double>(peak) / unit.divisor;
+    json device_rows = json::array();
+    for (int d = 0; d < devices; ++d) device_rows.push_back(device_row(d));
+    const std::string y_title = std::string("memory (") + unit.name + ")";
+    vconcat.push_back({
+        {"data", {{"name", "memory"}}},
+        // The unit goes in a small title above the panels rather than a rotated axis
+        // title beside them: at 3.3 inches every pixel of left margin counts.
+        {"title", {{"text", y_title}, {"anchor", "start"}, {"fontSize", 9},
+                   {"fontWeight", "normal"}, {"offset", 3}}},
+        {"facet", {{"row", {{"field", "row"}, {"type", "nominal"}, {"sort", device_rows},
+                            {"title", nullptr},
+                            {"header", {{"labelAngle", 0}, {"labelOrient", "left"},
+                                        {"labelAlign", "right"}, {"labelPadding", 2}}}}}}},
+        {"spacing", 3},
+        {"spec",
+         {{"width", options.width_px},
+          {"height", options.memory_row_px},
+          {"mark", {{"type", "area"}, {"interpolate", "step-after"}, {"color", "#c8c8c8"},
+                    {"line", {{"color", "#1a1a1a"}, {"strokeWidth", 0.8}}}}},
+          {"encoding",
+           {{"x", {{"field", "t"}, {"type", "quantitative"}, {"scale", x_scale},
+                   {"axis", nullptr}}},
+            {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", nullptr},
+                   {"scale", {{"domain", {0.0, peak_in_unit}}, {"nice", false}}},
+                   {"axis", {{"values", {0.0, peak_in_unit}}, {"grid", false},
+                             {"labelFontSize", 8}, {"labelFlush", true}, {"format", ".3~r"}}}}}}}}},
+    });
+  }
+
+  // Title: schedule, shape, iteration time, bubble rate.
+  const std::string label = options.schedule_label.empty() ? schedule.name : options.schedule_label;
+  const double iter_ms = metrics.iteration_time.ms();
+  const double bubble = metrics.bubble_rate;
+  const std::string title = label + ": p=" + std::to_string(schedule.devices) +
+                            ", m=" + std::to_string(schedule.microbatches) +
+                            ", v=" + std::to_string(schedule.chunks);
+  const auto format_time = [&](double t) { return options.unit_time ? format_slots(t) : format_ms(t); };
+  json subtitle = "iteration " + format_time(iter_ms) + ", bubble " +
+                  format_number(100.0 * bubble, 1) + "%";
+  // A second line rather than a longer one: the title must not widen the figure.
+  if (!schedule.synchronous && result.window_end > result.window_start)
+    subtitle = json::array({subtitle, "(steady state over the bracketed window)"});
+
+  return {
+      {"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
+      {"description", "ppsim Gantt chart: " + title},
+      {"title", {{"text", title}, {"subtitle", subtitle}, {"anchor", "start"},
+                 {"fontSize", 10}, {"subtitleFontSize", 9}, {"offset", 4}}},
+      {"datasets", {{"boxes", boxes}, {"memory", memory}}},
+      {"vconcat", vconcat},
+      {"spacing", 6},
+      {"resolve", {{"scale", {{"x", "shared"}}}}},
+      {"config",
+       {{"font", "DejaVu Sans, Helvetica, Arial, sans-serif"},
+        {"padding", 4},
+        {"view", {{"stroke", nullptr}}},
+        {"axis", {{"labelFontSize", 9}, {"titleFontSize", 9}, {"titleFontWeight", "normal"},
+                  {"labelColor", "#1a1a1a"}, {"titleColor", "#1a1a1a"}}},
+        {"header", {{"labelFontSize", 9}}},
+        // Stack the top legends (colours, then pipe outlines) instead of setting them
+        // side by side, which would widen the figure past one column.
+        {"legend", {{"labelFontSize", 9}, {"labelColor", "#1a1a1a"},
+                    {"layout", {{"top", {{"direction", "vertical"}, {"anchor", "start"},
+                                         {"margin", 2}}}}}}}}},
+  };
+}
+
+}  // namespace ppsim
+
+// ---- unit time and rendering (I/O lives here, away from the pure spec builder) ----
+
+namespace ppsim {
+
+std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs) {
+  const TimeNs slot = TimeNs::from_ms(1.0);
+  for (StageCost& c : costs) {
+    c.forward = slot;
+    c.backward = slot + slot;
+    c.weight_grad = slot;
+    c.output = Bytes{};
+  }
+  return costs;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::optional<fs::path> find_on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return std::nullopt;
+  std::stringstream dirs(path);
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    if (dir.empty()) continue;
+    const fs::path candidate = fs::path(dir) / program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return std::nullopt;
+}
+
+// Runs argv, returns (exit status, first line of its stderr).
+std::pair<int, std::string> run_capturing_stderr(const std::vector<std::string>& argv) {
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) throw OutputError("cannot create a pipe to run node");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  std::string err;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  ::close(pipe_fds[0]);
+  if (spawned != 0) throw OutputError("cannot run " + argv[0] + ": " + std::strerror(spawned));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // Keep the last non-empty line: render.mjs says what failed in one line at the end.
+  std::string line;
+  std::stringstream lines(err);
+  for (std::string l; std::getline(lines, l);)
+    if (!l.empty()) line = l;
+  return {code, line};
+}
+
+}  // namespace
+
+void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
+  if (targets.svg.empty() && targets.png.empty() && targets.pdf.empty()) return;
+  // The renderer and its node_modules live in one data root (ppsim/data_files.h).
+  const DataFileLookup lookup = find_data_file("tools/render.mjs", "", "");
+  const fs::path script = lookup.found;
+  const fs::path repo = script.empty() ? fs::path() : script.parent_path().parent_path();
+  const std::string how = "; install it with tools/setup.sh (npm ci in " +
+                          (repo.empty() ? std::string("the ppsim source tree") : repo.string()) +
+                          ", Debian librsvg2-bin for PNG/PDF)";
+  const auto node = find_on_path("node");
+  if (!node) throw OutputError("--svg/--png/--pdf need Node.js (node not on PATH)" + how);
+  if (script.empty())
+    throw OutputError("--svg/--png/--pdf need tools/render.mjs (looked for " + lookup.tried_list() +
+                      "; set PPSIM_DATA_DIR to an installed share/ppsim or the source tree)");
+  if (!fs::exists(repo / "node_modules" / "vega-lite" / "package.json") ||
+      !fs::exists(repo / "node_modules" / "vega" / "package.json"))
+    throw OutputError("--svg/--png/--pdf need the npm packages vega and vega-lite (not in " +
+                      (repo / "node_modules").string() + ")" + how);
+  if ((!targets.png.empty() || !targets.pdf.empty()) && !find_on_path("rsvg-convert"))
+    throw OutputError("--png/--pdf need rsvg-convert (Debian: apt-get install librsvg2-bin)");
+
+  // The spec goes to the renderer through a private temporary file.
+  std::string tmpl = (fs::temp_directory_path() / "ppsim-vega-XXXXXX.json").string();
+  const int fd = ::mkstemps(tmpl.data(), 5);
+  if (fd < 0) throw OutputError("cannot create a temporary file for the Vega-Lite spec");
+  const std::string text = spec.dump();
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  std::vector<std::string> argv = {node->string(), script.string(), tmpl};
+  if (!targets.svg.empty()) argv.insert(argv.end(), {"--svg", targets.svg});
+  if (!targets.png.empty()) argv.insert(argv.end(), {"--png", targets.png});
+  if (!targets.pdf.empty()) argv.insert(argv.end(), {"--pdf", targets.pdf});
+  std::pair<int, std::string> result{0, ""};
+  try {
+    if (!written) throw OutputError("cannot write the Vega-Lite spec to " + tmpl);
+    result = run_capturing_stderr(argv);
+  } catch (...) {
+    fs::remove(tmpl);
+    throw;
+  }
+  fs::remove(tmpl);
+  if (result.first != 0) {
+    std::string why = result.second.empty() ? "node exited with status " + std::to_string(result.first)
+                                            : result.second;
+    if (result.first == 77) why += how;
+    throw OutputError("rendering failed: " + why);
+  }
+}
+
+}  // namespace ppsim
