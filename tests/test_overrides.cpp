@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_helpers.h"
+#include "ppsim/run/cluster.h"
 #include "ppsim/run/overrides.h"
 #include "ppsim/views/report.h"
 #include "ppsim/model/topology.h"

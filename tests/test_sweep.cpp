@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ppsim/run/cluster.h"
 #include "ppsim/run/config.h"
 #include "ppsim/run/overrides.h"
 #include "ppsim/views/report.h"

@@ -8,6 +8,7 @@
 #include "ppsim/run/config.h"
 #include "ppsim/model/memory.h"
 #include "ppsim/run/run.h"
+#include "ppsim/metrics/data_parallel.h"
 #include "ppsim/model/topology.h"
 
 namespace ppsim {

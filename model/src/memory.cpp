@@ -6,6 +6,7 @@
 
 #include "ppsim/run/config.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/run/cluster.h"
 
 namespace ppsim {
 

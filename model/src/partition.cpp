@@ -12,6 +12,7 @@
 #include "ppsim/model/memory.h"
 #include "ppsim/schedules/registry.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/run/cluster.h"
 
 namespace ppsim {
 

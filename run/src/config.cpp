@@ -7,6 +7,7 @@
 #include "ppsim/run/json_reader.h"
 #include "transformer_costs.h"
 #include "ppsim/schedules/registry.h"
+#include "ppsim/run/cluster.h"
 
 namespace ppsim {
 

@@ -6,6 +6,7 @@
 
 #include "ppsim/run/data_files.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/run/cluster.h"
 
 namespace ppsim::detail {
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ppsim/schedules/user_schedule.h"
+#include "ppsim/run/cluster.h"
 
 namespace ppsim {
 

@@ -5,6 +5,7 @@
 #include "ppsim/model/topology.h"
 #include "ppsim/schedules/registry.h"
 #include "ppsim/schedules/user_schedule.h"
+#include "ppsim/run/cluster.h"
 
 namespace ppsim {
 

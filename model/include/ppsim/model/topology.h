@@ -29,14 +29,11 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
 
 #include "ppsim/engine/engine.h"
 
 namespace ppsim {
 
-struct Config;
-struct Run;
 
 /// @brief Latency and bandwidth of one kind of link.
 struct NetLink {
@@ -100,43 +97,32 @@ class TopologyLinkModel final : public LinkModel {
 /// @brief Ring all-reduce time: 2(n-1)/n * bytes / bandwidth + 2(n-1) * latency.
 TimeNs ring_allreduce_time(Bytes bytes, int n, const NetLink& link);
 
-/// @brief Data-parallel gradient all-reduce of one iteration.
-struct DataParallelCost {
-  int degree{1};
-  int group{1};  ///< GPUs in each ring (the degree; 1 = nothing to reduce)
-  bool overlap{false};
-  std::vector<TimeNs> allreduce;  ///< per pipeline device: total all-reduce time
-  std::vector<TimeNs> finish;     ///< per device: when its last all-reduce ends
-  std::vector<Bytes> gradient_bytes;
-  TimeNs exposed;                 ///< added to the iteration time
-  std::string link;               ///< "intra", "inter", "link" (cluster.link) or "free"
+/// @brief One bucket of gradients: ready at `ready`, `bytes` to reduce; `time` is filled
+/// by device_all_reduce.
+struct GradientBucket {
+  TimeNs ready;
+  Bytes bytes;
+  TimeNs time;
 };
 
-/// @brief The all-reduce after the pipeline's iteration (zero for degree 1). Each device
-/// reduces its stages' gradients over the GPUs holding the same stage in the other
-/// replicas. Without overlap it starts when the device's last op ends; with overlap
-/// each layer's gradients form one bucket, ready when backward has passed through the
-/// layer (its share of the last B, or W, of that stage), and buckets reduce one after
-/// another on the device. For asynchronous schedules the whole all-reduce is added per
-/// iteration (no overlap). Bidirectional schedules sync their two copies of a stage
-/// inside the pipeline in the engine (Schedule::gradient_syncs); here each copy reduces
-/// across the replicas.
-DataParallelCost data_parallel_cost(const Run& run, const SimResult& result);
+/// @brief The buckets of one stage a device holds, reduced over `ring` GPUs on `link`.
+struct StageGradients {
+  int ring{1};
+  NetLink link;
+  std::vector<GradientBucket> buckets;  ///< in the order backward produces them
+};
 
-/// @brief Data-parallel degree of the config (parallel.data_parallel or devices / stages).
-int data_parallel_degree(const Config& config);
+/// @brief One device's all-reduce.
+struct DeviceAllReduce {
+  TimeNs allreduce;  ///< total time reducing
+  TimeNs finish;     ///< when its last all-reduce ends
+  Bytes bytes;       ///< gradient bytes reduced
+};
 
-/// @brief Sets `devices` from the parallel and cluster sections after the pipeline shape
-/// changed: stages * data_parallel when the degree is given, nodes * gpus_per_node when
-/// only the cluster is; checks the cluster can hold them (ConfigError otherwise).
-void resolve_devices(Config& config);
-
-/// @brief Link model for a config: the topology when cluster.nodes is given, else
-/// cluster.link for every pair.
-std::unique_ptr<LinkModel> make_topology_links(const Config& config, int devices);
-
-/// @brief Loads a cluster preset by name (configs/clusters/NAME.json) or path, found by
-/// find_data_file (data_files.h); throws ConfigError saying where it looked.
-nlohmann::json load_cluster_preset(const std::string& name, const std::string& config_file);
+/// @brief Without overlap: each stage's gradients reduce as one ring all-reduce, one stage
+/// after another, from `last_op_end`. With overlap: each bucket reduces on its own, in
+/// order of readiness, one after another, no earlier than its `ready` (and `run_start`).
+DeviceAllReduce device_all_reduce(const std::vector<StageGradients>& stages, TimeNs last_op_end, TimeNs run_start,
+                                  bool overlap);
 
 }  // namespace ppsim
