@@ -5,7 +5,6 @@
 #include <sstream>
 
 namespace ppsim::cal {
-namespace {
 
 LayerShape shape_of(LayerKind kind, const TransformerSpec& m) {
   LayerShape s;
@@ -19,6 +18,8 @@ LayerShape shape_of(LayerKind kind, const TransformerSpec& m) {
   s.dtype = m.dtype;
   return s;
 }
+
+namespace {
 
 bool same_family(const nlohmann::json& l, const LayerShape& s) {
   if (l.at("kind").get<std::string>() != layer_kind_name(s.kind)) return false;

@@ -118,11 +118,15 @@ std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
   if (s.kind != LayerKind::block) return 0;
   const std::int64_t e = dtype_bytes(s.dtype);
   const std::int64_t sbh = s.seq * s.micro_batch * s.hidden;
-  const std::int64_t as2b = s.heads * s.seq * s.seq * s.micro_batch;
   // The formula's 19 sbh for the MLP assumes ffn = 4h: scale the 8 sbh of each of the
   // GeLU input and output with ffn/h so non-4h MLPs (Llama shapes) stay exact.
   const std::int64_t ffn_extra = 2 * s.seq * s.micro_batch * (s.ffn() - 4 * s.hidden) * e;
-  return sbh * (16 * e + 2) + as2b * (2 * e + 1) + ffn_extra;
+  return sbh * (16 * e + 2) + korthikanti_attention_bytes(s) + ffn_extra;
+}
+
+std::int64_t korthikanti_attention_bytes(const LayerShape& s) {
+  if (s.kind != LayerKind::block) return 0;
+  return s.heads * s.seq * s.seq * s.micro_batch * (2 * dtype_bytes(s.dtype) + 1);
 }
 
 std::int64_t expected_activation_bytes(const LayerShape& s) {

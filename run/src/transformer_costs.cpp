@@ -150,7 +150,7 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
       const double attention = 4.0 * static_cast<double>(t.micro_batch * t.seq) * static_cast<double>(t.seq) * h;
       const double linear = 8.0 * T * h * h + 4.0 * T * h * static_cast<double>(t.ffn_hidden);
       g["selective_recompute_bytes"] = std::min<std::int64_t>(
-          l.activation_bytes, t.heads * t.seq * t.seq * t.micro_batch * (2 * cal::dtype_bytes(t.dtype) + 1));
+          l.activation_bytes, cal::korthikanti_attention_bytes(cal::shape_of(cal::LayerKind::block, t)));
       g["selective_recompute_ms"] = l.forward_ms * attention / (attention + linear);
     }
     if (!groups.empty() && groups.back()["name"] == g["name"] && groups.back()["forward_ms"] == g["forward_ms"]) {

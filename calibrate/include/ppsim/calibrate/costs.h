@@ -64,6 +64,9 @@ struct DeviceSpec {
 };
 DeviceSpec device_from_json(const nlohmann::json& j, const std::string& where);
 
+/// @brief The shape of one layer of `kind` in the model.
+LayerShape shape_of(LayerKind kind, const TransformerSpec& model);
+
 /// @brief Roofline estimate: each of F, B-input, W takes max(FLOPs / peak, bytes /
 /// memory bandwidth), bytes = parameters + saved activations + output read or written
 /// once. An optimistic bound, labelled "roofline estimate" in `source`.

@@ -64,6 +64,9 @@ std::int64_t output_bytes(const LayerShape& s);
 /// sbh(16e + 2) + a s^2 b (2e + 1). For e = 2 this is sbh(34 + 5as/h). The 1-byte
 /// dropout masks do not scale with e; every other saved tensor does. Block only.
 std::int64_t korthikanti_activation_bytes(const LayerShape& s);
+/// @brief The a s^2 b (2e + 1) part of it (attention scores, softmax, dropout mask and
+/// output) that selective recomputation drops and redoes in backward. Block only.
+std::int64_t korthikanti_attention_bytes(const LayerShape& s);
 /// @brief What the harness saves for backward by construction: the formula plus the
 /// fp32 layer-norm statistics (mean and 1/std per token for each of the two layer
 /// norms: 16 s b bytes) that the formula leaves out. For embedding/head, its own layout.
