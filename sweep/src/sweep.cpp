@@ -210,9 +210,10 @@ SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions&
     // Memory samples give the exact OOM instant; skip them when no limit applies.
     const SimResult result = simulate(run.schedule, run.costs, *links, SimOptions{memory_limit_bytes(c) > 0});
     json rep = make_report(run, result);
-    if (!opt.per_device) {
+    if (!opt.per_device) {  // keep rows small: the critical path's totals, not its steps
       rep.erase("per_device");
       rep.erase("per_stage");
+      rep["critical_path"].erase("steps");
     }
     row.status = rep.value("fits", true) ? "ok" : "oom";
     if (row.status == "oom") {
