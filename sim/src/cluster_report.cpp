@@ -84,12 +84,11 @@ void add_cluster_report(json& rep, const Run& run, const SimResult& r) {
       const auto k = st["stage"].get<std::size_t>();
       if (k >= run.costs.size()) continue;
       const StageCost& sc = run.costs[k];
-      const int versions = weight_versions(s.weights, inflight[k]);
       st["layer_count"] = counts[k];
       st["time_ms"] = (sc.forward + sc.backward).ms();
       st["static_bytes"] = sc.static_extra.value;
       st["peak_inflight_microbatches"] = inflight[k];
-      st["peak_memory_bytes"] = sc.parameters.value * versions + sc.static_extra.value + sc.activation.value * inflight[k];
+      st["peak_memory_bytes"] = stage_peak_memory(sc, s.weights, inflight[k]).value;
     }
   }
 
