@@ -204,7 +204,7 @@ class DeviceSearch {
   [[nodiscard]] std::int64_t lower_bound() const;
 
  private:
-  void dfs(int k, int i);
+  void dfs(int k, int i, std::int64_t slowest);
   void found();
   [[nodiscard]] bool capacity_ok(int k, int i) const;
   [[nodiscard]] std::vector<std::int64_t> key(int k, int i) const;
@@ -317,7 +317,7 @@ std::vector<int> DeviceSearch::minimise(Objective objective, std::int64_t bound,
   best_ = std::move(incumbent);
   budget_ = nodes_ + budget;
   exhausted_ = false;
-  dfs(0, 0);
+  dfs(0, 0, 0);
   return best_;
 }
 
@@ -357,7 +357,13 @@ std::vector<std::int64_t> DeviceSearch::key(int k, int i) const {
 // A node that fails (no completion within the bounds) is memoised: the bounds only
 // tighten during a search, so it stays failed. Loads and stage costs only grow with j,
 // so once a bound is passed no later j can do better.
-void DeviceSearch::dfs(int k, int i) {
+void DeviceSearch::dfs(int k, int i, std::int64_t slowest) {
+  // Bounds tightened by a split found elsewhere may already rule out the stages placed
+  // on the way here: then give up without memoising (the node may be fine on another
+  // path). Otherwise whether it completes depends only on its key.
+  if (slowest > stage_bound_ ||
+      !std::all_of(load_.begin(), load_.end(), [&](std::int64_t l) { return l <= bound_; }))
+    return;
   if (k == stages_) {
     if (i == n_) found();
     return;
@@ -394,7 +400,7 @@ void DeviceSearch::dfs(int k, int i) {
     for (const Holder& h : holders) within = within && load_[h.device] <= bound_ && c <= stage_bound_;
     if (fits && within) {
       ends_[static_cast<std::size_t>(k)] = j;
-      dfs(k + 1, j);
+      dfs(k + 1, j, std::max(slowest, c));
     }
     for (std::size_t x = 0; x < holders.size(); ++x) {
       load_[holders[x].device] -= holders[x].weight * c;
