@@ -427,8 +427,8 @@ bool one_stage_per_device(const StagePlacement& placement, int stages) {
 
 /// Seed: the slowest stage minimised under cap / (most holdings on one device), a
 /// stage's memory being its largest holding's (balanced by time alone without a cap).
-/// For the registered schedules this is the split the partitioner made before it
-/// balanced devices.
+/// For interleaved and the V-shaped schedules this is the split the partitioner made
+/// before it balanced devices.
 std::vector<int> stage_balanced_seed(const std::vector<std::int64_t>& cost, int stages,
                                      const StagePlacement& placement, const HoldingMemoryFn& memory,
                                      std::int64_t cap) {
@@ -503,6 +503,70 @@ DeviceSplit finish(const std::vector<std::int64_t>& cost, const StagePlacement& 
   return split;
 }
 
+/// The best seed that fits the cap by (busiest, slowest): the stage-balanced and the
+/// uniform split, and the spread greedy split for the least target load, then the
+/// least stage cap, that it meets (binary searches). Empty when none fits.
+std::vector<int> seed_split(const DeviceSearch& search, const std::vector<std::int64_t>& cost, int stages,
+                            const StagePlacement& placement, const HoldingMemoryFn& memory, std::int64_t cap) {
+  std::vector<int> best;
+  auto consider = [&](std::vector<int> seed) {
+    if (seed.empty() || !fits_cap(seed, placement, memory, cap)) return false;
+    if (best.empty() || std::pair(search.load_of(seed), search.slowest_of(seed)) <
+                            std::pair(search.load_of(best), search.slowest_of(best)))
+      best = std::move(seed);
+    return true;
+  };
+  consider(stage_balanced_seed(cost, stages, placement, memory, cap));
+  consider(uniform_partition(static_cast<int>(cost.size()), stages));
+  auto least = [&](std::int64_t lo, std::int64_t hi, auto split_for, auto value_of) {
+    while (hi - lo > 1) {
+      const std::int64_t mid = lo + (hi - lo) / 2;
+      std::vector<int> greedy = split_for(mid);
+      const std::int64_t value = value_of(greedy);
+      if (value <= mid && consider(greedy)) hi = value;
+      else lo = mid;
+    }
+  };
+  least(search.lower_bound() - 1, best.empty() ? kNoBound / 2 : search.load_of(best),
+        [&](std::int64_t b) { return search.spread(b, kNoBound); },
+        [&](const std::vector<int>& c) { return search.load_of(c); });
+  if (best.empty()) return best;
+  const std::int64_t load = search.load_of(best);
+  least(0, search.slowest_of(best), [&](std::int64_t t) {
+    std::vector<int> greedy = search.spread(load, t);
+    return search.load_of(greedy) <= load ? greedy : std::vector<int>{};
+  }, [&](const std::vector<int>& c) { return c.empty() ? kNoBound : search.slowest_of(c); });
+  return best;
+}
+
+/// At best's busiest load, the least slowest stage: binary search over the stage costs
+/// there are, each bound tried by a lexicographic search; then the lexicographically
+/// first split with that load and slowest stage. Clears `exact` when a budget ran out.
+std::vector<int> least_slowest(DeviceSearch& search, int n, std::vector<int> best, bool& exact) {
+  const std::int64_t load = search.load_of(best);
+  std::vector<std::int64_t> costs;
+  for (int i = 0; i < n; ++i)
+    for (int j = i + 1; j <= n; ++j)
+      if (const std::int64_t c = search.stage_cost(i, j); c < search.slowest_of(best)) costs.push_back(c);
+  std::sort(costs.begin(), costs.end());
+  costs.erase(std::unique(costs.begin(), costs.end()), costs.end());
+  std::size_t lo = 0, hi = costs.size();  // the answer is costs[lo..hi) or best's
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    std::vector<int> found = search.minimise(Objective::Slowest, load, costs[mid], {}, false, kStageBudget);
+    exact = exact && !search.exhausted();
+    if (found.empty()) {
+      lo = mid + 1;
+      continue;
+    }
+    best = std::move(found);
+    hi = static_cast<std::size_t>(std::lower_bound(costs.begin(), costs.end(), search.slowest_of(best)) - costs.begin());
+  }
+  best = search.minimise(Objective::Slowest, load, search.slowest_of(best), best, false, kFinalBudget);
+  exact = exact && !search.exhausted();
+  return best;
+}
+
 }  // namespace
 
 DeviceSplit device_balanced_partition(const std::vector<std::int64_t>& cost, int stages,
@@ -521,71 +585,13 @@ DeviceSplit device_balanced_partition(const std::vector<std::int64_t>& cost, int
     return finish(cost, placement, balanced_partition(cost, stages, stage_memory, cap));
   }
   DeviceSearch search(cost, stages, placement, memory, cap);
-  // Seeds: the stage-balanced and the uniform split, and the spread greedy split for
-  // the least target load (binary search) that it meets; the best that fits the cap.
-  std::vector<int> best;
-  auto consider = [&](std::vector<int> seed) {
-    if (seed.empty() || !fits_cap(seed, placement, memory, cap)) return false;
-    if (best.empty() || std::pair(search.load_of(seed), search.slowest_of(seed)) <
-                            std::pair(search.load_of(best), search.slowest_of(best)))
-      best = std::move(seed);
-    return true;
-  };
-  consider(stage_balanced_seed(cost, stages, placement, memory, cap));
-  consider(uniform_partition(n, stages));
-  // The least target load, then the least stage cap, that the spread greedy split meets.
-  auto least = [&](std::int64_t lo, std::int64_t hi, auto split_for, auto value_of) {
-    while (hi - lo > 1) {
-      const std::int64_t mid = lo + (hi - lo) / 2;
-      std::vector<int> greedy = split_for(mid);
-      const std::int64_t value = value_of(greedy);
-      if (value <= mid && consider(greedy)) hi = value;
-      else lo = mid;
-    }
-  };
-  auto load_of = [&](const std::vector<int>& c) { return search.load_of(c); };
-  auto slowest_of = [&](const std::vector<int>& c) { return search.slowest_of(c); };
-  least(search.lower_bound() - 1, best.empty() ? kNoBound / 2 : search.load_of(best),
-        [&](std::int64_t b) { return search.spread(b, kNoBound); }, load_of);
-  if (!best.empty()) {
-    const std::int64_t load = search.load_of(best);
-    least(0, search.slowest_of(best), [&](std::int64_t t) {
-      std::vector<int> greedy = search.spread(load, t);
-      return search.load_of(greedy) <= load ? greedy : std::vector<int>{};
-    }, [&](const std::vector<int>& c) { return c.empty() ? kNoBound : slowest_of(c); });
-  }
+  std::vector<int> best = improve(search, placement, memory, cap, seed_split(search, cost, stages, placement, memory, cap));
   // Branch and bound, largest stages first (good splits come early): a busiest load
   // below the best seed's (any split that fits when no seed does).
-  best = improve(search, placement, memory, cap, std::move(best));
   best = search.minimise(Objective::Busiest, best.empty() ? kNoBound : search.load_of(best) - 1, kNoBound, best, true,
                          kLoadBudget);
   bool exact = !search.exhausted();
-  if (!best.empty()) {
-    // The least slowest stage at that load: binary search over the stage costs there
-    // are, each bound tried by a lexicographic search; the last search's split is the
-    // lexicographically first with the least busiest load and then slowest stage.
-    const std::int64_t load = search.load_of(best);
-    std::vector<std::int64_t> costs;
-    for (int i = 0; i < n; ++i)
-      for (int j = i + 1; j <= n; ++j)
-        if (std::int64_t c2 = search.stage_cost(i, j); c2 < search.slowest_of(best)) costs.push_back(c2);
-    std::sort(costs.begin(), costs.end());
-    costs.erase(std::unique(costs.begin(), costs.end()), costs.end());
-    std::size_t lo = 0, hi = costs.size();  // costs[hi] (or the best's) is met
-    while (lo < hi) {
-      const std::size_t mid = lo + (hi - lo) / 2;
-      std::vector<int> found = search.minimise(Objective::Slowest, load, costs[mid], {}, false, kStageBudget);
-      exact = exact && !search.exhausted();
-      if (found.empty()) {
-        lo = mid + 1;
-        continue;
-      }
-      best = std::move(found);
-      hi = static_cast<std::size_t>(std::lower_bound(costs.begin(), costs.end(), search.slowest_of(best)) - costs.begin());
-    }
-    best = search.minimise(Objective::Slowest, load, search.slowest_of(best), best, false, kFinalBudget);
-    exact = exact && !search.exhausted();
-  }
+  if (!best.empty()) best = least_slowest(search, n, std::move(best), exact);
   DeviceSplit split = finish(cost, placement, std::move(best));
   split.exact = exact;
   split.nodes = search.nodes();

@@ -87,24 +87,31 @@ struct DeviceSplit {
 ///
 /// Algorithm. When every device runs exactly one stage, once, with equal micro-batch
 /// counts (1F1B, GPipe, ...), device load is stage cost and this is balanced_partition,
-/// answer and tie-breaking alike. Otherwise:
-///  1. Seeds: balanced_partition (the slowest stage minimised under the per-stage cap
-///     cap / (most holdings on one device), each stage's memory its largest holding's)
-///     and uniform_partition. The best seed that fits the cap bounds the answer.
-///  2. feasible(B, T): depth-first search over stage boundaries in order, stage k taking
-///     layers [i, j) for j = i+1, i+2, ... (so the first split found is the
-///     lexicographically smallest), keeping each device's load and memory. A boundary is
-///     cut off once a holder's load would pass B or the stage's cost T (both only grow
-///     with j), and skipped when a holder's memory would pass the cap. A node is cut off
-///     when the remaining layers' cost, times the least micro-batch weight of the
-///     remaining stages, exceeds the room left under B on the devices still to get a
-///     stage. Failed nodes are memoised on (k, i, loads and memory of those devices).
-///  3. Binary search for the least B with feasible(B, inf) (jumping down to the load of
-///     each split found), then for the least T with feasible(B*, T); the last search's
-///     split is the answer.
-/// Each search stops after a node budget; then that bound counts as not met and `exact`
-/// is false: the answer is still a split the search found or the best seed, so it is
-/// never worse than balanced_partition's. Micro-batch counts are divided by their gcd.
+/// answer and tie-breaking alike. Otherwise (micro-batch counts divided by their gcd):
+///  1. Seeds: balanced_partition under the per-stage cap cap / (most stages on one
+///     device), a stage's memory its largest holding's (for interleaved and the
+///     V-shaped schedules, the split the partitioner made before it balanced devices);
+///     uniform_partition;
+///     and a greedy split (each stage takes the most layers that keep its devices within
+///     an even share of the room they have left) for the least target load it meets,
+///     then the least stage cap. The best that fits the cap, by (busiest, slowest), is
+///     polished by local search: shift a run of consecutive boundaries by one layer
+///     while that lowers (busiest, slowest).
+///  2. Branch and bound over stage boundaries in order, stage k taking layers [i, j),
+///     keeping each device's load and memory: first for a lower busiest load (largest j
+///     first), then, at that load, a lower slowest stage (binary search over the stage
+///     costs there are, each bound tried in lexicographic order, smallest j first), and
+///     last the lexicographically first split meeting both. A boundary is cut off once a
+///     holder's load would pass the bound or the stage cost its bound (both only grow
+///     with j), skipped when a holder's memory would pass the cap; a node is cut off when
+///     the remaining layers' cost, times the least micro-batch weight of the remaining
+///     stages, exceeds the room left under the bound on the devices still to get a
+///     stage. Nodes that fail are memoised on (k, i, loads and memory of those devices).
+/// Each search has a node budget (a few thousand nodes; a 40-layer, 16-stage model takes
+/// 1-2 ms in all). Small models finish within it: the answer is then exact, the least
+/// busiest load, then slowest stage, lexicographically first, as brute force finds it.
+/// When a budget runs out `exact` is false and the answer is the best split found, never
+/// worse by busiest load than the seeds.
 /// Throws std::invalid_argument when stages is not in 1..layers or a holding names a
 /// stage outside 0..stages-1.
 DeviceSplit device_balanced_partition(const std::vector<std::int64_t>& layer_cost, int stages,
