@@ -477,17 +477,17 @@ std::vector<int> improve(const DeviceSearch& search, const StagePlacement& place
     for (std::size_t a = 0; a + 1 < counts.size() && !better; ++a)
       for (std::size_t b = a; b + 1 < counts.size() && !better; ++b)
         for (int delta : {-1, 1}) {
-          std::vector<int> next = counts;
-          next[a] += delta;
-          next[b + 1] -= delta;
-          if (next[a] < 1 || next[b + 1] < 1) continue;
-          const auto v = value(next);
-          if (v < current && fits_cap(next, placement, memory, cap)) {
-            counts = std::move(next);
+          if (counts[a] + delta < 1 || counts[b + 1] - delta < 1) continue;
+          counts[a] += delta;
+          counts[b + 1] -= delta;
+          const auto v = value(counts);
+          if (v < current && fits_cap(counts, placement, memory, cap)) {
             current = v;
             better = true;
             break;
           }
+          counts[a] -= delta;
+          counts[b + 1] += delta;
         }
     if (!better) break;
   }
