@@ -143,6 +143,65 @@ TEST_CASE("recomputation changes memory and time", "[memory]") {
   }
 }
 
+TEST_CASE("stage_memory and stage_peak_memory: the one memory formula", "[memory]") {
+  // A stage of 1000 B of weights, 300 B stashed per micro-batch (40 of it until W, 100 of
+  // it what selective recompute drops), 70 B of static bytes in its layers and a 20 B
+  // input.
+  const StageLayerBytes sums{Bytes{1000}, Bytes{300}, Bytes{40}, Bytes{100}, Bytes{70}, Bytes{20}};
+  MemorySpec spec;  // no memory section: static bytes come from the layers
+  StageMemory m = stage_memory(spec, 1, sums);
+  CHECK(m.parameters == Bytes{1000});
+  CHECK(m.activation == Bytes{300});
+  CHECK(m.weight_activation == Bytes{40});
+  CHECK(m.static_extra == Bytes{70});
+  // Weights x versions + static + activation x in flight.
+  CHECK(stage_peak_memory(m, WeightPolicy::Single, 4) == Bytes{1000 + 70 + 4 * 300});
+  CHECK(stage_peak_memory(m, WeightPolicy::DoubleBuffer, 4) == Bytes{2 * 1000 + 70 + 4 * 300});
+  CHECK(stage_peak_memory(m, WeightPolicy::StashInFlight, 4) == Bytes{4 * 1000 + 70 + 4 * 300});
+  SECTION("a memory section: Adam in mixed precision keeps 2 + 12 bytes per 2 of weights") {
+    spec.given = true;
+    CHECK(stage_memory(spec, 1, sums).static_extra == Bytes{7000});
+    spec.zero1 = true;  // optimizer state 6000 over 4 replicas
+    CHECK(stage_memory(spec, 4, sums).static_extra == Bytes{1000 + 1500});
+  }
+  SECTION("selective recompute drops its bytes from the stash") {
+    spec.recompute = Recompute::Selective;
+    m = stage_memory(spec, 1, sums);
+    CHECK(m.activation == Bytes{200});
+    CHECK(m.weight_activation == Bytes{40});
+    CHECK(m.static_extra == Bytes{70});
+  }
+  SECTION("full recompute stashes the input and counts one micro-batch's activations as workspace") {
+    spec.recompute = Recompute::Full;
+    m = stage_memory(spec, 1, sums);
+    CHECK(m.activation == Bytes{20});
+    CHECK(m.weight_activation == Bytes{});
+    CHECK(m.static_extra == Bytes{70 + 300});
+    CHECK(stage_peak_memory(m, WeightPolicy::Single, 3) == Bytes{1000 + 370 + 3 * 20});
+  }
+}
+
+TEST_CASE("stage costs, the per-stage report and the partitioner share the memory formula", "[memory]") {
+  json doc = gpt3_doc({{"recompute", "selective"}});
+  const Config c = parse_config(doc, "gpt3.json");
+  const Run run = prepare_run(c);
+  auto links = make_links(c, run.schedule.devices);
+  const json rep = make_report(run, simulate(run.schedule, run.costs, *links));
+  const auto ranges = stage_layer_ranges(c);
+  for (std::size_t k = 0; k < 4; ++k) {
+    const auto [first, last] = ranges[k];
+    const StageMemory m = stage_memory(c.memory, 1, stage_layer_bytes(c, first, last));
+    CHECK(run.costs[k].activation == m.activation);
+    CHECK(run.costs[k].static_extra == m.static_extra);
+    // 1F1B with 8 micro-batches on 4 stages: 4 - k in flight.
+    const int inflight = 4 - static_cast<int>(k);
+    CHECK(rep["per_stage"][k]["peak_memory_bytes"].get<std::int64_t>() ==
+          stage_peak_memory(m, WeightPolicy::Single, inflight).value);
+    CHECK(rep["per_stage"][k]["peak_memory_bytes"].get<std::int64_t>() ==
+          16 * P_stage[k] + (A_stage[k] - 6 * A_attention) * inflight);  // six blocks a stage
+  }
+}
+
 TEST_CASE("a memory limit reports OOM: device, time and excess", "[memory]") {
   // Stage 0 holds 3 micro-batches after warm-up's third F and a fourth from the start of
   // F3 at t = 3 x 7 ms. Set the limit half a micro-batch above the three.

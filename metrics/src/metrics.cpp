@@ -71,8 +71,7 @@ void add_stages(Metrics& m, const Run& run) {
     st.last_layer = ranges[k].second;
     st.cost = run.costs[k];
     st.peak_inflight = inflight[k];
-    const int versions = weight_versions(run.schedule.weights, inflight[k]);
-    st.peak_memory = st.cost.parameters * versions + st.cost.static_extra + st.cost.activation * inflight[k];
+    st.peak_memory = stage_peak_memory(st.cost, run.schedule.weights, inflight[k]);
     m.per_stage.push_back(st);
   }
 }

@@ -40,31 +40,58 @@ std::int64_t static_bytes_for(const MemorySpec& spec, std::int64_t parameter_byt
   return gradients + optimizer;
 }
 
-void apply_memory_model(const Config& c, int first, int last, StageCost& cost) {
-  Bytes workspace{};
-  switch (c.memory.recompute) {
+StageLayerBytes stage_layer_bytes(const Config& c, int first, int last) {
+  StageLayerBytes sums;
+  for (int i = first; i < last; ++i) {
+    const LayerSpec& l = c.layers[i];
+    sums.parameters += Bytes{l.parameter_bytes};
+    sums.activation += Bytes{l.activation_bytes};
+    sums.weight_activation += Bytes{l.weight_activation_bytes};
+    sums.selective += Bytes{l.selective_recompute_bytes};
+    sums.statics += Bytes{l.static_bytes};
+  }
+  sums.input = Bytes{first > 0 ? c.layers[first - 1].output_bytes : 0};
+  return sums;
+}
+
+StageMemory stage_memory(const MemorySpec& spec, int data_parallel, const StageLayerBytes& sums) {
+  StageMemory m{sums.parameters, sums.activation, sums.weight_activation, sums.statics};
+  if (spec.given) m.static_extra = Bytes{static_bytes_for(spec, sums.parameters.value, data_parallel)};
+  switch (spec.recompute) {
     case Recompute::None: break;
-    case Recompute::Selective: {
-      Bytes dropped{};
-      double extra_ms = 0;
-      for (int i = first; i < last; ++i) {
-        dropped += Bytes{c.layers[i].selective_recompute_bytes};
-        extra_ms += c.layers[i].selective_recompute_ms;
-      }
-      cost.activation -= dropped;
-      cost.weight_activation = std::min(cost.weight_activation, cost.activation);
-      cost.backward += TimeNs::from_ms(extra_ms);
+    case Recompute::Selective:
+      m.activation -= sums.selective;
+      m.weight_activation = std::min(m.weight_activation, m.activation);
       break;
-    }
     case Recompute::Full:
-      workspace = cost.activation;
-      cost.activation = Bytes{first > 0 ? c.layers[first - 1].output_bytes : 0};
-      cost.weight_activation = Bytes{};
-      cost.backward += cost.forward;
+      m.static_extra += m.activation;  // one micro-batch's activations while B recomputes
+      m.activation = sums.input;
+      m.weight_activation = Bytes{};
       break;
   }
-  if (c.memory.given) cost.static_extra = Bytes{static_bytes_for(c.memory, cost.parameters.value, data_parallel_degree(c))};
-  cost.static_extra += workspace;
+  return m;
+}
+
+Bytes stage_peak_memory(const StageMemory& m, WeightPolicy policy, int inflight) {
+  return m.parameters * weight_versions(policy, inflight) + m.static_extra + m.activation * inflight;
+}
+
+Bytes stage_peak_memory(const StageCost& cost, WeightPolicy policy, int inflight) {
+  return stage_peak_memory(StageMemory{cost.parameters, cost.activation, cost.weight_activation, cost.static_extra},
+                           policy, inflight);
+}
+
+void apply_memory_model(const Config& c, int first, int last, StageCost& cost) {
+  const StageMemory m = stage_memory(c.memory, data_parallel_degree(c), stage_layer_bytes(c, first, last));
+  cost.activation = m.activation;
+  cost.weight_activation = m.weight_activation;
+  cost.static_extra = m.static_extra;
+  if (c.memory.recompute == Recompute::Full) cost.backward += cost.forward;
+  if (c.memory.recompute == Recompute::Selective) {
+    double extra_ms = 0;
+    for (int i = first; i < last; ++i) extra_ms += c.layers[i].selective_recompute_ms;
+    cost.backward += TimeNs::from_ms(extra_ms);
+  }
 }
 
 std::int64_t memory_limit_bytes(const Config& c) {

@@ -36,6 +36,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "ppsim/engine/engine.h"
+#include "ppsim/schedules/schedule.h"
 
 namespace ppsim {
 
@@ -74,8 +75,45 @@ BytesPerParam bytes_per_param(Optimizer optimizer, Precision precision);
 /// of a stage whose weights take `parameter_bytes`.
 std::int64_t static_bytes_for(const MemorySpec& spec, std::int64_t parameter_bytes, int data_parallel);
 
+/// @brief Sums over a stage's layers [first, last): what the memory model starts from.
+/// Callers may fill it from prefix sums (the partitioner does).
+struct StageLayerBytes {
+  Bytes parameters;         ///< sum of parameter_bytes (one weight version)
+  Bytes activation;         ///< sum of activation_bytes
+  Bytes weight_activation;  ///< sum of weight_activation_bytes
+  Bytes selective;          ///< sum of selective_recompute_bytes
+  Bytes statics;            ///< sum of static_bytes (used when there is no memory section)
+  Bytes input;              ///< output_bytes of layer first-1; 0 for the first stage
+};
+
+/// @brief The sums of the config's layers [first, last).
+StageLayerBytes stage_layer_bytes(const Config& config, int first, int last);
+
+/// @brief A stage's memory under the memory section and recompute mode: the fields of
+/// StageCost with the same names.
+struct StageMemory {
+  Bytes parameters;         ///< one weight version
+  Bytes activation;         ///< stashed per micro-batch in flight
+  Bytes weight_activation;  ///< part of `activation` kept until W under split backward
+  Bytes static_extra;       ///< gradients + optimizer state (+ the full-recompute workspace)
+};
+
+/// @brief The memory model, the one place it is written (see the file comment):
+/// static bytes from the memory section when given (else the layers' static_bytes),
+/// selective recompute drops `selective` from the stash, full recompute stashes only
+/// `input` and counts the stage's activations as a workspace with the static bytes.
+StageMemory stage_memory(const MemorySpec& spec, int data_parallel, const StageLayerBytes& sums);
+
+/// @brief Peak memory of a stage on the device that runs it, when at most `inflight`
+/// micro-batches are stashed at once: parameters x weight_versions(policy, inflight) +
+/// static_extra + activation x inflight.
+Bytes stage_peak_memory(const StageMemory& memory, WeightPolicy policy, int inflight);
+/// @brief The same for a stage's costs (their memory fields).
+Bytes stage_peak_memory(const StageCost& cost, WeightPolicy policy, int inflight);
+
 /// @brief Applies the memory section and recompute mode to the summed cost of layers
-/// [first, last) of the config (stage_costs calls it for each stage).
+/// [first, last) of the config (stage_costs calls it for each stage): stage_memory for
+/// the memory fields, and the recompute's extra backward time.
 void apply_memory_model(const Config& config, int first, int last, StageCost& cost);
 
 /// @brief The per-device memory limit in force: memory.limit_bytes, else the cluster's
