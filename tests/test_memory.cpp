@@ -4,9 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ppsim/calibrate/model.h"
 #include "ppsim/run/config.h"
 #include "ppsim/model/memory.h"
 #include "ppsim/views/report.h"
+#include "ppsim/run/stages.h"
 
 using namespace ppsim;
 using nlohmann::json;
@@ -63,9 +65,15 @@ constexpr std::int64_t A_stage[4] = {A_embed + 6 * A_block, 6 * A_block, 6 * A_b
 }  // namespace
 
 TEST_CASE("transformer formulas", "[memory]") {
-  CHECK(transformer_block_parameters(2048) == 50'358'272);
-  CHECK(transformer_block_activation_bytes(2048, 1, 2048, 16) == 478'150'656);
-  CHECK(transformer_attention_bytes(2048, 1, 16) == 335'544'320);
+  // The one activation formula (calibrate's, Korthikanti et al.), at the 1.3B shape in bf16.
+  cal::LayerShape block;
+  block.hidden = 2048;
+  block.heads = 16;
+  block.seq = 2048;
+  block.dtype = cal::Dtype::bf16;
+  CHECK(cal::parameter_bytes(block) == 2 * 50'358'272);  // 12h^2 + 13h parameters, 2 bytes each
+  CHECK(cal::korthikanti_activation_bytes(block) == 478'150'656);  // sbh(34 + 5as/h)
+  CHECK(cal::korthikanti_attention_bytes(block) == 335'544'320);   // 5as^2b
   CHECK(P_block == 50'358'272);
   CHECK(A_block == 478'150'656);
   // 24 blocks + embedding + final LN: 1.316 B parameters, as the name says.

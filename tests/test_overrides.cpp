@@ -9,6 +9,7 @@
 #include "ppsim/run/overrides.h"
 #include "ppsim/views/report.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/run/stages.h"
 
 using namespace ppsim;
 using nlohmann::json;

@@ -13,6 +13,7 @@
 #include "ppsim/model/partition.h"
 #include "ppsim/schedules/registry.h"
 #include "ppsim/views/report.h"
+#include "ppsim/run/stages.h"
 
 using namespace ppsim;
 using nlohmann::json;

@@ -12,6 +12,7 @@
 #include "ppsim/run/config.h"
 #include "ppsim/views/report.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/run/stages.h"
 
 using namespace ppsim;
 using nlohmann::json;

@@ -9,6 +9,7 @@
 #include "ppsim/model/memory.h"
 #include "ppsim/model/topology.h"
 #include "ppsim/run/cluster.h"
+#include "ppsim/run/stages.h"
 
 namespace ppsim {
 

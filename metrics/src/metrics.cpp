@@ -10,6 +10,7 @@
 #include "ppsim/run/run.h"
 #include "ppsim/metrics/data_parallel.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/run/stages.h"
 
 namespace ppsim {
 

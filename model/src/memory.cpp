@@ -4,9 +4,7 @@
 
 #include <algorithm>
 
-#include "ppsim/run/config.h"
 #include "ppsim/model/topology.h"
-#include "ppsim/run/cluster.h"
 
 namespace ppsim {
 
@@ -40,20 +38,6 @@ std::int64_t static_bytes_for(const MemorySpec& spec, std::int64_t parameter_byt
   return gradients + optimizer;
 }
 
-StageLayerBytes stage_layer_bytes(const Config& c, int first, int last) {
-  StageLayerBytes sums;
-  for (int i = first; i < last; ++i) {
-    const LayerSpec& l = c.layers[i];
-    sums.parameters += Bytes{l.parameter_bytes};
-    sums.activation += Bytes{l.activation_bytes};
-    sums.weight_activation += Bytes{l.weight_activation_bytes};
-    sums.selective += Bytes{l.selective_recompute_bytes};
-    sums.statics += Bytes{l.static_bytes};
-  }
-  sums.input = Bytes{first > 0 ? c.layers[first - 1].output_bytes : 0};
-  return sums;
-}
-
 StageMemory stage_memory(const MemorySpec& spec, int data_parallel, const StageLayerBytes& sums) {
   StageMemory m{sums.parameters, sums.activation, sums.weight_activation, sums.statics};
   if (spec.given) m.static_extra = Bytes{static_bytes_for(spec, sums.parameters.value, data_parallel)};
@@ -81,23 +65,6 @@ Bytes stage_peak_memory(const StageCost& cost, WeightPolicy policy, int inflight
                            policy, inflight);
 }
 
-void apply_memory_model(const Config& c, int first, int last, StageCost& cost) {
-  const StageMemory m = stage_memory(c.memory, data_parallel_degree(c), stage_layer_bytes(c, first, last));
-  cost.activation = m.activation;
-  cost.weight_activation = m.weight_activation;
-  cost.static_extra = m.static_extra;
-  if (c.memory.recompute == Recompute::Full) cost.backward += cost.forward;
-  if (c.memory.recompute == Recompute::Selective) {
-    double extra_ms = 0;
-    for (int i = first; i < last; ++i) extra_ms += c.layers[i].selective_recompute_ms;
-    cost.backward += TimeNs::from_ms(extra_ms);
-  }
-}
-
-std::int64_t memory_limit_bytes(const Config& c) {
-  return c.memory.limit_bytes > 0 ? c.memory.limit_bytes : c.cluster.gpu_memory_bytes;
-}
-
 std::optional<OutOfMemory> find_out_of_memory(const SimResult& r, Bytes limit) {
   if (limit.value <= 0) return std::nullopt;
   std::optional<OutOfMemory> first;
@@ -114,11 +81,5 @@ std::optional<OutOfMemory> find_out_of_memory(const SimResult& r, Bytes limit) {
   }
   return first;
 }
-
-std::int64_t transformer_block_activation_bytes(std::int64_t s, std::int64_t b, std::int64_t h, std::int64_t a) {
-  return 34 * s * b * h + transformer_attention_bytes(s, b, a);
-}
-std::int64_t transformer_attention_bytes(std::int64_t s, std::int64_t b, std::int64_t a) { return 5 * a * s * s * b; }
-std::int64_t transformer_block_parameters(std::int64_t h) { return 12 * h * h + 13 * h; }
 
 }  // namespace ppsim

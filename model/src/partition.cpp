@@ -13,12 +13,8 @@
 #include <unordered_set>
 #include <utility>
 
-#include "ppsim/run/config.h"
 #include "ppsim/model/memory.h"
-#include "ppsim/schedules/registry.h"
 #include "ppsim/model/topology.h"
-#include "ppsim/schedules/user_schedule.h"
-#include "ppsim/run/cluster.h"
 
 namespace ppsim {
 
@@ -597,99 +593,6 @@ DeviceSplit device_balanced_partition(const std::vector<std::int64_t>& cost, int
   split.exact = exact;
   split.nodes = search.nodes();
   return split;
-}
-
-std::vector<std::int64_t> layer_costs_ns(const Config& c) {
-  std::vector<std::int64_t> cost;
-  cost.reserve(c.layers.size());
-  for (const LayerSpec& l : c.layers) {
-    double ms = l.forward_ms + l.backward_ms;
-    if (c.memory.recompute == Recompute::Full) ms += l.forward_ms;
-    if (c.memory.recompute == Recompute::Selective) ms += l.selective_recompute_ms;
-    cost.push_back(TimeNs::from_ms(ms).ns);
-  }
-  return cost;
-}
-
-namespace {
-
-/// The config's schedule, as prepare_run makes it; nullopt when it cannot be made
-/// (prepare_run reports why).
-std::optional<Schedule> schedule_of(const Config& c) {
-  try {
-    if (!c.pipeline.schedule_file.empty()) return load_user_schedule(c.pipeline.schedule_file);
-    return make_schedule(c.pipeline.schedule, ScheduleParams{c.pipeline.stages, c.pipeline.microbatches,
-                                                             c.pipeline.chunks, c.pipeline.iterations});
-  } catch (const ScheduleError&) {
-    return std::nullopt;
-  }
-}
-
-std::vector<int> balanced_for(const Config& c, int stages) {
-  const std::vector<std::int64_t> cost = layer_costs_ns(c);
-  const std::optional<Schedule> s = schedule_of(c);
-  if (!s || s->num_stages != stages) return balanced_partition(cost, stages);
-  const StagePlacement placement = placement_of(*s);
-  const std::int64_t limit = memory_limit_bytes(c);
-  // Prefix sums of the memory model's inputs keep each query O(1); stage_memory and
-  // stage_peak_memory are the formula stage_costs and the report use.
-  const std::size_t n = c.layers.size();
-  std::vector<StageLayerBytes> sums(n + 1);
-  for (std::size_t i = 0; i < n; ++i) {
-    const LayerSpec& l = c.layers[i];
-    const StageLayerBytes& a = sums[i];
-    sums[i + 1] = {a.parameters + Bytes{l.parameter_bytes}, a.activation + Bytes{l.activation_bytes},
-                   a.weight_activation + Bytes{l.weight_activation_bytes},
-                   a.selective + Bytes{l.selective_recompute_bytes}, a.statics + Bytes{l.static_bytes}, Bytes{}};
-  }
-  const int dp = data_parallel_degree(c);
-  HoldingMemoryFn memory;
-  if (limit > 0) {
-    memory = [&](const StageHolding& h, int first, int last) -> std::int64_t {
-      const StageLayerBytes& a = sums[static_cast<std::size_t>(first)];
-      const StageLayerBytes& b = sums[static_cast<std::size_t>(last)];
-      const StageLayerBytes stage{b.parameters - a.parameters, b.activation - a.activation,
-                                  b.weight_activation - a.weight_activation, b.selective - a.selective,
-                                  b.statics - a.statics,
-                                  Bytes{first > 0 ? c.layers[static_cast<std::size_t>(first) - 1].output_bytes : 0}};
-      return stage_peak_memory(stage_memory(c.memory, dp, stage), s->weights, h.peak_inflight).value;
-    };
-  }
-  DeviceSplit split = device_balanced_partition(cost, stages, placement, memory, limit);
-  // Nothing fits the limit: balance by time alone, and the run reports the OOM.
-  if (split.counts.empty()) return balanced_partition(cost, stages);
-  return split.counts;
-}
-
-}  // namespace
-
-std::vector<int> stage_layer_counts(const Config& c) {
-  const int stages = c.pipeline.stages * c.pipeline.chunks;
-  const int layers = static_cast<int>(c.layers.size());
-  const auto& spec = c.pipeline.partition;
-  auto fail = [&](const std::string& path, const std::string& problem) { throw ConfigError(c.file, path, problem); };
-  if (stages > layers && spec.kind != PartitionSpec::Kind::Explicit)
-    fail("pipeline", std::to_string(layers) + " layers cannot fill " + std::to_string(stages) + " stages (stages x chunks)");
-  switch (spec.kind) {
-    case PartitionSpec::Kind::Default:
-      if (layers % stages != 0)
-        fail("model.layers", std::to_string(layers) + " layers do not divide into " + std::to_string(stages) +
-                                 " equal stages (set pipeline.partition to \"uniform\", \"balanced\" or a list)");
-      return std::vector<int>(static_cast<std::size_t>(stages), layers / stages);
-    case PartitionSpec::Kind::Uniform: return uniform_partition(layers, stages);
-    case PartitionSpec::Kind::Balanced: return balanced_for(c, stages);
-    case PartitionSpec::Kind::Explicit: {
-      if (static_cast<int>(spec.counts.size()) != stages)
-        fail("pipeline.partition", "lists " + std::to_string(spec.counts.size()) + " stages, the pipeline has " +
-                                       std::to_string(stages) + " (stages x chunks)");
-      long long sum = 0;
-      for (int k : spec.counts) sum += k;
-      if (sum != layers)
-        fail("pipeline.partition", "layer counts sum to " + std::to_string(sum) + ", the model has " + std::to_string(layers));
-      return spec.counts;
-    }
-  }
-  return {};
 }
 
 }  // namespace ppsim

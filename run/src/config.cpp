@@ -8,6 +8,7 @@
 #include "transformer_costs.h"
 #include "ppsim/schedules/registry.h"
 #include "ppsim/run/cluster.h"
+#include "ppsim/run/stages.h"
 
 namespace ppsim {
 
@@ -140,41 +141,6 @@ void check_pipeline(const Config& c) {
     r.fail("pipeline", std::to_string(layers) + " layers cannot fill " + std::to_string(stages) + " stages (stages x chunks)");
   if (p.partition.kind == PartitionSpec::Kind::Uniform || p.partition.kind == PartitionSpec::Kind::Explicit)
     (void)stage_layer_counts(c);  // throws ConfigError naming pipeline.partition
-}
-
-std::vector<std::pair<int, int>> stage_layer_ranges(const Config& c) {
-  std::vector<std::pair<int, int>> ranges;
-  int first = 0;
-  for (int count : stage_layer_counts(c)) {
-    ranges.emplace_back(first, first + count);
-    first += count;
-  }
-  return ranges;
-}
-
-std::vector<StageCost> stage_costs(const Config& c) {
-  std::vector<StageCost> costs;
-  for (auto [first, last] : stage_layer_ranges(c)) {
-    StageCost sc;
-    double f = 0, b = 0, w = 0;
-    for (int i = first; i < last; ++i) {
-      const LayerSpec& l = c.layers[i];
-      f += l.forward_ms;
-      b += l.backward_ms;
-      w += l.weight_grad_ms;
-      sc.activation += Bytes{l.activation_bytes};
-      sc.weight_activation += Bytes{l.weight_activation_bytes};
-      sc.parameters += Bytes{l.parameter_bytes};
-      sc.static_extra += Bytes{l.static_bytes};
-    }
-    sc.forward = TimeNs::from_ms(f);
-    sc.backward = TimeNs::from_ms(b);
-    sc.weight_grad = TimeNs::from_ms(w);
-    sc.output = Bytes{c.layers[last - 1].output_bytes};
-    apply_memory_model(c, first, last, sc);
-    costs.push_back(sc);
-  }
-  return costs;
 }
 
 json read_json_file(const std::string& path) {

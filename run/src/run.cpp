@@ -6,6 +6,7 @@
 #include "ppsim/schedules/registry.h"
 #include "ppsim/schedules/user_schedule.h"
 #include "ppsim/run/cluster.h"
+#include "ppsim/run/stages.h"
 
 namespace ppsim {
 

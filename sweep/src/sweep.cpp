@@ -21,6 +21,7 @@
 #include "ppsim/run/overrides.h"
 #include "ppsim/schedules/registry.h"
 #include "ppsim/views/report.h"
+#include "ppsim/run/stages.h"
 
 namespace ppsim {
 

@@ -40,7 +40,6 @@
 
 namespace ppsim {
 
-struct Config;
 struct Run;
 
 enum class Optimizer { Adam, Sgd };
@@ -86,9 +85,6 @@ struct StageLayerBytes {
   Bytes input;              ///< output_bytes of layer first-1; 0 for the first stage
 };
 
-/// @brief The sums of the config's layers [first, last).
-StageLayerBytes stage_layer_bytes(const Config& config, int first, int last);
-
 /// @brief A stage's memory under the memory section and recompute mode: the fields of
 /// StageCost with the same names.
 struct StageMemory {
@@ -111,15 +107,6 @@ Bytes stage_peak_memory(const StageMemory& memory, WeightPolicy policy, int infl
 /// @brief The same for a stage's costs (their memory fields).
 Bytes stage_peak_memory(const StageCost& cost, WeightPolicy policy, int inflight);
 
-/// @brief Applies the memory section and recompute mode to the summed cost of layers
-/// [first, last) of the config (stage_costs calls it for each stage): stage_memory for
-/// the memory fields, and the recompute's extra backward time.
-void apply_memory_model(const Config& config, int first, int last, StageCost& cost);
-
-/// @brief The per-device memory limit in force: memory.limit_bytes, else the cluster's
-/// GPU memory, else 0 (none).
-std::int64_t memory_limit_bytes(const Config& config);
-
 /// @brief Where a run first runs out of memory.
 struct OutOfMemory {
   int device{0};
@@ -133,14 +120,5 @@ struct OutOfMemory {
 /// nullopt when every device fits. Uses the memory samples when recorded, else the
 /// time the static part alone exceeds (the run's start) or the peak time.
 std::optional<OutOfMemory> find_out_of_memory(const SimResult& result, Bytes limit);
-
-/// @brief Korthikanti et al. Sec. 4.1: saved activation bytes of one transformer block
-/// for one micro-batch in 16-bit training, sbh(34 + 5as/h).
-std::int64_t transformer_block_activation_bytes(std::int64_t seq, std::int64_t micro_batch, std::int64_t hidden,
-                                                std::int64_t heads);
-/// @brief The 5as^2b part of it that selective recomputation drops.
-std::int64_t transformer_attention_bytes(std::int64_t seq, std::int64_t micro_batch, std::int64_t heads);
-/// @brief Parameters of one GPT block: 12h^2 + 13h.
-std::int64_t transformer_block_parameters(std::int64_t hidden);
 
 }  // namespace ppsim

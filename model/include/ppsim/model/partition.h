@@ -10,7 +10,6 @@
 
 namespace ppsim {
 
-struct Config;
 struct Schedule;
 
 /// @brief How `pipeline.partition` asks for layers to be split.
@@ -120,16 +119,5 @@ DeviceSplit device_balanced_partition(const std::vector<std::int64_t>& layer_cos
 
 /// @brief The largest per-stage sum of `layer_cost` for the split `counts`.
 std::int64_t slowest_stage_cost(const std::vector<std::int64_t>& layer_cost, const std::vector<int>& counts);
-
-/// @brief Layer counts per model stage (stages * chunks of them) for the config's
-/// partition. "balanced" runs device_balanced_partition over the placement of the
-/// config's schedule, each holding's memory the memory model's stage_peak_memory, under
-/// memory_limit_bytes; when nothing fits (or the schedule cannot be made) it balances by
-/// time alone. Throws ConfigError when an explicit list does not fit the model.
-std::vector<int> stage_layer_counts(const Config& config);
-
-/// @brief Per-layer cost the balanced partitioner minimises: F + B time in ns, with the
-/// recompute mode's extra forward work included.
-std::vector<std::int64_t> layer_costs_ns(const Config& config);
 
 }  // namespace ppsim

@@ -90,10 +90,4 @@ Config load_config(const std::string& path);
 /// (called again after command-line overrides). `origin` names where the shape came from.
 void check_pipeline(const Config& config);
 
-/// @brief Splits layers into stages*chunks equal contiguous stages and sums their costs.
-std::vector<StageCost> stage_costs(const Config& config);
-
-/// @brief Per-stage layer ranges [first, last) for the equal split.
-std::vector<std::pair<int, int>> stage_layer_ranges(const Config& config);
-
 }  // namespace ppsim

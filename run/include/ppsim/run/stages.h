@@ -1,0 +1,45 @@
+#pragma once
+/// @file stages.h
+/// @brief From a config to its stages: the partition of its layers, their costs, and
+/// each stage's memory under the memory model (model/memory.h holds the formula).
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "ppsim/engine/engine.h"
+#include "ppsim/model/memory.h"
+#include "ppsim/run/config.h"
+
+namespace ppsim {
+
+/// @brief The sums of the config's layers [first, last).
+StageLayerBytes stage_layer_bytes(const Config& config, int first, int last);
+
+/// @brief Applies the memory section and recompute mode to the summed cost of layers
+/// [first, last) of the config (stage_costs calls it for each stage): stage_memory for
+/// the memory fields, and the recompute's extra backward time.
+void apply_memory_model(const Config& config, int first, int last, StageCost& cost);
+
+/// @brief The per-device memory limit in force: memory.limit_bytes, else the cluster's
+/// GPU memory, else 0 (none).
+std::int64_t memory_limit_bytes(const Config& config);
+
+/// @brief Layer counts per model stage (stages * chunks of them) for the config's
+/// partition. "balanced" runs device_balanced_partition over the placement of the
+/// config's schedule, each holding's memory the memory model's stage_peak_memory, under
+/// memory_limit_bytes; when nothing fits (or the schedule cannot be made) it balances by
+/// time alone. Throws ConfigError when an explicit list does not fit the model.
+std::vector<int> stage_layer_counts(const Config& config);
+
+/// @brief Per-layer cost the balanced partitioner minimises: F + B time in ns, with the
+/// recompute mode's extra forward work included.
+std::vector<std::int64_t> layer_costs_ns(const Config& config);
+
+/// @brief Splits layers into stages*chunks contiguous stages (stage_layer_counts) and
+/// sums their costs under the memory model.
+std::vector<StageCost> stage_costs(const Config& config);
+
+/// @brief Per-stage layer ranges [first, last) of the partition.
+std::vector<std::pair<int, int>> stage_layer_ranges(const Config& config);
+
+}  // namespace ppsim

@@ -1,0 +1,175 @@
+/// @file stages.cpp
+/// @brief From a config to its stages: layer counts per stage (the partition), per-layer
+/// partition costs, and each stage's summed costs under the memory model.
+#include "ppsim/run/stages.h"
+
+#include <optional>
+
+#include "ppsim/model/memory.h"
+#include "ppsim/model/partition.h"
+#include "ppsim/run/cluster.h"
+#include "ppsim/schedules/registry.h"
+#include "ppsim/schedules/user_schedule.h"
+
+namespace ppsim {
+
+StageLayerBytes stage_layer_bytes(const Config& c, int first, int last) {
+  StageLayerBytes sums;
+  for (int i = first; i < last; ++i) {
+    const LayerSpec& l = c.layers[i];
+    sums.parameters += Bytes{l.parameter_bytes};
+    sums.activation += Bytes{l.activation_bytes};
+    sums.weight_activation += Bytes{l.weight_activation_bytes};
+    sums.selective += Bytes{l.selective_recompute_bytes};
+    sums.statics += Bytes{l.static_bytes};
+  }
+  sums.input = Bytes{first > 0 ? c.layers[first - 1].output_bytes : 0};
+  return sums;
+}
+
+void apply_memory_model(const Config& c, int first, int last, StageCost& cost) {
+  const StageMemory m = stage_memory(c.memory, data_parallel_degree(c), stage_layer_bytes(c, first, last));
+  cost.activation = m.activation;
+  cost.weight_activation = m.weight_activation;
+  cost.static_extra = m.static_extra;
+  if (c.memory.recompute == Recompute::Full) cost.backward += cost.forward;
+  if (c.memory.recompute == Recompute::Selective) {
+    double extra_ms = 0;
+    for (int i = first; i < last; ++i) extra_ms += c.layers[i].selective_recompute_ms;
+    cost.backward += TimeNs::from_ms(extra_ms);
+  }
+}
+
+std::int64_t memory_limit_bytes(const Config& c) {
+  return c.memory.limit_bytes > 0 ? c.memory.limit_bytes : c.cluster.gpu_memory_bytes;
+}
+
+std::vector<std::int64_t> layer_costs_ns(const Config& c) {
+  std::vector<std::int64_t> cost;
+  cost.reserve(c.layers.size());
+  for (const LayerSpec& l : c.layers) {
+    double ms = l.forward_ms + l.backward_ms;
+    if (c.memory.recompute == Recompute::Full) ms += l.forward_ms;
+    if (c.memory.recompute == Recompute::Selective) ms += l.selective_recompute_ms;
+    cost.push_back(TimeNs::from_ms(ms).ns);
+  }
+  return cost;
+}
+
+namespace {
+
+/// The config's schedule, as prepare_run makes it; nullopt when it cannot be made
+/// (prepare_run reports why).
+std::optional<Schedule> schedule_of(const Config& c) {
+  try {
+    if (!c.pipeline.schedule_file.empty()) return load_user_schedule(c.pipeline.schedule_file);
+    return make_schedule(c.pipeline.schedule, ScheduleParams{c.pipeline.stages, c.pipeline.microbatches,
+                                                             c.pipeline.chunks, c.pipeline.iterations});
+  } catch (const ScheduleError&) {
+    return std::nullopt;
+  }
+}
+
+std::vector<int> balanced_for(const Config& c, int stages) {
+  const std::vector<std::int64_t> cost = layer_costs_ns(c);
+  const std::optional<Schedule> s = schedule_of(c);
+  if (!s || s->num_stages != stages) return balanced_partition(cost, stages);
+  const StagePlacement placement = placement_of(*s);
+  const std::int64_t limit = memory_limit_bytes(c);
+  // Prefix sums of the memory model's inputs keep each query O(1); stage_memory and
+  // stage_peak_memory are the formula stage_costs and the report use.
+  const std::size_t n = c.layers.size();
+  std::vector<StageLayerBytes> sums(n + 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const LayerSpec& l = c.layers[i];
+    const StageLayerBytes& a = sums[i];
+    sums[i + 1] = {a.parameters + Bytes{l.parameter_bytes}, a.activation + Bytes{l.activation_bytes},
+                   a.weight_activation + Bytes{l.weight_activation_bytes},
+                   a.selective + Bytes{l.selective_recompute_bytes}, a.statics + Bytes{l.static_bytes}, Bytes{}};
+  }
+  const int dp = data_parallel_degree(c);
+  HoldingMemoryFn memory;
+  if (limit > 0) {
+    memory = [&](const StageHolding& h, int first, int last) -> std::int64_t {
+      const StageLayerBytes& a = sums[static_cast<std::size_t>(first)];
+      const StageLayerBytes& b = sums[static_cast<std::size_t>(last)];
+      const StageLayerBytes stage{b.parameters - a.parameters, b.activation - a.activation,
+                                  b.weight_activation - a.weight_activation, b.selective - a.selective,
+                                  b.statics - a.statics,
+                                  Bytes{first > 0 ? c.layers[static_cast<std::size_t>(first) - 1].output_bytes : 0}};
+      return stage_peak_memory(stage_memory(c.memory, dp, stage), s->weights, h.peak_inflight).value;
+    };
+  }
+  DeviceSplit split = device_balanced_partition(cost, stages, placement, memory, limit);
+  // Nothing fits the limit: balance by time alone, and the run reports the OOM.
+  if (split.counts.empty()) return balanced_partition(cost, stages);
+  return split.counts;
+}
+
+}  // namespace
+
+std::vector<int> stage_layer_counts(const Config& c) {
+  const int stages = c.pipeline.stages * c.pipeline.chunks;
+  const int layers = static_cast<int>(c.layers.size());
+  const auto& spec = c.pipeline.partition;
+  auto fail = [&](const std::string& path, const std::string& problem) { throw ConfigError(c.file, path, problem); };
+  if (stages > layers && spec.kind != PartitionSpec::Kind::Explicit)
+    fail("pipeline", std::to_string(layers) + " layers cannot fill " + std::to_string(stages) + " stages (stages x chunks)");
+  switch (spec.kind) {
+    case PartitionSpec::Kind::Default:
+      if (layers % stages != 0)
+        fail("model.layers", std::to_string(layers) + " layers do not divide into " + std::to_string(stages) +
+                                 " equal stages (set pipeline.partition to \"uniform\", \"balanced\" or a list)");
+      return std::vector<int>(static_cast<std::size_t>(stages), layers / stages);
+    case PartitionSpec::Kind::Uniform: return uniform_partition(layers, stages);
+    case PartitionSpec::Kind::Balanced: return balanced_for(c, stages);
+    case PartitionSpec::Kind::Explicit: {
+      if (static_cast<int>(spec.counts.size()) != stages)
+        fail("pipeline.partition", "lists " + std::to_string(spec.counts.size()) + " stages, the pipeline has " +
+                                       std::to_string(stages) + " (stages x chunks)");
+      long long sum = 0;
+      for (int k : spec.counts) sum += k;
+      if (sum != layers)
+        fail("pipeline.partition", "layer counts sum to " + std::to_string(sum) + ", the model has " + std::to_string(layers));
+      return spec.counts;
+    }
+  }
+  return {};
+}
+
+std::vector<std::pair<int, int>> stage_layer_ranges(const Config& c) {
+  std::vector<std::pair<int, int>> ranges;
+  int first = 0;
+  for (int count : stage_layer_counts(c)) {
+    ranges.emplace_back(first, first + count);
+    first += count;
+  }
+  return ranges;
+}
+
+std::vector<StageCost> stage_costs(const Config& c) {
+  std::vector<StageCost> costs;
+  for (auto [first, last] : stage_layer_ranges(c)) {
+    StageCost sc;
+    double f = 0, b = 0, w = 0;
+    for (int i = first; i < last; ++i) {
+      const LayerSpec& l = c.layers[i];
+      f += l.forward_ms;
+      b += l.backward_ms;
+      w += l.weight_grad_ms;
+      sc.activation += Bytes{l.activation_bytes};
+      sc.weight_activation += Bytes{l.weight_activation_bytes};
+      sc.parameters += Bytes{l.parameter_bytes};
+      sc.static_extra += Bytes{l.static_bytes};
+    }
+    sc.forward = TimeNs::from_ms(f);
+    sc.backward = TimeNs::from_ms(b);
+    sc.weight_grad = TimeNs::from_ms(w);
+    sc.output = Bytes{c.layers[last - 1].output_bytes};
+    apply_memory_model(c, first, last, sc);
+    costs.push_back(sc);
+  }
+  return costs;
+}
+
+}  // namespace ppsim
