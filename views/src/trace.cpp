@@ -60,22 +60,8 @@ void add_collectives(json& events, const SimResult& result, const Metrics& metri
   }
 }
 
-}  // namespace
-
-int trace_pid(int device) { return device + 1; }
-
-int extra_lane_tid(int base_tid, int lane) { return base_tid * 100 + lane; }
-
-json chrome_trace(const Schedule& schedule, const SimResult& result) {
-  return chrome_trace(schedule, result, pipeline_metrics(result));
-}
-
-json chrome_trace(const Schedule& schedule, const SimResult& result, const Metrics& metrics) {
-  const bool chunks = schedule.chunks > 1;
-  const bool pipes = schedule.pipes > 1;
-  const int devices = std::max(result.devices, schedule.devices);
-  json events = json::array();
-
+// Each device a process with its compute, send and recv threads, named and in that order.
+void add_device_metadata(json& events, int devices) {
   for (int d = 0; d < devices; ++d) {
     const int pid = trace_pid(d);
     events.push_back(metadata("process_name", pid, -1, "name", "device " + std::to_string(d)));
@@ -87,7 +73,9 @@ json chrome_trace(const Schedule& schedule, const SimResult& result, const Metri
       events.push_back(metadata("thread_sort_index", pid, tid, "sort_index", tid));
     }
   }
+}
 
+void add_op_slices(json& events, const SimResult& result, bool chunks, bool pipes) {
   for (std::size_t i = 0; i < result.ops.size(); ++i) {
     const OpRecord& r = result.ops[i];
     events.push_back({
@@ -106,71 +94,111 @@ json chrome_trace(const Schedule& schedule, const SimResult& result, const Metri
                   {"op_index", i}}},
     });
   }
+}
 
-  // Slices on one thread must nest, but a device may send to (or receive from) two peers
-  // at once. Each transfer takes the first lane of its kind that is free by its start;
-  // lane 0 is the named send/recv thread, further lanes are extra threads ("send 2", ...).
-  std::map<std::pair<int, int>, std::vector<TimeNs>> lane_free;  // (pid, base tid) -> ends
-  auto take_lane = [&](int pid, int base_tid, const TransferRecord& t) {
-    auto& ends = lane_free[{pid, base_tid}];
+// Slices on one thread must nest, but a device may send to (or receive from) two peers
+// at once. Each transfer takes the first lane of its kind that is free by its start;
+// lane 0 is the named send/recv thread, further lanes are extra threads ("send 2", ...).
+class TransferLanes {
+ public:
+  explicit TransferLanes(json& events) : events_(events) {}
+
+  // The thread id of the lane `t` takes on (pid, base_tid); names a new extra lane.
+  int take(int pid, int base_tid, const TransferRecord& t) {
+    auto& ends = lane_free_[{pid, base_tid}];
     std::size_t lane = 0;
     while (lane < ends.size() && ends[lane] > t.start) ++lane;
     if (lane == ends.size()) {
       ends.push_back(t.end);
-      if (lane > 0) {
-        const int tid = extra_lane_tid(base_tid, static_cast<int>(lane));
-        const std::string name = std::string(base_tid == kTraceSendTid ? "send " : "recv ") +
-                                 std::to_string(lane + 1);
-        events.push_back(metadata("thread_name", pid, tid, "name", name));
-        events.push_back(metadata("thread_sort_index", pid, tid, "sort_index", tid));
-      }
+      if (lane > 0) name_extra_lane(pid, base_tid, lane);
     } else {
       ends[lane] = t.end;
     }
     return lane == 0 ? base_tid : extra_lane_tid(base_tid, static_cast<int>(lane));
-  };
-
-  for (std::size_t i = 0; i < result.transfers.size(); ++i) {
-    const TransferRecord& t = result.transfers[i];
-    const int send_tid = take_lane(trace_pid(t.src), kTraceSendTid, t);
-    const int recv_tid = take_lane(trace_pid(t.dst), kTraceRecvTid, t);
-    const OpRecord& producer = result.ops.at(static_cast<std::size_t>(t.producer));
-    const OpRecord& consumer = result.ops.at(static_cast<std::size_t>(t.consumer));
-    const std::string what = op_label(producer.op, chunks, pipes);
-    const json args = {{"microbatch", producer.op.microbatch},
-                       {"stage", producer.op.stage},
-                       {"chunk", producer.op.chunk},
-                       {"pipe", producer.op.pipe},
-                       {"bytes", t.bytes.value},
-                       {"src", t.src},
-                       {"dst", t.dst},
-                       {"transfer", i}};
-    const double ts = to_us(t.start);
-    const double dur = to_us(t.end - t.start);
-    const double mid = mid_us(t.start, t.end);
-    events.push_back({{"ph", "X"}, {"name", "send " + what + " to D" + std::to_string(t.dst)},
-                      {"cat", "transfer"}, {"pid", trace_pid(t.src)}, {"tid", send_tid},
-                      {"ts", ts}, {"dur", dur}, {"args", args}});
-    events.push_back({{"ph", "X"}, {"name", "recv " + what + " from D" + std::to_string(t.src)},
-                      {"cat", "transfer"}, {"pid", trace_pid(t.dst)}, {"tid", recv_tid},
-                      {"ts", ts}, {"dur", dur}, {"args", args}});
-    const std::string flow = what + " D" + std::to_string(t.src) + "->D" + std::to_string(t.dst);
-    events.push_back({{"ph", "s"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
-                      {"pid", trace_pid(t.src)}, {"tid", send_tid}, {"ts", mid}});
-    events.push_back({{"ph", "t"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
-                      {"pid", trace_pid(t.dst)}, {"tid", recv_tid}, {"ts", mid}});
-    events.push_back({{"ph", "f"}, {"bp", "e"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
-                      {"pid", trace_pid(consumer.device)}, {"tid", kTraceComputeTid},
-                      {"ts", mid_us(consumer.start, consumer.end)}});
   }
 
-  add_collectives(events, result, metrics);
+ private:
+  void name_extra_lane(int pid, int base_tid, std::size_t lane) {
+    const int tid = extra_lane_tid(base_tid, static_cast<int>(lane));
+    const std::string name = std::string(base_tid == kTraceSendTid ? "send " : "recv ") +
+                             std::to_string(lane + 1);
+    events_.push_back(metadata("thread_name", pid, tid, "name", name));
+    events_.push_back(metadata("thread_sort_index", pid, tid, "sort_index", tid));
+  }
 
+  json& events_;
+  std::map<std::pair<int, int>, std::vector<TimeNs>> lane_free_;  // (pid, base tid) -> ends
+};
+
+// Transfer `i`: a send slice and a recv slice with the same args, joined to the
+// consuming op by one flow (`s` on the send, `t` on the recv, `f` on the consumer).
+void add_transfer(json& events, TransferLanes& lanes, const SimResult& result, std::size_t i,
+                  bool chunks, bool pipes) {
+  const TransferRecord& t = result.transfers[i];
+  const int send_tid = lanes.take(trace_pid(t.src), kTraceSendTid, t);
+  const int recv_tid = lanes.take(trace_pid(t.dst), kTraceRecvTid, t);
+  const OpRecord& producer = result.ops.at(static_cast<std::size_t>(t.producer));
+  const OpRecord& consumer = result.ops.at(static_cast<std::size_t>(t.consumer));
+  const std::string what = op_label(producer.op, chunks, pipes);
+  const json args = {{"microbatch", producer.op.microbatch},
+                     {"stage", producer.op.stage},
+                     {"chunk", producer.op.chunk},
+                     {"pipe", producer.op.pipe},
+                     {"bytes", t.bytes.value},
+                     {"src", t.src},
+                     {"dst", t.dst},
+                     {"transfer", i}};
+  const double ts = to_us(t.start);
+  const double dur = to_us(t.end - t.start);
+  const double mid = mid_us(t.start, t.end);
+  events.push_back({{"ph", "X"}, {"name", "send " + what + " to D" + std::to_string(t.dst)},
+                    {"cat", "transfer"}, {"pid", trace_pid(t.src)}, {"tid", send_tid},
+                    {"ts", ts}, {"dur", dur}, {"args", args}});
+  events.push_back({{"ph", "X"}, {"name", "recv " + what + " from D" + std::to_string(t.src)},
+                    {"cat", "transfer"}, {"pid", trace_pid(t.dst)}, {"tid", recv_tid},
+                    {"ts", ts}, {"dur", dur}, {"args", args}});
+  const std::string flow = what + " D" + std::to_string(t.src) + "->D" + std::to_string(t.dst);
+  events.push_back({{"ph", "s"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                    {"pid", trace_pid(t.src)}, {"tid", send_tid}, {"ts", mid}});
+  events.push_back({{"ph", "t"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                    {"pid", trace_pid(t.dst)}, {"tid", recv_tid}, {"ts", mid}});
+  events.push_back({{"ph", "f"}, {"bp", "e"}, {"name", flow}, {"cat", "transfer"}, {"id", i},
+                    {"pid", trace_pid(consumer.device)}, {"tid", kTraceComputeTid},
+                    {"ts", mid_us(consumer.start, consumer.end)}});
+}
+
+void add_transfers(json& events, const SimResult& result, bool chunks, bool pipes) {
+  TransferLanes lanes(events);
+  for (std::size_t i = 0; i < result.transfers.size(); ++i) add_transfer(events, lanes, result, i, chunks, pipes);
+}
+
+void add_memory_counters(json& events, const SimResult& result) {
   for (const MemorySample& s : result.memory) {
     events.push_back({{"ph", "C"}, {"name", "memory"}, {"pid", trace_pid(s.device)},
                       {"ts", to_us(s.t)}, {"args", {{"bytes", s.bytes.value}}}});
   }
+}
 
+}  // namespace
+
+int trace_pid(int device) { return device + 1; }
+
+int extra_lane_tid(int base_tid, int lane) { return base_tid * 100 + lane; }
+
+json chrome_trace(const Schedule& schedule, const SimResult& result) {
+  return chrome_trace(schedule, result, pipeline_metrics(result));
+}
+
+json chrome_trace(const Schedule& schedule, const SimResult& result, const Metrics& metrics) {
+  const bool chunks = schedule.chunks > 1;
+  const bool pipes = schedule.pipes > 1;
+  const int devices = std::max(result.devices, schedule.devices);
+  json events = json::array();
+  add_device_metadata(events, devices);
+  add_op_slices(events, result, chunks, pipes);
+  add_transfers(events, result, chunks, pipes);
+  add_collectives(events, result, metrics);
+  add_memory_counters(events, result);
   return {
       {"traceEvents", std::move(events)},
       {"displayTimeUnit", "ms"},

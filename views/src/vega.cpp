@@ -50,10 +50,10 @@ constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
 }};
 constexpr const char* kActivationFill = "#bdbdbd";
 constexpr const char* kGradientFill = "#737373";
-constexpr double kDigitEm = 0.64;
+constexpr double kDigitEm = 0.64;  // digit advance of DejaVu Sans, the fallback sans font
 constexpr double kMinBoxPx = 1.5;
 // Every box is outlined so the lightest fill still stands out from the white page.
-constexpr const char* kOutline = "#404040";  // digit advance of DejaVu Sans, the fallback sans font
+constexpr const char* kOutline = "#404040";
 
 int kind_index(OpKind kind) { return static_cast<int>(kind); }
 
@@ -104,154 +104,202 @@ MemoryUnit memory_unit(std::int64_t peak) {
 
 std::string device_row(int device) { return "D" + std::to_string(device); }
 
-}  // namespace
+// What every part of the Gantt chart needs: the run, the options and the values derived
+// from them once.
+struct Gantt {
+  const Schedule& schedule;
+  const SimResult& result;
+  const VegaOptions& options;
+  bool chunks{false};
+  bool pipes{false};
+  int devices{0};
+  bool comm_lanes{false};
+  double t0{0};
+  double t1{0};
+  double px_per_ms{0};
+  double min_box_ms{0};
+  // Asynchronous schedules: the steady-state window the iteration time is measured on.
+  bool window{false};
+};
 
-json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
-  return vega_spec(schedule, result, pipeline_metrics(result), options);
-}
-
-json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics& metrics,
-               const VegaOptions& options) {
-  const bool chunks = schedule.chunks > 1;
-  const bool pipes = schedule.pipes > 1;
-  const int devices = std::max(result.devices, schedule.devices);
-  const bool comm_lanes = options.show_comm_lanes && !result.transfers.empty();
-
-  const double t0 = result.first_start.ms();
-  double t1 = result.last_end.ms();
-  if (t1 <= t0) t1 = t0 + 1.0;  // empty run: keep the scale non-degenerate
-  const double px_per_ms = options.width_px / (t1 - t0);
+Gantt make_gantt(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
+  Gantt g{schedule, result, options};
+  g.chunks = schedule.chunks > 1;
+  g.pipes = schedule.pipes > 1;
+  g.devices = std::max(result.devices, schedule.devices);
+  g.comm_lanes = options.show_comm_lanes && !result.transfers.empty();
+  g.t0 = result.first_start.ms();
+  g.t1 = result.last_end.ms();
+  if (g.t1 <= g.t0) g.t1 = g.t0 + 1.0;  // empty run: keep the scale non-degenerate
+  g.px_per_ms = options.width_px / (g.t1 - g.t0);
   // Short transfers would vanish at paper size: draw every box at least this wide (the
   // data keeps the true end for tooltips).
-  const double min_box_ms = kMinBoxPx / px_per_ms;
-  // The micro-batch number goes in at the label size, or up to two pixels smaller when
-  // that is what fits; narrower boxes stay blank rather than overflow.
-  struct Label {
-    std::string text;
-    int size{0};
-  };
-  auto label_if_fits = [&](std::int32_t microbatch, double start, double end) {
-    std::string text = std::to_string(microbatch);
-    const double box_px = (end - start) * px_per_ms;
-    const int smallest = std::max(1, options.label_font_px - 2);
-    for (int size = options.label_font_px; size >= smallest; --size) {
-      const double need = static_cast<double>(text.size()) * kDigitEm * size + 1.5;
-      if (box_px >= need) return Label{text, size};
-    }
-    return Label{};
-  };
+  g.min_box_ms = kMinBoxPx / g.px_per_ms;
+  g.window = !schedule.synchronous && result.window_end > result.window_start;
+  return g;
+}
 
-  // Rows, top to bottom: each device, then its send and recv lanes when shown.
+// The micro-batch number goes in at the label size, or up to two pixels smaller when
+// that is what fits; narrower boxes stay blank rather than overflow.
+struct Label {
+  std::string text;
+  int size{0};
+};
+
+Label label_if_fits(const Gantt& g, std::int32_t microbatch, double start, double end) {
+  std::string text = std::to_string(microbatch);
+  const double box_px = (end - start) * g.px_per_ms;
+  const int smallest = std::max(1, g.options.label_font_px - 2);
+  for (int size = g.options.label_font_px; size >= smallest; --size) {
+    const double need = static_cast<double>(text.size()) * kDigitEm * size + 1.5;
+    if (box_px >= need) return Label{text, size};
+  }
+  return Label{};
+}
+
+// Rows, top to bottom: each device, then its send and recv lanes when shown.
+json row_order(const Gantt& g) {
   json rows = json::array();
-  for (int d = 0; d < devices; ++d) {
+  for (int d = 0; d < g.devices; ++d) {
     rows.push_back(device_row(d));
-    if (comm_lanes) {
+    if (g.comm_lanes) {
       rows.push_back(device_row(d) + " send");
       rows.push_back(device_row(d) + " recv");
     }
   }
+  return rows;
+}
 
-  // Colour classes in legend order: variants (chunk, pipe) outer, kinds inner, so a
-  // legend with one column per kind lines the shades of a kind up vertically.
-  std::set<std::tuple<int, int, int>> present;  // (pipe, chunk, kind)
-  for (const OpRecord& r : result.ops) present.insert({r.op.pipe, r.op.chunk, kind_index(r.op.kind)});
-  std::set<int> kinds_present;
-  for (const auto& [p, c, k] : present) kinds_present.insert(k);
+bool is_gradient(const SimResult& result, const TransferRecord& t) {
+  return result.ops.at(static_cast<std::size_t>(t.producer)).op.kind != OpKind::Forward;
+}
+
+struct ColourScale {
   json domain = json::array();
   json range = json::array();
+  int kinds{0};  // op kinds present: one legend column each
+};
+
+// Colour classes in legend order: variants (chunk, pipe) outer, kinds inner, so a
+// legend with one column per kind lines the shades of a kind up vertically.
+ColourScale colour_scale(const Gantt& g) {
+  std::set<std::tuple<int, int, int>> present;  // (pipe, chunk, kind)
+  for (const OpRecord& r : g.result.ops) present.insert({r.op.pipe, r.op.chunk, kind_index(r.op.kind)});
+  std::set<int> kinds_present;
+  for (const auto& [p, c, k] : present) kinds_present.insert(k);
+  ColourScale scale;
+  scale.kinds = static_cast<int>(kinds_present.size());
   for (const auto& [p, c, k] : present) {
     const auto kind = static_cast<OpKind>(k);
-    domain.push_back(class_name(kind, c, p, chunks, pipes));
-    range.push_back(shade_for(kind, c, p).fill);
+    scale.domain.push_back(class_name(kind, c, p, g.chunks, g.pipes));
+    scale.range.push_back(shade_for(kind, c, p).fill);
   }
+  if (!g.comm_lanes) return scale;
   bool has_activation = false;
   bool has_gradient = false;
-  if (comm_lanes) {
-    for (const TransferRecord& t : result.transfers) {
-      const bool grad = result.ops.at(static_cast<std::size_t>(t.producer)).op.kind != OpKind::Forward;
-      (grad ? has_gradient : has_activation) = true;
-    }
-    if (has_activation) {
-      domain.push_back("activation");
-      range.push_back(kActivationFill);
-    }
-    if (has_gradient) {
-      domain.push_back("gradient");
-      range.push_back(kGradientFill);
-    }
+  for (const TransferRecord& t : g.result.transfers) (is_gradient(g.result, t) ? has_gradient : has_activation) = true;
+  if (has_activation) {
+    scale.domain.push_back("activation");
+    scale.range.push_back(kActivationFill);
   }
+  if (has_gradient) {
+    scale.domain.push_back("gradient");
+    scale.range.push_back(kGradientFill);
+  }
+  return scale;
+}
 
-  json boxes = json::array();
-  for (const OpRecord& r : result.ops) {
-    const Shade& shade = shade_for(r.op.kind, r.op.chunk, r.op.pipe);
-    const double start = r.start.ms();
-    const double end = r.end.ms();
-    const Label label = label_if_fits(r.op.microbatch, start, end);
-    boxes.push_back({
-        {"row", device_row(r.device)},
-        {"device", r.device},
-        {"lane", "compute"},
-        {"op", op_label(r.op, chunks, pipes)},
-        {"kind", op_kind_name(r.op.kind)},
-        {"microbatch", r.op.microbatch},
-        {"stage", r.op.stage},
-        {"chunk", r.op.chunk},
-        {"pipe", r.op.pipe},
-        {"start", start},
-        {"end", end},
-        {"draw_end", std::max(end, start + min_box_ms)},
-        {"mid", (start + end) / 2},
-        {"class", class_name(r.op.kind, r.op.chunk, r.op.pipe, chunks, pipes)},
-        {"label", label.text},
-        {"label_size", label.size},
-        {"text_color", shade.dark ? "white" : "black"},
-        {"direction", r.op.pipe == 0 ? "down" : "up"},
-    });
-  }
-  if (comm_lanes) {
-    for (const TransferRecord& t : result.transfers) {
-      const Op& produced = result.ops.at(static_cast<std::size_t>(t.producer)).op;
-      const bool grad = produced.kind != OpKind::Forward;
-      const double start = t.start.ms();
-      const double end = t.end.ms();
-      const Label label = label_if_fits(produced.microbatch, start, end);
-      for (int side = 0; side < 2; ++side) {
-        const int device = side == 0 ? t.src : t.dst;
-        boxes.push_back({
-            {"row", device_row(device) + (side == 0 ? " send" : " recv")},
-            {"device", device},
-            {"lane", side == 0 ? "send" : "recv"},
-            {"op", op_label(produced, chunks, pipes) + (side == 0 ? " to D" + std::to_string(t.dst)
+json op_box(const Gantt& g, const OpRecord& r) {
+  const Shade& shade = shade_for(r.op.kind, r.op.chunk, r.op.pipe);
+  const double start = r.start.ms();
+  const double end = r.end.ms();
+  const Label label = label_if_fits(g, r.op.microbatch, start, end);
+  return {
+      {"row", device_row(r.device)},
+      {"device", r.device},
+      {"lane", "compute"},
+      {"op", op_label(r.op, g.chunks, g.pipes)},
+      {"kind", op_kind_name(r.op.kind)},
+      {"microbatch", r.op.microbatch},
+      {"stage", r.op.stage},
+      {"chunk", r.op.chunk},
+      {"pipe", r.op.pipe},
+      {"start", start},
+      {"end", end},
+      {"draw_end", std::max(end, start + g.min_box_ms)},
+      {"mid", (start + end) / 2},
+      {"class", class_name(r.op.kind, r.op.chunk, r.op.pipe, g.chunks, g.pipes)},
+      {"label", label.text},
+      {"label_size", label.size},
+      {"text_color", shade.dark ? "white" : "black"},
+      {"direction", r.op.pipe == 0 ? "down" : "up"},
+  };
+}
+
+// One transfer's box on the sender's send lane (side 0) or the receiver's recv lane (side 1).
+json transfer_box(const Gantt& g, const TransferRecord& t, int side) {
+  const Op& produced = g.result.ops.at(static_cast<std::size_t>(t.producer)).op;
+  const bool grad = produced.kind != OpKind::Forward;
+  const double start = t.start.ms();
+  const double end = t.end.ms();
+  const Label label = label_if_fits(g, produced.microbatch, start, end);
+  const int device = side == 0 ? t.src : t.dst;
+  return {
+      {"row", device_row(device) + (side == 0 ? " send" : " recv")},
+      {"device", device},
+      {"lane", side == 0 ? "send" : "recv"},
+      {"op", op_label(produced, g.chunks, g.pipes) + (side == 0 ? " to D" + std::to_string(t.dst)
                                                                  : " from D" + std::to_string(t.src))},
-            {"kind", grad ? "gradient" : "activation"},
-            {"microbatch", produced.microbatch},
-            {"stage", produced.stage},
-            {"chunk", produced.chunk},
-            {"pipe", produced.pipe},
-            {"start", start},
-            {"end", end},
-            {"draw_end", std::max(end, start + min_box_ms)},
-            {"mid", (start + end) / 2},
-            {"class", grad ? "gradient" : "activation"},
-            {"label", label.text},
-            {"label_size", label.size},
-            {"text_color", grad ? "white" : "black"},
-            {"direction", "down"},
-        });
-      }
-    }
-  }
+      {"kind", grad ? "gradient" : "activation"},
+      {"microbatch", produced.microbatch},
+      {"stage", produced.stage},
+      {"chunk", produced.chunk},
+      {"pipe", produced.pipe},
+      {"start", start},
+      {"end", end},
+      {"draw_end", std::max(end, start + g.min_box_ms)},
+      {"mid", (start + end) / 2},
+      {"class", grad ? "gradient" : "activation"},
+      {"label", label.text},
+      {"label_size", label.size},
+      {"text_color", grad ? "white" : "black"},
+      {"direction", "down"},
+  };
+}
 
-  const std::string time_title = options.unit_time ? "time (slots)" : "time (ms)";
-  const json x_scale = {{"domain", {t0, t1}}, {"nice", false}, {"zero", false}};
+// Every op box, then (when the lanes are shown) each transfer's send and recv boxes.
+json boxes(const Gantt& g) {
+  json out = json::array();
+  for (const OpRecord& r : g.result.ops) out.push_back(op_box(g, r));
+  if (!g.comm_lanes) return out;
+  for (const TransferRecord& t : g.result.transfers)
+    for (int side = 0; side < 2; ++side) out.push_back(transfer_box(g, t, side));
+  return out;
+}
+
+// The time scale the Gantt chart and the memory panels share.
+json time_scale(const Gantt& g) { return {{"domain", {g.t0, g.t1}}, {"nice", false}, {"zero", false}}; }
+
+json time_axis(const Gantt& g) {
+  const std::string time_title = g.options.unit_time ? "time (slots)" : "time (ms)";
   json x_axis = {{"title", time_title}, {"grid", false}, {"tickCount", 8}};
-  if (options.unit_time) {
+  if (g.options.unit_time) {
     x_axis["format"] = "d";
     x_axis["tickMinStep"] = 1;
   }
+  return x_axis;
+}
 
-  json gantt_layers = json::array();
-  gantt_layers.push_back({
+json colour_legend(const Gantt& g, const ColourScale& colours) {
+  return {{"orient", "top"}, {"direction", "horizontal"}, {"columns", colours.kinds},
+          {"symbolType", "square"}, {"symbolSize", 90},
+          {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
+          {"labelFontSize", 9}, {"columnPadding", 10}, {"rowPadding", 2},
+          {"offset", g.schedule.synchronous ? 4 : 10}};
+}
+
+json box_layer(const Gantt& g, const json& rows, const ColourScale& colours) {
+  return {
       {"mark", {{"type", "rect"}, {"strokeWidth", 0.5}}},
       {"encoding",
        {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}, {"title", nullptr},
@@ -260,16 +308,11 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics&
                          {"labelExpr", "indexof(datum.value, ' ') > 0 ? "
                                        "substring(datum.value, indexof(datum.value, ' ') + 1) : "
                                        "datum.value"}}}}},
-        {"x", {{"field", "start"}, {"type", "quantitative"}, {"scale", x_scale}, {"axis", x_axis}}},
+        {"x", {{"field", "start"}, {"type", "quantitative"}, {"scale", time_scale(g)}, {"axis", time_axis(g)}}},
         {"x2", {{"field", "draw_end"}}},
         {"color", {{"field", "class"}, {"type", "nominal"}, {"title", nullptr},
-                   {"scale", {{"domain", domain}, {"range", range}}},
-                   {"legend", {{"orient", "top"}, {"direction", "horizontal"},
-                               {"columns", static_cast<int>(kinds_present.size())},
-                               {"symbolType", "square"}, {"symbolSize", 90},
-                               {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
-                               {"labelFontSize", 9}, {"columnPadding", 10}, {"rowPadding", 2},
-                               {"offset", schedule.synchronous ? 4 : 10}}}}},
+                   {"scale", {{"domain", colours.domain}, {"range", colours.range}}},
+                   {"legend", colour_legend(g, colours)}}},
         {"stroke", {{"value", kOutline}}},
         {"tooltip", json::array({{{"field", "op"}},
                                   {{"field", "row"}, {"title", "lane"}},
@@ -279,9 +322,12 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics&
                                   {{"field", "pipe"}},
                                   {{"field", "start"}, {"format", ".3f"}},
                                   {{"field", "end"}, {"format", ".3f"}}})}}},
-  });
-  gantt_layers.push_back({
-      {"mark", {{"type", "text"}, {"fontSize", options.label_font_px}, {"baseline", "middle"},
+  };
+}
+
+json label_layer(const Gantt& g, const json& rows) {
+  return {
+      {"mark", {{"type", "text"}, {"fontSize", g.options.label_font_px}, {"baseline", "middle"},
                 {"align", "center"}}},
       {"transform", json::array({{{"filter", "datum.label != ''"}}})},
       {"encoding",
@@ -290,159 +336,222 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics&
         {"text", {{"field", "label"}}},
         {"size", {{"field", "label_size"}, {"type", "quantitative"}, {"scale", nullptr}}},
         {"color", {{"field", "text_color"}, {"type", "nominal"}, {"scale", nullptr}}}}},
-  });
-  // Bidirectional schedules: pipe 1 ("up") gets a thicker dashed outline on top, which
-  // tells the directions apart in greyscale too (Vega-Lite has no dash channel for rect).
-  if (pipes) {
-    gantt_layers.push_back({
-        {"transform", json::array({{{"filter", "datum.direction == 'up'"}}})},
-        {"mark", {{"type", "rect"}, {"fillOpacity", 0}, {"stroke", "black"}, {"strokeWidth", 1.1},
-                  {"strokeDash", {2, 1}}}},
-        {"encoding",
-         {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
-          {"x", {{"field", "start"}, {"type", "quantitative"}}},
-          {"x2", {{"field", "draw_end"}}}}},
-    });
-    // A legend for the outlines: an empty line layer whose strokeDash channel (which
-    // line marks do have) carries the two directions.
-    gantt_layers.push_back({
-        {"transform", json::array({{{"filter", "false"}}})},
-        {"mark", {{"type", "line"}, {"color", "black"}, {"strokeWidth", 1.1}}},
-        {"encoding",
-         {{"x", {{"field", "start"}, {"type", "quantitative"}}},
-          {"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
-          {"strokeDash",
-           {{"field", "direction"}, {"type", "nominal"}, {"title", nullptr},
-            {"scale", {{"domain", {"down", "up"}},
-                       {"range", json::array({json::array({1, 0}), json::array({2, 1})})}}},
-            {"legend", {{"orient", "top"}, {"direction", "horizontal"}, {"symbolType", "stroke"},
-                        {"symbolSize", 120}, {"symbolStrokeWidth", 1.1}, {"labelFontSize", 9},
-                        {"labelExpr", "datum.value + ' pipe'"}, {"offset", 4}}}}}}},
-    });
-  }
-  // Asynchronous schedules: mark the steady-state window the iteration time is measured on.
-  // Full-height dashed rules go under the boxes (so they never cross a micro-batch
-  // number) and show in the gaps; a bracket above the top row marks the window plainly.
-  if (!schedule.synchronous && result.window_end > result.window_start) {
-    const double ws = result.window_start.ms();
-    const double we = result.window_end.ms();
-    gantt_layers.insert(gantt_layers.begin(), json{
-        {"data", {{"values", json::array({{{"t", ws}}, {{"t", we}}})}}},
-        {"mark", {{"type", "rule"}, {"strokeDash", {3, 2}}, {"color", "#1a1a1a"},
-                  {"strokeWidth", 1}}},
-        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}}}},
-    });
-    const json bracket_mark = {{"type", "rule"}, {"color", "#1a1a1a"}, {"strokeWidth", 1},
-                               {"clip", false}};
-    gantt_layers.push_back({
-        {"data", {{"values", json::array({{{"t", ws}, {"t2", we}}})}}},
-        {"mark", bracket_mark},
-        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}},
-                      {"x2", {{"field", "t2"}}},
-                      {"y", {{"value", -4}}}}},
-    });
-    gantt_layers.push_back({
-        {"data", {{"values", json::array({{{"t", ws}}, {{"t", we}}})}}},
-        {"mark", bracket_mark},
-        {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}},
-                      {"y", {{"value", -7}}},
-                      {"y2", {{"value", -1}}}}},
-    });
-  }
-
-  json gantt = {
-      {"width", options.width_px},
-      {"height", {{"step", options.row_px}}},
-      {"data", {{"name", "boxes"}}},
-      {"layer", gantt_layers},
   };
+}
 
-  json vconcat = json::array({gantt});
-  json memory = json::array();
-  if (options.show_memory && !result.memory.empty()) {
-    std::int64_t peak = 0;
-    for (const MemorySample& s : result.memory) peak = std::max(peak, s.bytes.value);
-    const MemoryUnit unit = memory_unit(peak);
-    // Memory is a step function ("from t on"): of several samples at one instant only the
-    // last holds, and each device's curve is closed at the end of the run.
-    std::map<int, std::vector<std::pair<double, double>>> curves;
-    for (const MemorySample& s : result.memory) {
-      auto& curve = curves[s.device];
-      const double t = s.t.ms();
-      const double value = static_cast<double>(s.bytes.value) / unit.divisor;
-      if (!curve.empty() && curve.back().first == t) curve.back().second = value;
-      else curve.emplace_back(t, value);
-    }
-    for (auto& [device, curve] : curves) {
-      if (curve.back().first < t1) curve.emplace_back(t1, curve.back().second);
-      for (const auto& [t, value] : curve)
-        memory.push_back({{"row", device_row(device)}, {"t", t}, {"value", value}});
-    }
-    const double peak_in_unit = static_cast<double>(peak) / unit.divisor;
-    json device_rows = json::array();
-    for (int d = 0; d < devices; ++d) device_rows.push_back(device_row(d));
-    const std::string y_title = std::string("memory (") + unit.name + ")";
-    vconcat.push_back({
-        {"data", {{"name", "memory"}}},
-        // The unit goes in a small title above the panels rather than a rotated axis
-        // title beside them: at 3.3 inches every pixel of left margin counts.
-        {"title", {{"text", y_title}, {"anchor", "start"}, {"fontSize", 9},
-                   {"fontWeight", "normal"}, {"offset", 3}}},
-        {"facet", {{"row", {{"field", "row"}, {"type", "nominal"}, {"sort", device_rows},
-                            {"title", nullptr},
-                            {"header", {{"labelAngle", 0}, {"labelOrient", "left"},
-                                        {"labelAlign", "right"}, {"labelPadding", 2}}}}}}},
-        {"spacing", 3},
-        {"spec",
-         {{"width", options.width_px},
-          {"height", options.memory_row_px},
-          {"mark", {{"type", "area"}, {"interpolate", "step-after"}, {"color", "#c8c8c8"},
-                    {"line", {{"color", "#1a1a1a"}, {"strokeWidth", 0.8}}}}},
-          {"encoding",
-           {{"x", {{"field", "t"}, {"type", "quantitative"}, {"scale", x_scale},
-                   {"axis", nullptr}}},
-            {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", nullptr},
-                   {"scale", {{"domain", {0.0, peak_in_unit}}, {"nice", false}}},
-                   {"axis", {{"values", {0.0, peak_in_unit}}, {"grid", false},
-                             {"labelFontSize", 8}, {"labelFlush", true}, {"format", ".3~r"}}}}}}}}},
-    });
+// Bidirectional schedules: pipe 1 ("up") gets a thicker dashed outline on top, which
+// tells the directions apart in greyscale too (Vega-Lite has no dash channel for rect).
+json pipe_outline_layer(const json& rows) {
+  return {
+      {"transform", json::array({{{"filter", "datum.direction == 'up'"}}})},
+      {"mark", {{"type", "rect"}, {"fillOpacity", 0}, {"stroke", "black"}, {"strokeWidth", 1.1},
+                {"strokeDash", {2, 1}}}},
+      {"encoding",
+       {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
+        {"x", {{"field", "start"}, {"type", "quantitative"}}},
+        {"x2", {{"field", "draw_end"}}}}},
+  };
+}
+
+// A legend for the outlines: an empty line layer whose strokeDash channel (which
+// line marks do have) carries the two directions.
+json pipe_legend_layer(const json& rows) {
+  return {
+      {"transform", json::array({{{"filter", "false"}}})},
+      {"mark", {{"type", "line"}, {"color", "black"}, {"strokeWidth", 1.1}}},
+      {"encoding",
+       {{"x", {{"field", "start"}, {"type", "quantitative"}}},
+        {"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}}},
+        {"strokeDash",
+         {{"field", "direction"}, {"type", "nominal"}, {"title", nullptr},
+          {"scale", {{"domain", {"down", "up"}},
+                     {"range", json::array({json::array({1, 0}), json::array({2, 1})})}}},
+          {"legend", {{"orient", "top"}, {"direction", "horizontal"}, {"symbolType", "stroke"},
+                      {"symbolSize", 120}, {"symbolStrokeWidth", 1.1}, {"labelFontSize", 9},
+                      {"labelExpr", "datum.value + ' pipe'"}, {"offset", 4}}}}}}},
+  };
+}
+
+// Asynchronous schedules: mark the steady-state window the iteration time is measured on.
+// Full-height dashed rules go under the boxes (so they never cross a micro-batch
+// number) and show in the gaps; a bracket above the top row marks the window plainly.
+json window_rule_layer(const Gantt& g) {
+  const double ws = g.result.window_start.ms();
+  const double we = g.result.window_end.ms();
+  return {
+      {"data", {{"values", json::array({{{"t", ws}}, {{"t", we}}})}}},
+      {"mark", {{"type", "rule"}, {"strokeDash", {3, 2}}, {"color", "#1a1a1a"},
+                {"strokeWidth", 1}}},
+      {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}}}},
+  };
+}
+
+// The bracket over the window: a horizontal rule above the top row, then its two ticks.
+void add_window_bracket_layers(json& layers, const Gantt& g) {
+  const double ws = g.result.window_start.ms();
+  const double we = g.result.window_end.ms();
+  const json bracket_mark = {{"type", "rule"}, {"color", "#1a1a1a"}, {"strokeWidth", 1},
+                             {"clip", false}};
+  layers.push_back({
+      {"data", {{"values", json::array({{{"t", ws}, {"t2", we}}})}}},
+      {"mark", bracket_mark},
+      {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}},
+                    {"x2", {{"field", "t2"}}},
+                    {"y", {{"value", -4}}}}},
+  });
+  layers.push_back({
+      {"data", {{"values", json::array({{{"t", ws}}, {{"t", we}}})}}},
+      {"mark", bracket_mark},
+      {"encoding", {{"x", {{"field", "t"}, {"type", "quantitative"}}},
+                    {"y", {{"value", -7}}},
+                    {"y2", {{"value", -1}}}}},
+  });
+}
+
+// Layers bottom to top: the window rules, the boxes, their labels, the pipe outlines
+// and their legend, the window bracket.
+json gantt_panel(const Gantt& g) {
+  const json rows = row_order(g);
+  json layers = json::array();
+  if (g.window) layers.push_back(window_rule_layer(g));
+  layers.push_back(box_layer(g, rows, colour_scale(g)));
+  layers.push_back(label_layer(g, rows));
+  if (g.pipes) {
+    layers.push_back(pipe_outline_layer(rows));
+    layers.push_back(pipe_legend_layer(rows));
   }
+  if (g.window) add_window_bracket_layers(layers, g);
+  return {
+      {"width", g.options.width_px},
+      {"height", {{"step", g.options.row_px}}},
+      {"data", {{"name", "boxes"}}},
+      {"layer", layers},
+  };
+}
 
-  // Title: schedule, shape, iteration time, bubble rate.
-  const std::string label = options.schedule_label.empty() ? schedule.name : options.schedule_label;
+bool shows_memory(const Gantt& g) { return g.options.show_memory && !g.result.memory.empty(); }
+
+std::int64_t memory_peak(const SimResult& result) {
+  std::int64_t peak = 0;
+  for (const MemorySample& s : result.memory) peak = std::max(peak, s.bytes.value);
+  return peak;
+}
+
+// Memory is a step function ("from t on"): of several samples at one instant only the
+// last holds, and each device's curve is closed at the end of the run.
+json memory_data(const Gantt& g, const MemoryUnit& unit) {
+  std::map<int, std::vector<std::pair<double, double>>> curves;
+  for (const MemorySample& s : g.result.memory) {
+    auto& curve = curves[s.device];
+    const double t = s.t.ms();
+    const double value = static_cast<double>(s.bytes.value) / unit.divisor;
+    if (!curve.empty() && curve.back().first == t) curve.back().second = value;
+    else curve.emplace_back(t, value);
+  }
+  json memory = json::array();
+  for (auto& [device, curve] : curves) {
+    if (curve.back().first < g.t1) curve.emplace_back(g.t1, curve.back().second);
+    for (const auto& [t, value] : curve)
+      memory.push_back({{"row", device_row(device)}, {"t", t}, {"value", value}});
+  }
+  return memory;
+}
+
+// One small panel per device, from zero to the run's peak, under the Gantt chart.
+json memory_panel(const Gantt& g, std::int64_t peak, const MemoryUnit& unit) {
+  const double peak_in_unit = static_cast<double>(peak) / unit.divisor;
+  json device_rows = json::array();
+  for (int d = 0; d < g.devices; ++d) device_rows.push_back(device_row(d));
+  const std::string y_title = std::string("memory (") + unit.name + ")";
+  return {
+      {"data", {{"name", "memory"}}},
+      // The unit goes in a small title above the panels rather than a rotated axis
+      // title beside them: at 3.3 inches every pixel of left margin counts.
+      {"title", {{"text", y_title}, {"anchor", "start"}, {"fontSize", 9},
+                 {"fontWeight", "normal"}, {"offset", 3}}},
+      {"facet", {{"row", {{"field", "row"}, {"type", "nominal"}, {"sort", device_rows},
+                          {"title", nullptr},
+                          {"header", {{"labelAngle", 0}, {"labelOrient", "left"},
+                                      {"labelAlign", "right"}, {"labelPadding", 2}}}}}}},
+      {"spacing", 3},
+      {"spec",
+       {{"width", g.options.width_px},
+        {"height", g.options.memory_row_px},
+        {"mark", {{"type", "area"}, {"interpolate", "step-after"}, {"color", "#c8c8c8"},
+                  {"line", {{"color", "#1a1a1a"}, {"strokeWidth", 0.8}}}}},
+        {"encoding",
+         {{"x", {{"field", "t"}, {"type", "quantitative"}, {"scale", time_scale(g)},
+                 {"axis", nullptr}}},
+          {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", nullptr},
+                 {"scale", {{"domain", {0.0, peak_in_unit}}, {"nice", false}}},
+                 {"axis", {{"values", {0.0, peak_in_unit}}, {"grid", false},
+                           {"labelFontSize", 8}, {"labelFlush", true}, {"format", ".3~r"}}}}}}}}},
+  };
+}
+
+// Title: schedule and shape.
+std::string title_text(const Gantt& g) {
+  const std::string label = g.options.schedule_label.empty() ? g.schedule.name : g.options.schedule_label;
+  return label + ": p=" + std::to_string(g.schedule.devices) +
+         ", m=" + std::to_string(g.schedule.microbatches) +
+         ", v=" + std::to_string(g.schedule.chunks);
+}
+
+// Subtitle: iteration time and bubble rate.
+json subtitle(const Gantt& g, const Metrics& metrics) {
   const double iter_ms = metrics.iteration_time.ms();
   const double bubble = metrics.bubble_rate;
-  const std::string title = label + ": p=" + std::to_string(schedule.devices) +
-                            ", m=" + std::to_string(schedule.microbatches) +
-                            ", v=" + std::to_string(schedule.chunks);
-  const auto format_time = [&](double t) { return options.unit_time ? format_slots(t) : format_ms(t); };
-  json subtitle = "iteration " + format_time(iter_ms) + ", bubble " +
-                  format_number(100.0 * bubble, 1) + "%";
+  const std::string time = g.options.unit_time ? format_slots(iter_ms) : format_ms(iter_ms);
+  json lines = "iteration " + time + ", bubble " + format_number(100.0 * bubble, 1) + "%";
   // A second line rather than a longer one: the title must not widen the figure.
-  if (!schedule.synchronous && result.window_end > result.window_start)
-    subtitle = json::array({subtitle, "(steady state over the bracketed window)"});
+  if (g.window) lines = json::array({lines, "(steady state over the bracketed window)"});
+  return lines;
+}
 
+json config_block() {
+  return {
+      {"font", "DejaVu Sans, Helvetica, Arial, sans-serif"},
+      {"padding", 4},
+      {"view", {{"stroke", nullptr}}},
+      {"axis", {{"labelFontSize", 9}, {"titleFontSize", 9}, {"titleFontWeight", "normal"},
+                {"labelColor", "#1a1a1a"}, {"titleColor", "#1a1a1a"}}},
+      {"header", {{"labelFontSize", 9}}},
+      // Stack the top legends (colours, then pipe outlines) instead of setting them
+      // side by side, which would widen the figure past one column.
+      {"legend", {{"labelFontSize", 9}, {"labelColor", "#1a1a1a"},
+                  {"layout", {{"top", {{"direction", "vertical"}, {"anchor", "start"},
+                                       {"margin", 2}}}}}}},
+  };
+}
+
+}  // namespace
+
+json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
+  return vega_spec(schedule, result, pipeline_metrics(result), options);
+}
+
+json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics& metrics,
+               const VegaOptions& options) {
+  const Gantt g = make_gantt(schedule, result, options);
+  json vconcat = json::array({gantt_panel(g)});
+  json memory = json::array();
+  if (shows_memory(g)) {
+    const std::int64_t peak = memory_peak(result);
+    const MemoryUnit unit = memory_unit(peak);
+    memory = memory_data(g, unit);
+    vconcat.push_back(memory_panel(g, peak, unit));
+  }
+  const std::string title = title_text(g);
   return {
       {"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
       {"description", "ppsim Gantt chart: " + title},
-      {"title", {{"text", title}, {"subtitle", subtitle}, {"anchor", "start"},
+      {"title", {{"text", title}, {"subtitle", subtitle(g, metrics)}, {"anchor", "start"},
                  {"fontSize", 10}, {"subtitleFontSize", 9}, {"offset", 4}}},
-      {"datasets", {{"boxes", boxes}, {"memory", memory}}},
+      {"datasets", {{"boxes", boxes(g)}, {"memory", memory}}},
       {"vconcat", vconcat},
       {"spacing", 6},
       {"resolve", {{"scale", {{"x", "shared"}}}}},
-      {"config",
-       {{"font", "DejaVu Sans, Helvetica, Arial, sans-serif"},
-        {"padding", 4},
-        {"view", {{"stroke", nullptr}}},
-        {"axis", {{"labelFontSize", 9}, {"titleFontSize", 9}, {"titleFontWeight", "normal"},
-                  {"labelColor", "#1a1a1a"}, {"titleColor", "#1a1a1a"}}},
-        {"header", {{"labelFontSize", 9}}},
-        // Stack the top legends (colours, then pipe outlines) instead of setting them
-        // side by side, which would widen the figure past one column.
-        {"legend", {{"labelFontSize", 9}, {"labelColor", "#1a1a1a"},
-                    {"layout", {{"top", {{"direction", "vertical"}, {"anchor", "start"},
-                                         {"margin", 2}}}}}}}}},
+      {"config", config_block()},
   };
 }
 
