@@ -97,10 +97,7 @@ struct RunArgs {
 int cmd_run(const RunArgs& a) {
   const Config config = load_config_with_overrides(a.config, a.overrides.config());
   Run run = prepare_run(config);
-  if (a.unit_time) {
-    run.costs = unit_time_costs(std::move(run.costs));
-    run.config.link = LinkSpec{};  // textbook figures: communication is free
-  }
+  if (a.unit_time) run = unit_time_run(std::move(run));
   auto links = make_links(run.config, run.schedule.devices);
   const SimResult result = simulate_checked(run, *links, SimOptions{});
   const Metrics metrics = compute_metrics(run, result);

@@ -65,6 +65,23 @@ TEST_CASE("ppsim run --unit-time lays ops on whole slots with free links", "[veg
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("ppsim run --unit-time makes communication free on a cluster topology too", "[vega][cli]") {
+  // Two DGX-H100 nodes, p = 8, data parallel 2: links with latency and a real all-reduce
+  // unless --unit-time drops them.
+  const auto dir = scratch_dir("vega_unit_topo");
+  const std::string config =
+      (std::filesystem::path(PPSIM_SOURCE_DIR) / "configs/experiments/gpt3-13b-2x-dgx-h100.json").string();
+  const auto r = run_ppsim("run " + config + " --schedule 1f1b --unit-time --json", dir);
+  REQUIRE(r.code == 0);
+  const json rep = json::parse(r.out);
+  const int p = rep["stages"], m = rep["microbatches"];
+  CHECK(rep["iteration_time_ms"].get<double>() == 3.0 * (m + p - 1));
+  CHECK(rep["communication_ms"].get<double>() == 0.0);
+  CHECK(rep["data_parallel"]["exposed_ms"].get<double>() == 0.0);
+  CHECK(rep["memory"]["limit_bytes"].get<std::int64_t>() > 0);  // the GPU's memory still applies
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("ppsim run --svg without the renderer says how to install it and exits 2", "[vega][cli]") {
   const auto dir = scratch_dir("vega_norender");
   write_file(dir / "c.json", kConfig);

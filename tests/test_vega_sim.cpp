@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "ppsim/run/run.h"
 #include "ppsim/schedules/registry.h"
 #include "ppsim/views/trace.h"
 #include "ppsim/views/vega.h"

@@ -33,4 +33,24 @@ std::unique_ptr<LinkModel> make_links(const Config& config, int devices) {
   return make_topology_links(config, devices);
 }
 
+std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs) {
+  const TimeNs slot = TimeNs::from_ms(1.0);
+  for (StageCost& c : costs) {
+    c.forward = slot;
+    c.backward = slot + slot;
+    c.weight_grad = slot;
+    c.output = Bytes{};
+  }
+  return costs;
+}
+
+Run unit_time_run(Run run) {
+  run.costs = unit_time_costs(std::move(run.costs));
+  const std::int64_t gpu_memory = run.config.cluster.gpu_memory_bytes;
+  run.config.cluster = ClusterSpec{};  // no topology: every pair uses the free cluster.link
+  run.config.cluster.gpu_memory_bytes = gpu_memory;
+  run.config.link = LinkSpec{};
+  return run;
+}
+
 }  // namespace ppsim

@@ -557,20 +557,9 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics&
 
 }  // namespace ppsim
 
-// ---- unit time and rendering (I/O lives here, away from the pure spec builder) ----
+// ---- rendering (I/O lives here, away from the pure spec builder) ----
 
 namespace ppsim {
-
-std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs) {
-  const TimeNs slot = TimeNs::from_ms(1.0);
-  for (StageCost& c : costs) {
-    c.forward = slot;
-    c.backward = slot + slot;
-    c.weight_grad = slot;
-    c.output = Bytes{};
-  }
-  return costs;
-}
 
 namespace {
 

@@ -21,6 +21,16 @@ struct Run {
 /// @brief Builds the schedule and costs for a config (throws ConfigError/ScheduleError).
 Run prepare_run(const Config& config);
 
+/// @brief Textbook unit-time costs (`--unit-time`): F one slot, full backward two slots
+/// (when split: B one, W one), 1 slot = 1 ms, nothing sent. Memory costs are kept, so the
+/// memory panel still shows what is stashed.
+std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs);
+
+/// @brief The run as a textbook figure draws it: unit_time_costs, and communication free
+/// (no link latency, no topology, a free data-parallel all-reduce); the memory limit
+/// stays.
+Run unit_time_run(Run run);
+
 /// @brief Link model the config describes.
 std::unique_ptr<LinkModel> make_links(const Config& config, int devices);
 

@@ -46,11 +46,6 @@ nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, cons
 /// @brief The same with pipeline_metrics(result) (no data-parallel all-reduce).
 nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options = {});
 
-/// @brief Textbook unit-time costs (`--unit-time`): F one slot, full backward two slots
-/// (when split: B one, W one), 1 slot = 1 ms, nothing sent, so the run needs free links.
-/// Memory costs are kept, so the memory panel still shows what is stashed.
-std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs);
-
 /// @brief Where `render_vega` writes; an empty path is skipped.
 struct RenderTargets {
   std::string svg;
