@@ -113,8 +113,9 @@ int cmd_run(const RunArgs& a) {
   }
   if (!a.vega.empty()) files.emplace_back(a.vega, vega.dump() + "\n");
   if (!a.trace.empty()) files.emplace_back(a.trace, chrome_trace(run.schedule, result, metrics).dump() + "\n");
+  // Rendered figures join the other outputs: all are written, or none.
+  for (auto& f : render_vega_files(vega, RenderTargets{a.svg, a.png, a.pdf})) files.push_back(std::move(f));
   write_files_atomically(files);
-  render_vega(vega, RenderTargets{a.svg, a.png, a.pdf});
   if (a.json_out) std::cout << report.dump(2) << "\n";
   else std::cout << format_report_table(report);
   return 0;

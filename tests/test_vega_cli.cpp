@@ -93,12 +93,17 @@ TEST_CASE("ppsim run --svg without the renderer says how to install it and exits
   const auto out = dir / "o.txt";
   const auto err = dir / "e.txt";
   const int status = std::system((cmd_env + PPSIM_BIN + " run " + (dir / "c.json").string() + " --svg " +
-                                  (dir / "g.svg").string() + " >" + out.string() + " 2>" + err.string())
+                                  (dir / "g.svg").string() + " --report " + (dir / "r.json").string() +
+                                  " --trace " + (dir / "t.json").string() + " >" + out.string() + " 2>" +
+                                  err.string())
                                      .c_str());
   CHECK(WEXITSTATUS(status) == 2);
   const std::string e = slurp(err);
   CHECK(e.find("tools/setup.sh") != std::string::npos);
   CHECK(std::count(e.begin(), e.end(), '\n') == 1);
+  // One transaction: the figure failed, so neither it nor the JSON outputs were written.
   CHECK_FALSE(std::filesystem::exists(dir / "g.svg"));
+  CHECK_FALSE(std::filesystem::exists(dir / "r.json"));
+  CHECK_FALSE(std::filesystem::exists(dir / "t.json"));
   std::filesystem::remove_all(dir);
 }

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -658,6 +659,42 @@ void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
     if (result.first == 77) why += how;
     throw OutputError("rendering failed: " + why);
   }
+}
+
+std::vector<std::pair<std::string, std::string>> render_vega_files(const nlohmann::json& spec,
+                                                                    const RenderTargets& targets) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (targets.svg.empty() && targets.png.empty() && targets.pdf.empty()) return out;
+  std::string tmpl = (fs::temp_directory_path() / "ppsim-render-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw OutputError("cannot create a temporary folder for rendering");
+  const fs::path dir = tmpl;
+  RenderTargets staged;
+  std::vector<std::pair<std::string, fs::path>> pairs;
+  auto stage = [&](const std::string& target, std::string& field, const char* name) {
+    if (target.empty()) return;
+    field = (dir / name).string();
+    pairs.emplace_back(target, field);
+  };
+  stage(targets.svg, staged.svg, "chart.svg");
+  stage(targets.png, staged.png, "chart.png");
+  stage(targets.pdf, staged.pdf, "chart.pdf");
+  try {
+    render_vega(spec, staged);
+    for (const auto& [target, file] : pairs) {
+      std::ifstream in(file, std::ios::binary);
+      if (!in.is_open()) throw OutputError(target + ": rendering produced no file");
+      std::ostringstream bytes;
+      bytes << in.rdbuf();
+      out.emplace_back(target, bytes.str());
+    }
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    throw;
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return out;
 }
 
 }  // namespace ppsim

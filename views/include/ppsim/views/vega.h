@@ -62,4 +62,10 @@ struct RenderTargets {
 /// to install them: tools/setup.sh) or when rendering fails.
 void render_vega(const nlohmann::json& spec, const RenderTargets& targets);
 
+/// @brief Renders into a private temporary folder and returns (target path, bytes) for
+/// each target, writing nothing at the targets: the caller writes them with its other
+/// outputs in one transaction (write_files_atomically). Throws as render_vega does.
+std::vector<std::pair<std::string, std::string>> render_vega_files(const nlohmann::json& spec,
+                                                                    const RenderTargets& targets);
+
 }  // namespace ppsim
