@@ -12,6 +12,7 @@
 #include "ppsim/engine/engine.h"
 #include "ppsim/metrics/metrics.h"
 #include "ppsim/run/overrides.h"
+#include "ppsim/run/stages.h"
 #include "ppsim/schedules/registry.h"
 #include "ppsim/views/files.h"
 #include "ppsim/views/report.h"
@@ -99,14 +100,18 @@ int cmd_run(const RunArgs& a) {
   Run run = prepare_run(config);
   if (a.unit_time) run = unit_time_run(std::move(run));
   auto links = make_links(run.config, run.schedule.devices);
-  const SimResult result = simulate_checked(run, *links, SimOptions{});
+  // Memory samples feed the timeline, trace and chart, and the exact OOM instant; a run
+  // that shows none of them skips them (about 24 bytes per op).
+  const bool figures = !a.vega.empty() || !a.svg.empty() || !a.png.empty() || !a.pdf.empty();
+  const bool samples = figures || !a.timeline.empty() || !a.trace.empty() || memory_limit_bytes(run.config) > 0;
+  const SimResult result = simulate_checked(run, *links, SimOptions{samples});
   const Metrics metrics = compute_metrics(run, result);
   const json report = report_json(run, metrics);
   std::vector<std::pair<std::string, std::string>> files;
   if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
   if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");
   json vega;
-  if (!a.vega.empty() || !a.svg.empty() || !a.png.empty() || !a.pdf.empty()) {
+  if (figures) {
     VegaOptions options;
     options.unit_time = a.unit_time;
     vega = vega_spec(run.schedule, result, metrics, options);
