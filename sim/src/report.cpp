@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ppsim/cluster_report.h"
+#include "ppsim/op_graph.h"
 #include "ppsim/registry.h"
 #include "ppsim/user_schedule.h"
 #include "ppsim/topology.h"
@@ -129,39 +130,54 @@ json make_report(const Run& run, const SimResult& r) {
 
 json critical_path(const SimResult& r, std::size_t max_steps) {
   if (r.ops.empty()) return json{{"length_ms", 0.0}};
+  const OpGraph& g = *r.graph;
+  // The transfer into each op (at most one: an op's other inputs are on its own device).
+  std::vector<int> transfer_into(r.ops.size(), -1);
+  for (std::size_t t = 0; t < r.transfers.size(); ++t) transfer_into[r.transfers[t].consumer] = static_cast<int>(t);
+  auto carried_by = [&](std::uint32_t u, std::uint32_t v) {
+    const int t = g.is_sync(v) ? -1 : transfer_into[v];
+    return t >= 0 && r.transfers[t].producer == static_cast<int>(u) ? t : -1;
+  };
+  // The longest path with the run's own durations: each op's duration, and on an edge
+  // the time from the producer's end to the input's arrival (queueing included). Among
+  // equally long ways in, the previous op on the device wins, then a transfer.
+  const LongestPath lp = longest_path(
+      g, [&](std::uint32_t v) { return g.is_sync(v) ? 0 : (r.ops[v].end - r.ops[v].start).ns; },
+      [&](std::uint32_t u, std::uint32_t v) {
+        const int t = carried_by(u, v);
+        return t >= 0 ? (r.transfers[t].end - r.ops[u].end).ns : std::int64_t{0};
+      },
+      [&](std::uint32_t u, std::uint32_t old, std::uint32_t v) {
+        auto rank = [&](std::uint32_t x) {
+          return x + 1 == v && r.ops[x].device == r.ops[v].device ? 2 : (carried_by(x, v) >= 0 ? 1 : 0);
+        };
+        return rank(u) > rank(old);
+      });
   int op = 0;
   for (int i = 1; i < static_cast<int>(r.ops.size()); ++i)
     if (r.ops[i].end > r.ops[op].end) op = i;
   std::vector<std::string> steps;
   TimeNs compute{}, comm{}, wait{};
   std::size_t op_count = 0, transfer_count = 0;
-  auto label = [&](const OpRecord& rec) {
-    return "d" + std::to_string(rec.device) + " " + op_token(rec.op) + " s" + std::to_string(rec.op.stage);
-  };
   while (op >= 0) {
     const OpRecord& rec = r.ops[op];
     compute += rec.end - rec.start;
     ++op_count;
-    steps.push_back(label(rec));
-    const bool has_prev = op > r.device_first_op[rec.device];
-    const int in = r.last_input[op];
-    const int tr = r.last_input_transfer[op];
-    const TimeNs input_at = in < 0 ? TimeNs{} : (tr >= 0 ? r.transfers[tr].end : r.ops[in].end);
-    if (has_prev && r.ops[op - 1].end == rec.start && (in < 0 || r.ops[op - 1].end >= input_at)) {
-      op = op - 1;
-    } else if (in >= 0 && input_at == rec.start) {
-      if (tr >= 0) {
-        const TransferRecord& t = r.transfers[tr];
-        comm += t.end - t.start;
-        wait += t.start - r.ops[in].end;  // queued behind other transfers on its link
-        ++transfer_count;
-        steps.push_back("link " + std::to_string(t.src) + "->" + std::to_string(t.dst));
-      }
-      op = in;
-    } else {
+    steps.push_back("d" + std::to_string(rec.device) + " " + op_token(rec.op) + " s" + std::to_string(rec.op.stage));
+    const int in = lp.pred[op];
+    const int tr = in < 0 ? -1 : carried_by(static_cast<std::uint32_t>(in), static_cast<std::uint32_t>(op));
+    if (in < 0 || (tr >= 0 ? r.transfers[tr].end : r.ops[in].end) != rec.start) {
       wait += rec.start - r.first_start;  // nothing left to explain the start
-      op = -1;
+      break;
     }
+    if (tr >= 0) {
+      const TransferRecord& t = r.transfers[tr];
+      comm += t.end - t.start;
+      wait += t.start - r.ops[in].end;  // queued behind other transfers on its link
+      ++transfer_count;
+      steps.push_back("link " + std::to_string(t.src) + "->" + std::to_string(t.dst));
+    }
+    op = in;
   }
   std::reverse(steps.begin(), steps.end());
   const bool truncated = steps.size() > max_steps;
