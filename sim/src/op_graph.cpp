@@ -14,7 +14,7 @@ namespace {
 /// The dependency rule: for each op, the nodes that wait for it, in OpGraph's order.
 class DependencyRule {
  public:
-  explicit DependencyRule(const Schedule& s) : s_(s) {
+  explicit DependencyRule(const Schedule& s) : s_(s), kinds_(s.split_backward ? 3 : 2) {
     int max_mb = 0;
     first_.assign(static_cast<std::size_t>(s.devices) + 1, 0);
     for (int d = 0; d < s.devices; ++d) {
@@ -22,26 +22,25 @@ class DependencyRule {
       for (const Op& op : s.device_ops[d]) max_mb = std::max(max_mb, op.microbatch);
     }
     mbs_ = static_cast<std::size_t>(max_mb) + 1;
-    ops_.reserve(static_cast<std::size_t>(first_[s.devices]));
-    device_.reserve(ops_.capacity());
-    key_to_op_.assign(static_cast<std::size_t>(s.pipes) * s.num_stages * mbs_ * 3, -1);
+    key_to_op_.assign(static_cast<std::size_t>(s.pipes) * s.num_stages * mbs_ * kinds_, -1);
     for (int d = 0; d < s.devices; ++d)
-      for (const Op& op : s.device_ops[d]) {
-        key_to_op_[key(op.kind, op.microbatch, op.stage, op.pipe)] = static_cast<std::int32_t>(ops_.size());
-        ops_.push_back(op);
-        device_.push_back(d);
+      for (std::size_t i = 0; i < s.device_ops[d].size(); ++i) {
+        const Op& op = s.device_ops[d][i];
+        key_to_op_[key(op.kind, op.microbatch, op.stage, op.pipe)] = first_[d] + static_cast<std::int32_t>(i);
       }
     add_sync_edges();
   }
 
-  [[nodiscard]] std::uint32_t num_ops() const { return static_cast<std::uint32_t>(ops_.size()); }
+  [[nodiscard]] std::uint32_t num_ops() const { return static_cast<std::uint32_t>(first_.back()); }
+  [[nodiscard]] const Schedule& schedule() const { return s_; }
   [[nodiscard]] const std::vector<int>& device_first_op() const { return first_; }
   [[nodiscard]] const std::vector<std::pair<std::uint32_t, std::uint32_t>>& sync_edges() const { return sync_edges_; }
 
-  /// Writes the ops that wait for op `u` (data consumers, then the device's next op) to
-  /// `out`; returns how many. Gradient-sync edges come from sync_edges().
-  int consumers(std::uint32_t u, std::uint32_t* out) const {
-    const Op& op = ops_[u];
+  /// Writes the ops that wait for op `u`, the `i`th op of device `d` (its data consumers,
+  /// then the device's next op), to `out`; returns how many. Gradient-sync edges come
+  /// from sync_edges().
+  int consumers(int d, std::size_t i, std::uint32_t u, std::uint32_t* out) const {
+    const Op& op = s_.device_ops[d][i];
     int n = 0;
     auto add = [&](std::int32_t v) {
       if (v >= 0) out[n++] = static_cast<std::uint32_t>(v);
@@ -57,13 +56,13 @@ class DependencyRule {
         break;
       case OpKind::Weight: break;
     }
-    if (static_cast<int>(u) + 1 < first_[device_[u] + 1]) out[n++] = u + 1;  // device order
+    if (i + 1 < s_.device_ops[d].size()) out[n++] = u + 1;  // device order
     return n;
   }
 
  private:
   [[nodiscard]] std::size_t key(OpKind kind, int mb, int stage, int pipe) const {
-    return ((static_cast<std::size_t>(pipe) * s_.num_stages + stage) * mbs_ + mb) * 3 + static_cast<int>(kind);
+    return ((static_cast<std::size_t>(pipe) * s_.num_stages + stage) * mbs_ + mb) * kinds_ + static_cast<int>(kind);
   }
   [[nodiscard]] std::int32_t find(OpKind kind, int mb, int stage, int pipe) const {
     if (stage < 0 || stage >= s_.num_stages) return -1;
@@ -74,11 +73,11 @@ class DependencyRule {
   void add_sync_edges() {
     for (std::size_t g = 0; g < s_.gradient_syncs.size(); ++g) {
       const GradientSync& sync = s_.gradient_syncs[g];
-      const auto node = static_cast<std::uint32_t>(ops_.size() + g);
+      const auto node = static_cast<std::uint32_t>(num_ops() + g);
       for (int d : sync.devices)
-        for (int i = first_[d + 1] - 1; i >= first_[d]; --i)
-          if (ops_[i].stage == sync.stage) {
-            sync_edges_.emplace_back(static_cast<std::uint32_t>(i), node);
+        for (std::size_t i = s_.device_ops[d].size(); i-- > 0;)
+          if (s_.device_ops[d][i].stage == sync.stage) {
+            sync_edges_.emplace_back(static_cast<std::uint32_t>(first_[d]) + static_cast<std::uint32_t>(i), node);
             break;
           }
     }
@@ -87,10 +86,9 @@ class DependencyRule {
   }
 
   const Schedule& s_;
+  std::size_t kinds_;  // W slots only when backward is split
   std::size_t mbs_{1};
   std::vector<int> first_;
-  std::vector<Op> ops_;
-  std::vector<std::int32_t> device_;
   std::vector<std::int32_t> key_to_op_;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> sync_edges_;  // sorted by source
 };
@@ -105,7 +103,14 @@ class EdgeIterator {
   using pointer = const value_type*;
   using reference = const value_type&;
 
-  EdgeIterator(const DependencyRule* rule, std::uint32_t u) : rule_(rule), u_(u) { settle(); }
+  /// The first edge (`end` false) or the end of the edges.
+  EdgeIterator(const DependencyRule* rule, bool end) : rule_(rule) {
+    if (end) {
+      u_ = rule->num_ops();
+      d_ = static_cast<int>(rule->schedule().device_ops.size());
+    }
+    settle();
+  }
   reference operator*() const { return edge_; }
   pointer operator->() const { return &edge_; }
   EdgeIterator& operator++() {
@@ -120,9 +125,14 @@ class EdgeIterator {
   // Points edge_ at edge pos_ of op u_, moving on to later ops while u_ has no more.
   void settle() {
     const auto& syncs = rule_->sync_edges();
+    const auto& lists = rule_->schedule().device_ops;
     while (u_ < rule_->num_ops()) {
       if (pos_ == 0) {
-        count_ = rule_->consumers(u_, targets_);
+        while (i_ >= lists[d_].size()) {  // skip to the device that holds op u_
+          ++d_;
+          i_ = 0;
+        }
+        count_ = rule_->consumers(d_, i_, u_, targets_);
         while (sync_ < syncs.size() && syncs[sync_].first < u_) ++sync_;
       }
       if (pos_ < count_) {
@@ -135,13 +145,16 @@ class EdgeIterator {
         return;
       }
       ++u_;
+      ++i_;
       pos_ = 0;
     }
     pos_ = 0;
   }
 
   const DependencyRule* rule_;
-  std::uint32_t u_;
+  std::uint32_t u_{0};
+  int d_{0};            // device of op u_
+  std::size_t i_{0};    // its index in the device's list
   int pos_{0};
   int count_{0};
   std::size_t sync_{0};
@@ -161,12 +174,12 @@ std::string describe(const Schedule& s, const OpGraph& g, std::uint32_t node) {
 OpGraph build_op_graph(const Schedule& schedule) {
   const DependencyRule rule(schedule);
   const std::uint32_t nodes = rule.num_ops() + static_cast<std::uint32_t>(schedule.gradient_syncs.size());
-  const EdgeIterator begin(&rule, 0), end(&rule, rule.num_ops());
-  // Count first so that the edge array is allocated once, at its final size.
-  std::size_t edges = 0;
-  for (EdgeIterator e = begin; e != end; ++e) ++edges;
+  // An op has at most three out-edges besides its syncs. Reserving that bound allocates
+  // the edge array once; pages past the real edge count are never touched.
+  const std::size_t bound = 3 * std::size_t{rule.num_ops()} + rule.sync_edges().size();
   OpGraph g;
-  g.csr = OpGraphCsr(boost::edges_are_sorted, begin, end, nodes, static_cast<std::uint32_t>(edges));
+  g.csr = OpGraphCsr(boost::edges_are_sorted, EdgeIterator(&rule, false), EdgeIterator(&rule, true), nodes,
+                     static_cast<std::uint32_t>(bound));
   g.num_ops = rule.num_ops();
   g.device_first_op = rule.device_first_op();
   return g;
@@ -195,12 +208,25 @@ std::vector<std::uint32_t> topological_order(const OpGraph& graph) {
 
 std::vector<std::uint32_t> find_cycle(const OpGraph& graph) {
   const std::uint32_t n = graph.num_nodes();
-  const std::vector<std::uint32_t> order = topological_order(graph);
-  if (order.size() == n) return {};
-  // Nodes left out of the order each wait for at least one other node left out; walking
-  // those waits must come back to a node already seen.
-  std::vector<std::uint8_t> left(n, 1);
-  for (std::uint32_t v : order) left[v] = 0;
+  // Kahn's algorithm with a stack (it stays as small as the set of ready ops): what is
+  // left waiting afterwards is the cycles and what waits on them.
+  std::vector<std::uint32_t> waiting = in_degrees(graph);
+  std::vector<std::uint32_t> ready;
+  for (std::uint32_t v = 0; v < n; ++v)
+    if (waiting[v] == 0) ready.push_back(v);
+  while (!ready.empty()) {
+    const std::uint32_t u = ready.back();
+    ready.pop_back();
+    for (const auto e : boost::make_iterator_range(boost::out_edges(u, graph.csr))) {
+      const auto v = static_cast<std::uint32_t>(boost::target(e, graph.csr));
+      if (--waiting[v] == 0) ready.push_back(v);
+    }
+  }
+  if (std::all_of(waiting.begin(), waiting.end(), [](std::uint32_t w) { return w == 0; })) return {};
+  std::vector<std::uint8_t> left(n, 0);
+  for (std::uint32_t v = 0; v < n; ++v) left[v] = waiting[v] > 0 ? 1 : 0;
+  // Nodes left each wait for at least one other node left; walking those waits must
+  // come back to a node already seen.
   constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
   std::vector<std::uint32_t> waits_for(n, kNone);
   for (const auto e : boost::make_iterator_range(boost::edges(graph.csr))) {

@@ -138,21 +138,24 @@ json critical_path(const SimResult& r, std::size_t max_steps) {
     const int t = g.is_sync(v) ? -1 : transfer_into[v];
     return t >= 0 && r.transfers[t].producer == static_cast<int>(u) ? t : -1;
   };
-  // The longest path with the run's own durations: each op's duration, and on an edge
-  // the time from the producer's end to the input's arrival (queueing included). Among
-  // equally long ways in, the previous op on the device wins, then a transfer.
-  const LongestPath lp = longest_path(
-      g, [&](std::uint32_t v) { return g.is_sync(v) ? 0 : (r.ops[v].end - r.ops[v].start).ns; },
-      [&](std::uint32_t u, std::uint32_t v) {
-        const int t = carried_by(u, v);
-        return t >= 0 ? (r.transfers[t].end - r.ops[u].end).ns : std::int64_t{0};
-      },
-      [&](std::uint32_t u, std::uint32_t old, std::uint32_t v) {
-        auto rank = [&](std::uint32_t x) {
-          return x + 1 == v && r.ops[x].device == r.ops[v].device ? 2 : (carried_by(x, v) >= 0 ? 1 : 0);
-        };
-        return rank(u) > rank(old);
-      });
+  // The critical path is the longest path's chain of maxima, walked back from the last
+  // op: along the longest path an op ends its duration after the latest of its in-edges
+  // (a predecessor's end, plus the transfer's time on a data edge between devices). The
+  // run's own times are those longest-path ends (the op-graph property test checks it to
+  // the nanosecond), so one pass over the graph's edges finds, per op, the in-edge that
+  // set its start. Among ties the previous op on its device wins, then a transfer.
+  auto rank = [&](std::uint32_t u, std::uint32_t v) {
+    return u + 1 == v && r.ops[u].device == r.ops[v].device ? 2 : (carried_by(u, v) >= 0 ? 1 : 0);
+  };
+  std::vector<int> pred(r.ops.size(), -1);
+  for (std::uint32_t u = 0; u < g.num_ops; ++u)
+    for (const auto e : boost::make_iterator_range(boost::out_edges(u, g.csr))) {
+      const auto v = static_cast<std::uint32_t>(boost::target(e, g.csr));
+      if (g.is_sync(v)) continue;
+      const int t = carried_by(u, v);
+      if ((t >= 0 ? r.transfers[t].end : r.ops[u].end) != r.ops[v].start) continue;
+      if (pred[v] < 0 || rank(u, v) > rank(static_cast<std::uint32_t>(pred[v]), v)) pred[v] = static_cast<int>(u);
+    }
   int op = 0;
   for (int i = 1; i < static_cast<int>(r.ops.size()); ++i)
     if (r.ops[i].end > r.ops[op].end) op = i;
@@ -164,13 +167,12 @@ json critical_path(const SimResult& r, std::size_t max_steps) {
     compute += rec.end - rec.start;
     ++op_count;
     steps.push_back("d" + std::to_string(rec.device) + " " + op_token(rec.op) + " s" + std::to_string(rec.op.stage));
-    const int in = lp.pred[op];
-    const int tr = in < 0 ? -1 : carried_by(static_cast<std::uint32_t>(in), static_cast<std::uint32_t>(op));
-    if (in < 0 || (tr >= 0 ? r.transfers[tr].end : r.ops[in].end) != rec.start) {
+    const int in = pred[op];
+    if (in < 0) {
       wait += rec.start - r.first_start;  // nothing left to explain the start
       break;
     }
-    if (tr >= 0) {
+    if (const int tr = carried_by(static_cast<std::uint32_t>(in), static_cast<std::uint32_t>(op)); tr >= 0) {
       const TransferRecord& t = r.transfers[tr];
       comm += t.end - t.start;
       wait += t.start - r.ops[in].end;  // queued behind other transfers on its link
