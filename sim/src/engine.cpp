@@ -47,14 +47,14 @@ template <EventQueue Queue>
 class Engine {
  public:
   Engine(const Schedule& s, const std::vector<StageCost>& costs, LinkModel& links, const SimOptions& opt,
-         std::shared_ptr<const OpGraph> graph)
-      : s_(s), costs_(costs), links_(links), opt_(opt), graph_(std::move(graph)), g_(*graph_) {}
+         std::shared_ptr<const OpGraph> graph, const std::vector<std::uint32_t>& in_degrees)
+      : s_(s), costs_(costs), links_(links), opt_(opt), graph_(std::move(graph)), g_(*graph_), in_(in_degrees) {}
 
   SimResult run() {
     setup();
     for (int d = 0; d < s_.devices; ++d) {
       const int first = r_.device_first_op[d];
-      if (first < r_.device_first_op[d + 1] && waiting_[first] == 0) start(static_cast<std::uint32_t>(first));
+      if (first < r_.device_first_op[d + 1] && node_[first].waiting == 0) start(static_cast<std::uint32_t>(first));
     }
     while (!queue_.empty()) {
       const Event ev = queue_.pop();
@@ -75,7 +75,7 @@ class Engine {
   void start(std::uint32_t index);
   void finish(std::uint32_t index);
   void satisfy(std::uint32_t index) {
-    if (--waiting_[index] == 0) start(index);
+    if (--node_[index].waiting == 0) start(index);
   }
   void transfer(std::uint32_t producer, std::uint32_t consumer);
   void adjust_memory(int device, Bytes delta);
@@ -91,9 +91,16 @@ class Engine {
   const SimOptions& opt_;
   std::shared_ptr<const OpGraph> graph_;
   const OpGraph& g_;
+  const std::vector<std::uint32_t>& in_;  // in-degree of each node
   bool free_links_{false};
   SimResult r_;
-  std::vector<std::uint32_t> waiting_;  // per node: edges into it not yet satisfied
+  // Per node, what delivering an input reads and writes, in 8 bytes: the edges into it not
+  // yet satisfied and its device (-1 for a gradient sync).
+  struct NodeState {
+    std::uint32_t waiting;
+    std::int32_t device;
+  };
+  std::vector<NodeState> node_;
   std::vector<TimeNs> sync_ready_;      // per gradient sync: when its last input finished
   std::vector<Bytes> activation_;       // current stashed activation bytes per device
   std::vector<int> inflight_;           // micro-batches stashed per device
@@ -128,7 +135,10 @@ void Engine<Queue>::setup() {
   for (int d = 0; d < n; ++d)
     for (std::size_t i = 0; i < s_.device_ops[d].size(); ++i)
       r_.ops[r_.device_first_op[d] + i] = OpRecord{s_.device_ops[d][i], d, {}, {}};
-  waiting_ = in_degrees(g_);
+  node_.resize(in_.size());
+  for (std::size_t v = 0; v < in_.size(); ++v) node_[v] = {in_[v], -1};
+  for (int d = 0; d < n; ++d)
+    for (int i = r_.device_first_op[d]; i < r_.device_first_op[d + 1]; ++i) node_[i].device = d;
   sync_ready_.assign(s_.gradient_syncs.size(), TimeNs{});
   activation_.assign(n, Bytes{});
   inflight_.assign(n, 0);
@@ -189,6 +199,7 @@ template <EventQueue Queue>
 void Engine<Queue>::finish(std::uint32_t index) {
   const OpRecord& rec = r_.ops[index];
   const Op& op = rec.op;
+  const int device = rec.device;
   ++finished_;
   const StageCost& cost = costs_[op.stage];
   if (op.kind == OpKind::Backward) {
@@ -200,10 +211,13 @@ void Engine<Queue>::finish(std::uint32_t index) {
   }
   for (const auto e : boost::make_iterator_range(boost::out_edges(index, g_.csr))) {
     const auto v = static_cast<std::uint32_t>(boost::target(e, g_.csr));
-    if (g_.is_sync(v)) {
+    NodeState& target = node_[v];
+    if (target.device == device) {
+      if (--target.waiting == 0) start(v);
+    } else if (target.device < 0) {
       sync_ready_[v - g_.num_ops] = now_;  // edges come from each member's last op, in time order
-    } else if (free_links_ || r_.ops[v].device == rec.device) {
-      satisfy(v);
+    } else if (free_links_) {
+      if (--target.waiting == 0) start(v);
     } else {
       transfer(index, v);
     }
@@ -337,10 +351,11 @@ SimResult simulate(const Schedule& schedule, const std::vector<StageCost>& costs
     throw ScheduleError("schedule has " + std::to_string(total) + " ops; the engine handles fewer than " +
                         std::to_string(kMaxEngineOps));
   auto graph = std::make_shared<const OpGraph>(build_op_graph(schedule));
-  check_acyclic(schedule, *graph);
-  if (options.queue == EventQueueKind::BinaryHeap)
-    return Engine<BinaryHeapQueue>(schedule, costs, links, options, std::move(graph)).run();
-  return Engine<QuaternaryHeapQueue>(schedule, costs, links, options, std::move(graph)).run();
+  const std::vector<std::uint32_t> in = in_degrees(*graph);
+  check_acyclic(schedule, *graph, in);
+  if (options.queue == EventQueueKind::QuaternaryHeap)
+    return Engine<QuaternaryHeapQueue>(schedule, costs, links, options, std::move(graph), in).run();
+  return Engine<BinaryHeapQueue>(schedule, costs, links, options, std::move(graph), in).run();
 }
 
 }  // namespace ppsim

@@ -206,11 +206,10 @@ std::vector<std::uint32_t> topological_order(const OpGraph& graph) {
   return order;
 }
 
-std::vector<std::uint32_t> find_cycle(const OpGraph& graph) {
+std::vector<std::uint32_t> find_cycle(const OpGraph& graph, std::vector<std::uint32_t> waiting) {
   const std::uint32_t n = graph.num_nodes();
   // Kahn's algorithm with a stack (it stays as small as the set of ready ops): what is
   // left waiting afterwards is the cycles and what waits on them.
-  std::vector<std::uint32_t> waiting = in_degrees(graph);
   std::vector<std::uint32_t> ready;
   for (std::uint32_t v = 0; v < n; ++v)
     if (waiting[v] == 0) ready.push_back(v);
@@ -246,8 +245,8 @@ std::vector<std::uint32_t> find_cycle(const OpGraph& graph) {
   return cycle;
 }
 
-void check_acyclic(const Schedule& schedule, const OpGraph& graph) {
-  const std::vector<std::uint32_t> cycle = find_cycle(graph);
+void check_acyclic(const Schedule& schedule, const OpGraph& graph, const std::vector<std::uint32_t>& in) {
+  const std::vector<std::uint32_t> cycle = find_cycle(graph, in);
   if (cycle.empty()) return;
   std::string msg = "cycle of waits: " + describe(schedule, graph, cycle[0]);
   for (std::size_t i = 1; i < cycle.size(); ++i)

@@ -118,7 +118,7 @@ struct DeviceSummary {
 
 struct SimOptions {
   bool record_timeline{true};  ///< keep memory samples (op and transfer records are always kept)
-  EventQueueKind queue{EventQueueKind::QuaternaryHeap};  ///< same results on each; a matter of speed
+  EventQueueKind queue{EventQueueKind::BinaryHeap};  ///< same results on each; a matter of speed
 };
 
 /// @brief Everything the outputs are views of.

@@ -20,7 +20,6 @@ namespace ppsim {
 struct Event {
   unsigned __int128 key{0};
   static constexpr int kTargetBits = 27;
-  static constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 36) - 1;
   static Event make(TimeNs t, std::uint64_t seq, std::uint32_t target, bool flag) {
     const std::uint64_t low = (seq << (kTargetBits + 1)) | (static_cast<std::uint64_t>(target) << 1) | (flag ? 1u : 0u);
     return {(static_cast<unsigned __int128>(static_cast<std::uint64_t>(t.ns)) << 64) | low};

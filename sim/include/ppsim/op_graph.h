@@ -40,17 +40,20 @@ OpGraph build_op_graph(const Schedule& schedule);
 /// @brief Number of edges into each node (what each node waits for).
 std::vector<std::uint32_t> in_degrees(const OpGraph& graph);
 
-/// @brief Nodes in a topological order (Kahn's algorithm, smallest ready index first is
-/// not promised); shorter than num_nodes() when the graph has a cycle.
+/// @brief Nodes in a topological order (Kahn's algorithm, first in first out); shorter
+/// than num_nodes() when the graph has a cycle.
 std::vector<std::uint32_t> topological_order(const OpGraph& graph);
 
 /// @brief One cycle of waits, each node waiting for the next and the last for the first,
-/// starting at its smallest node; empty when the graph is acyclic.
-std::vector<std::uint32_t> find_cycle(const OpGraph& graph);
+/// starting at its smallest node; empty when the graph is acyclic. `waiting` is
+/// in_degrees(graph) (a caller that has them passes a copy).
+std::vector<std::uint32_t> find_cycle(const OpGraph& graph, std::vector<std::uint32_t> waiting);
+inline std::vector<std::uint32_t> find_cycle(const OpGraph& graph) { return find_cycle(graph, in_degrees(graph)); }
 
 /// @brief Throws ScheduleError naming a cycle of waits device by device ("cycle of
 /// waits: device 0 F1 (stage 0) waits for device 1 B1 (stage 1), which waits for ...").
-void check_acyclic(const Schedule& schedule, const OpGraph& graph);
+/// `in` is in_degrees(graph).
+void check_acyclic(const Schedule& schedule, const OpGraph& graph, const std::vector<std::uint32_t>& in);
 
 /// @brief Longest path to every node: `end[v] = node_weight(v) + max(0, max over edges
 /// u -> v of end[u] + edge_weight(u, v))`. `pred[v]` is the u that set the max (-1 for
