@@ -107,6 +107,9 @@ TEST_CASE("op graph of 1f1b p=2 m=1: data, split and device-order edges in their
       {3, 1}};                 // B0 s1 -> B0 s0
   CHECK(edge_list(g) == expected);
   CHECK(in_degrees(g) == std::vector<std::uint32_t>{0, 3, 1, 2});
+  std::vector<std::uint32_t> counted;
+  build_op_graph(s, &counted);
+  CHECK(counted == in_degrees(g));
   CHECK(topological_order(g) == std::vector<std::uint32_t>{0, 2, 3, 1});
   CHECK(find_cycle(g).empty());
 }
@@ -127,8 +130,9 @@ TEST_CASE("op graph: W waits for B, and a gradient sync for each replica's last 
 
   const Schedule dp = make_schedule("dualpipe", {2, 4, 1, 0});
   REQUIRE(!dp.gradient_syncs.empty());
-  const OpGraph h = build_op_graph(dp);
-  const auto in = in_degrees(h);
+  std::vector<std::uint32_t> in;
+  const OpGraph h = build_op_graph(dp, &in);
+  CHECK(in == in_degrees(h));
   for (std::size_t k = 0; k < dp.gradient_syncs.size(); ++k) {
     CHECK(in[h.num_ops + k] == dp.gradient_syncs[k].devices.size());
   }

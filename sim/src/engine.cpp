@@ -131,14 +131,15 @@ void Engine<Queue>::setup() {
   r_.graph = graph_;
   r_.per_device.assign(n, DeviceSummary{});
   r_.device_first_op = g_.device_first_op;
-  r_.ops.resize(total);
+  // Filled in one pass (no zeroing first): at a million ops, zeroing is a visible cost.
+  r_.ops.reserve(total);
+  node_.reserve(in_.size());
   for (int d = 0; d < n; ++d)
-    for (std::size_t i = 0; i < s_.device_ops[d].size(); ++i)
-      r_.ops[r_.device_first_op[d] + i] = OpRecord{s_.device_ops[d][i], d, {}, {}};
-  node_.resize(in_.size());
-  for (std::size_t v = 0; v < in_.size(); ++v) node_[v] = {in_[v], -1};
-  for (int d = 0; d < n; ++d)
-    for (int i = r_.device_first_op[d]; i < r_.device_first_op[d + 1]; ++i) node_[i].device = d;
+    for (const Op& op : s_.device_ops[d]) {
+      r_.ops.push_back(OpRecord{op, d, {}, {}});
+      node_.push_back({in_[node_.size()], d});
+    }
+  for (std::size_t v = total; v < in_.size(); ++v) node_.push_back({in_[v], -1});  // gradient syncs
   sync_ready_.assign(s_.gradient_syncs.size(), TimeNs{});
   activation_.assign(n, Bytes{});
   inflight_.assign(n, 0);
@@ -350,8 +351,8 @@ SimResult simulate(const Schedule& schedule, const std::vector<StageCost>& costs
   if (static_cast<std::int64_t>(total) >= kMaxEngineOps)
     throw ScheduleError("schedule has " + std::to_string(total) + " ops; the engine handles fewer than " +
                         std::to_string(kMaxEngineOps));
-  auto graph = std::make_shared<const OpGraph>(build_op_graph(schedule));
-  const std::vector<std::uint32_t> in = in_degrees(*graph);
+  std::vector<std::uint32_t> in;
+  auto graph = std::make_shared<const OpGraph>(build_op_graph(schedule, &in));
   check_acyclic(schedule, *graph, in);
   if (options.queue == EventQueueKind::QuaternaryHeap)
     return Engine<QuaternaryHeapQueue>(schedule, costs, links, options, std::move(graph), in).run();

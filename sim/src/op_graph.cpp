@@ -104,7 +104,8 @@ class EdgeIterator {
   using reference = const value_type&;
 
   /// The first edge (`end` false) or the end of the edges.
-  EdgeIterator(const DependencyRule* rule, bool end) : rule_(rule) {
+  EdgeIterator(const DependencyRule* rule, bool end, std::uint32_t* in_degree = nullptr)
+      : rule_(rule), in_degree_(in_degree) {
     if (end) {
       u_ = rule->num_ops();
       d_ = static_cast<int>(rule->schedule().device_ops.size());
@@ -137,11 +138,13 @@ class EdgeIterator {
       }
       if (pos_ < count_) {
         edge_ = {u_, targets_[pos_]};
+        if (in_degree_ != nullptr) ++in_degree_[edge_.second];
         return;
       }
       const std::size_t k = sync_ + static_cast<std::size_t>(pos_ - count_);
       if (k < syncs.size() && syncs[k].first == u_) {
         edge_ = syncs[k];
+        if (in_degree_ != nullptr) ++in_degree_[edge_.second];
         return;
       }
       ++u_;
@@ -152,6 +155,7 @@ class EdgeIterator {
   }
 
   const DependencyRule* rule_;
+  std::uint32_t* in_degree_;  // counts each edge as it is read, when given
   std::uint32_t u_{0};
   int d_{0};            // device of op u_
   std::size_t i_{0};    // its index in the device's list
@@ -171,15 +175,18 @@ std::string describe(const Schedule& s, const OpGraph& g, std::uint32_t node) {
 
 }  // namespace
 
-OpGraph build_op_graph(const Schedule& schedule) {
+OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_degrees) {
   const DependencyRule rule(schedule);
   const std::uint32_t nodes = rule.num_ops() + static_cast<std::uint32_t>(schedule.gradient_syncs.size());
+  if (in_degrees != nullptr) in_degrees->assign(nodes, 0);
   // An op has at most three out-edges besides its syncs. Reserving that bound allocates
   // the edge array once; pages past the real edge count are never touched.
   const std::size_t bound = 3 * std::size_t{rule.num_ops()} + rule.sync_edges().size();
   OpGraph g;
-  g.csr = OpGraphCsr(boost::edges_are_sorted, EdgeIterator(&rule, false), EdgeIterator(&rule, true), nodes,
-                     static_cast<std::uint32_t>(bound));
+  // Boost reads each edge exactly once, so counting in the iterator counts each once.
+  g.csr = OpGraphCsr(boost::edges_are_sorted,
+                     EdgeIterator(&rule, false, in_degrees != nullptr ? in_degrees->data() : nullptr),
+                     EdgeIterator(&rule, true), nodes, static_cast<std::uint32_t>(bound));
   g.num_ops = rule.num_ops();
   g.device_first_op = rule.device_first_op();
   return g;

@@ -34,8 +34,9 @@ struct OpGraph {
 };
 
 /// @brief Builds the op graph of a schedule that passed validate_schedule. The one
-/// place the dependency rule (which op waits for which) is written.
-OpGraph build_op_graph(const Schedule& schedule);
+/// place the dependency rule (which op waits for which) is written. When `in_degrees`
+/// is given it receives in_degrees(graph), counted while the edges are laid down.
+OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_degrees = nullptr);
 
 /// @brief Number of edges into each node (what each node waits for).
 std::vector<std::uint32_t> in_degrees(const OpGraph& graph);
