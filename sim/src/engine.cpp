@@ -77,7 +77,7 @@ class Engine {
   void satisfy(std::uint32_t index) {
     if (--node_[index].waiting == 0) start(index);
   }
-  void transfer(std::uint32_t producer, std::uint32_t consumer);
+  void transfer(std::uint32_t producer, std::uint32_t consumer, int dst);
   void adjust_memory(int device, Bytes delta);
   void summarize();
   void run_gradient_syncs();
@@ -183,15 +183,14 @@ void Engine<Queue>::start(std::uint32_t index) {
   push(rec.end, index, false);
 }
 
-// The output crosses devices: F sends its stage's output forward, B sends the gradient
-// of the previous stage's output back, so either way the lower stage's output bytes.
+// Only data edges cross devices: F sends its stage's output forward, B sends the gradient
+// of the previous stage's output back.
 template <EventQueue Queue>
-void Engine<Queue>::transfer(std::uint32_t producer, std::uint32_t consumer) {
+void Engine<Queue>::transfer(std::uint32_t producer, std::uint32_t consumer, int dst) {
   const OpRecord& from = r_.ops[producer];
-  const OpRecord& to = r_.ops[consumer];
-  const Bytes bytes = costs_[std::min(from.op.stage, to.op.stage)].output;
-  const TransferSlot slot = links_.reserve(from.device, to.device, bytes, now_);
-  r_.transfers.push_back({from.device, to.device, static_cast<int>(producer), static_cast<int>(consumer), bytes,
+  const Bytes bytes = costs_[from.op.kind == OpKind::Forward ? from.op.stage : from.op.stage - 1].output;
+  const TransferSlot slot = links_.reserve(from.device, dst, bytes, now_);
+  r_.transfers.push_back({from.device, dst, static_cast<int>(producer), static_cast<int>(consumer), bytes,
                           slot.start, slot.end});
   push(slot.end, consumer, true);
 }
@@ -220,7 +219,7 @@ void Engine<Queue>::finish(std::uint32_t index) {
     } else if (free_links_) {
       if (--target.waiting == 0) start(v);
     } else {
-      transfer(index, v);
+      transfer(index, v, target.device);
     }
   }
 }

@@ -56,7 +56,8 @@ class DependencyRule {
         break;
       case OpKind::Weight: break;
     }
-    if (i + 1 < s_.device_ops[d].size()) out[n++] = u + 1;  // device order
+    // Device order, unless a data edge already makes the next op wait for this one.
+    if (i + 1 < s_.device_ops[d].size() && (n == 0 || out[n - 1] != u + 1) && (n < 2 || out[0] != u + 1)) out[n++] = u + 1;
     return n;
   }
 

@@ -24,7 +24,8 @@ using OpGraphCsr = boost::compressed_sparse_row_graph<boost::directedS, boost::n
 /// ...: the order of SimResult::ops); node `num_ops + g` is Schedule::gradient_syncs[g].
 /// An edge u -> v says v waits for u. Out-edges of an op come in a fixed order: its data
 /// consumers (F: the next stage's F, then its own B; B: the previous stage's B, then its
-/// W), then the next op on its device, then the gradient syncs it is last for.
+/// W), then the next op on its device (unless already a data consumer: one edge per
+/// pair), then the gradient syncs it is last for.
 struct OpGraph {
   OpGraphCsr csr;
   std::uint32_t num_ops{0};
