@@ -23,7 +23,8 @@ std::vector<StageCost> costs_for(const Schedule& s) {
 }
 
 /// Simulates `name` with p stages, m micro-batches, v chunks; links of 5 us + 50 GB/s.
-void simulate_schedule(benchmark::State& state, const std::string& name, int p, int m, int v) {
+void simulate_schedule(benchmark::State& state, const std::string& name, int p, int m, int v,
+                       EventQueueKind queue = SimOptions{}.queue) {
   Schedule s;
   try {
     s = make_schedule(name, {p, m, v, 0});
@@ -36,7 +37,7 @@ void simulate_schedule(benchmark::State& state, const std::string& name, int p, 
   std::size_t ops = 0;
   for (const auto& d : s.device_ops) ops += d.size();
   for (auto _ : state) {
-    SimResult r = simulate(s, costs, links, SimOptions{true});
+    SimResult r = simulate(s, costs, links, SimOptions{true, queue});
     benchmark::DoNotOptimize(r.iteration_time);
   }
   state.counters["ops"] = static_cast<double>(ops);
@@ -46,6 +47,16 @@ void simulate_schedule(benchmark::State& state, const std::string& name, int p, 
 
 void BM_1f1b_p64_m1024(benchmark::State& state) { simulate_schedule(state, "1f1b", 64, 1024, 1); }
 BENCHMARK(BM_1f1b_p64_m1024)->Unit(benchmark::kMillisecond);
+
+// The same on each event queue (SimOptions::queue; the default is the binary heap).
+void BM_1f1b_p64_m1024_binary_heap(benchmark::State& state) {
+  simulate_schedule(state, "1f1b", 64, 1024, 1, EventQueueKind::BinaryHeap);
+}
+BENCHMARK(BM_1f1b_p64_m1024_binary_heap)->Unit(benchmark::kMillisecond);
+void BM_1f1b_p64_m1024_quaternary_heap(benchmark::State& state) {
+  simulate_schedule(state, "1f1b", 64, 1024, 1, EventQueueKind::QuaternaryHeap);
+}
+BENCHMARK(BM_1f1b_p64_m1024_quaternary_heap)->Unit(benchmark::kMillisecond);
 
 /// Every registered schedule at p=64, m=1024 (interleaved at v=4, other chunked schedules
 /// at their registry chunks).

@@ -76,11 +76,15 @@ void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
       ->check(CLI::PositiveNumber);
 }
 
-/// A user schedule that deadlocks is bad input (exit 2); a built-in one is our bug (exit 1).
+/// A user schedule that deadlocks (a cycle of waits) is bad input (exit 2) naming its file;
+/// a built-in one is our bug (exit 1).
 SimResult simulate_checked(const Run& run, LinkModel& links, const SimOptions& options) {
   try {
     return simulate(run.schedule, run.costs, links, options);
   } catch (const DeadlockError& e) {
+    if (run.config.pipeline.schedule_file.empty()) throw;
+    throw ScheduleError(run.config.pipeline.schedule_file + ": " + e.what());
+  } catch (const ScheduleError& e) {
     if (run.config.pipeline.schedule_file.empty()) throw;
     throw ScheduleError(run.config.pipeline.schedule_file + ": " + e.what());
   }

@@ -23,10 +23,12 @@ TEST_CASE("pipeline metrics of GPipe p=2 m=2 by hand", "[metrics]") {
     CHECK(d.idle_ms == Approx(3.0).epsilon(1e-15));
     CHECK(d.compute == test::ms(6));
   }
-  // Critical path: device 0 runs B1 last (7..9); it follows B0 (5..7), whose start is
-  // explained by nothing recorded, so the rest is a wait from the run's start.
-  CHECK(m.critical_path.ops == 2);
-  CHECK(m.critical_path.compute == test::ms(4));
+  // Critical path, back from device 0's B1 (7..9): B0 on device 0 (5..7), whose input
+  // B0 on device 1 (3..5) ends at 5; before it F1 (2..3) and F0 (1..2) on device 1 (the
+  // previous op on the device wins a tie), and F0 on device 0 (0..1). All compute.
+  CHECK(m.critical_path.ops == 6);
+  CHECK(m.critical_path.compute == test::ms(9));
+  CHECK(m.critical_path.link_wait == TimeNs{});
   CHECK(m.critical_path.length() == test::ms(9));
 }
 
@@ -51,7 +53,7 @@ TEST_CASE("views show the Metrics they are given, not a number of their own", "[
   CHECK(vega_spec(s, r, m)["title"]["subtitle"] == "iteration 12.00 ms, bubble 50.0%");
   const json cp = critical_path_json(m.critical_path);
   CHECK(cp["length_ms"].get<double>() == 9.0);
-  CHECK(cp["steps"] == json::array({"d0 B0 s0", "d0 B1 s0"}));
+  CHECK(cp["steps"] == json::array({"d0 F0 s0", "d1 F0 s1", "d1 F1 s1", "d1 B0 s1", "d0 B0 s0", "d0 B1 s0"}));
 }
 
 TEST_CASE("the trace draws gradient syncs on a collective lane", "[metrics][trace]") {

@@ -1,6 +1,9 @@
 #pragma once
 // Hand-built runs for the Vega-Lite and Chrome-trace tests: they do not need the engine.
+#include <memory>
+
 #include "ppsim/engine/engine.h"
+#include "ppsim/engine/op_graph.h"
 #include "ppsim/schedules/schedule.h"
 
 namespace ppsim::test {
@@ -16,8 +19,6 @@ inline void add_op(SimResult& r, int device, OpKind kind, int mb, int stage, dou
   op.chunk = static_cast<std::int16_t>(chunk);
   op.pipe = static_cast<std::int8_t>(pipe);
   r.ops.push_back({op, device, ms(start), ms(end)});
-  r.last_input.push_back(-1);  // waited for no input (as F0 of stage 0 does)
-  r.last_input_transfer.push_back(-1);
 }
 
 /// GPipe, p=2, m=2, unit time (F 1 ms, B 2 ms), free links: makespan 9 ms, each device
@@ -40,6 +41,7 @@ inline SimResult gpipe_2x2(Schedule* schedule_out = nullptr) {
   add_op(r, 1, OpKind::Backward, 1, 1, 5, 7);
   r.device_first_op = {0, 4, 8};
   for (const OpRecord& o : r.ops) s.device_ops.resize(2), s.device_ops[o.device].push_back(o.op);
+  r.graph = std::make_shared<const OpGraph>(build_op_graph(s));
   const std::int64_t MiB = 1 << 20;
   const struct { int d; double t; std::int64_t b; } mem[] = {
       {0, 0, 2 * MiB}, {0, 1, 3 * MiB}, {0, 7, 2 * MiB}, {0, 9, MiB},

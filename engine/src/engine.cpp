@@ -1,15 +1,16 @@
-// The discrete-event engine. Each device runs its op list in order on one compute lane;
-// an op starts when it is at the head of its list, the device is idle and every input
-// has arrived. Events are keyed by (time, seq) with seq strictly increasing, so ties
-// resolve identically on every run.
+// The discrete-event engine. It walks the op graph (op_graph.h) the way taskflow walks a
+// task graph: each op counts the edges into it that are not yet satisfied (its data
+// inputs and the previous op on its device); a finished op satisfies its out-edges, at
+// once when local or when the transfer arrives, and an op whose count reaches zero
+// starts. Events are keyed by (time, seq) with seq strictly increasing, so ties resolve
+// identically on every run.
 #include "ppsim/engine/engine.h"
 
 #include <algorithm>
 #include <cassert>
-#include <queue>
 #include <string>
 
-#include "ppsim/schedules/registry.h"
+#include "ppsim/engine/op_graph.h"
 
 namespace ppsim {
 
@@ -39,88 +40,79 @@ bool UniformLinkModel::is_free() const { return latency_.ns == 0 && bandwidth_GB
 // ---------------------------------------------------------------- engine
 namespace {
 
-// 16 bytes: one unsigned 128-bit key, time in the high word, then seq (36 bits) | target op
-// (27 bits) | arrival flag (1 bit). Ordering by the key is ordering by (time, seq) since seq
-// is unique; one wide compare keeps the heap's sift loops free of data-dependent branches.
-struct Event {
-  unsigned __int128 key;
-  [[nodiscard]] std::int64_t time() const { return static_cast<std::int64_t>(key >> 64); }
-  [[nodiscard]] std::int32_t target() const { return static_cast<std::int32_t>((static_cast<std::uint64_t>(key) >> 1) & ((1u << 27) - 1)); }
-  [[nodiscard]] bool arrival() const { return (static_cast<std::uint64_t>(key) & 1u) != 0; }  // an input of target arrived
-};
-struct EventAfter {
-  bool operator()(const Event& a, const Event& b) const { return a.key > b.key; }
-};
-static_assert(sizeof(Event) == 16);
-constexpr std::int64_t kMaxEngineOps = std::int64_t{1} << 27;
+constexpr std::int64_t kMaxEngineOps = std::int64_t{1} << Event::kTargetBits;
 
-/// What the event loop reads and writes per op, in one 32-byte record so that delivering
-/// an input touches one cache line (separate arrays cost a miss each at large p).
-struct OpState {
-  std::int64_t input_time{0};  // latest input arrival (ns)
-  std::int32_t waiting{0};     // inputs not yet arrived
-  std::int32_t device{0};
-  std::int32_t next[2]{-1, -1};  // consumers: F -> {F of next stage, B of this stage}; B -> {B of previous stage, W}
-  std::int32_t last_input{-1};
-  std::int32_t last_transfer{-1};
-};
-static_assert(sizeof(OpState) == 32);
-
+template <EventQueue Queue>
 class Engine {
  public:
-  Engine(const Schedule& s, const std::vector<StageCost>& costs, LinkModel& links, const SimOptions& opt)
-      : s_(s), costs_(costs), links_(links), opt_(opt) {}
+  Engine(const Schedule& s, const std::vector<StageCost>& costs, LinkModel& links, const SimOptions& opt,
+         std::shared_ptr<const OpGraph> graph, const std::vector<std::uint32_t>& in_degrees)
+      : s_(s), costs_(costs), links_(links), opt_(opt), graph_(std::move(graph)), g_(*graph_), in_(in_degrees) {}
 
-  SimResult run();
+  SimResult run() {
+    setup();
+    for (int d = 0; d < s_.devices; ++d) {
+      const int first = r_.device_first_op[d];
+      if (first < r_.device_first_op[d + 1] && node_[first].waiting == 0) start(static_cast<std::uint32_t>(first));
+    }
+    while (!queue_.empty()) {
+      const Event ev = queue_.pop();
+      assert(ev.time() >= now_ && "time went backwards");
+      now_ = ev.time();
+      if (ev.flag()) satisfy(ev.target());  // a transfer into it arrived
+      else finish(ev.target());
+    }
+    if (finished_ != g_.num_ops) throw DeadlockError("engine stopped with ops left although the op graph is acyclic");
+    summarize();
+    return std::move(r_);
+  }
 
  private:
-  [[nodiscard]] std::size_t key(OpKind kind, int mb, int stage, int pipe) const {
-    return ((static_cast<std::size_t>(pipe) * s_.num_stages + stage) * mbs_ + mb) * 3 + static_cast<int>(kind);
-  }
-  [[nodiscard]] int find(OpKind kind, int mb, int stage, int pipe) const {
-    if (stage < 0 || stage >= s_.num_stages) return -1;
-    return key_to_op_[key(kind, mb, stage, pipe)];
-  }
   [[nodiscard]] TimeNs duration(const Op& op) const;
-  void push(TimeNs t, int target, bool arrival) {
-    const std::uint64_t low = (seq_++ << 28) | (static_cast<std::uint64_t>(target) << 1) | (arrival ? 1u : 0u);
-    queue_.push({(static_cast<unsigned __int128>(static_cast<std::uint64_t>(t.ns)) << 64) | low});
+  void push(TimeNs t, std::uint32_t target, bool arrival) { queue_.push(Event::make(t, seq_++, target, arrival)); }
+  void setup();
+  void start(std::uint32_t index);
+  void finish(std::uint32_t index);
+  void satisfy(std::uint32_t index) {
+    if (--node_[index].waiting == 0) start(index);
   }
-  void try_start(int device, TimeNs now);
-  void finish(int index, TimeNs now);
-  void deliver(int producer, int consumer, Bytes bytes, TimeNs now);
-  void adjust_memory(int device, Bytes delta, TimeNs now);
-  void note_input(OpState& consumer, int producer, int transfer, TimeNs arrival) {
-    if (arrival.ns >= consumer.input_time) {
-      consumer.input_time = arrival.ns;
-      consumer.last_input = producer;
-      consumer.last_transfer = transfer;
-    }
-  }
-  [[noreturn]] void report_deadlock() const;
+  void transfer(std::uint32_t producer, std::uint32_t consumer, int dst);
+  void adjust_memory(int device, Bytes delta);
+  void summarize();
   void run_gradient_syncs();
+  void measure_window(bool steady_state);
+  void summarize_devices(bool steady_state);
+  void finish_memory_timeline();
 
   const Schedule& s_;
   const std::vector<StageCost>& costs_;
   LinkModel& links_;
   const SimOptions& opt_;
-  std::size_t mbs_{0};
+  std::shared_ptr<const OpGraph> graph_;
+  const OpGraph& g_;
+  const std::vector<std::uint32_t>& in_;  // in-degree of each node
+  bool free_links_{false};
   SimResult r_;
-  std::vector<int> key_to_op_;
-  std::vector<OpState> state_;     // per op, in SimResult::ops order
-  std::vector<int> head_;          // next op index per device
-  std::vector<std::uint8_t> busy_;
-  std::vector<Bytes> activation_;  // current stashed activation bytes per device
-  std::vector<int> inflight_;      // micro-batches stashed per device
-  std::vector<int> slot_inflight_; // per (pipe, stage): micro-batches stashed
+  // Per node, what delivering an input reads and writes, in 8 bytes: the edges into it not
+  // yet satisfied and its device (-1 for a gradient sync).
+  struct NodeState {
+    std::uint32_t waiting;
+    std::int32_t device;
+  };
+  std::vector<NodeState> node_;
+  std::vector<TimeNs> sync_ready_;      // per gradient sync: when its last input finished
+  std::vector<Bytes> activation_;       // current stashed activation bytes per device
+  std::vector<int> inflight_;           // micro-batches stashed per device
+  std::vector<int> slot_inflight_;      // per (pipe, stage): micro-batches stashed
   std::vector<int> slot_peak_;
-  std::priority_queue<Event, std::vector<Event>, EventAfter> queue_;
+  Queue queue_;
   std::uint64_t seq_{0};
   TimeNs now_{};
-  std::size_t finished_{0};
+  std::uint32_t finished_{0};
 };
 
-TimeNs Engine::duration(const Op& op) const {
+template <EventQueue Queue>
+TimeNs Engine<Queue>::duration(const Op& op) const {
   const StageCost& c = costs_[op.stage];
   switch (op.kind) {
     case OpKind::Forward: return c.forward;
@@ -130,108 +122,105 @@ TimeNs Engine::duration(const Op& op) const {
   return {};
 }
 
-void Engine::adjust_memory(int device, Bytes delta, TimeNs now) {
+template <EventQueue Queue>
+void Engine<Queue>::setup() {
+  const int n = s_.devices;
+  const std::uint32_t total = g_.num_ops;
+  r_.devices = n;
+  r_.graph = graph_;
+  r_.per_device.assign(n, DeviceSummary{});
+  r_.device_first_op = g_.device_first_op;
+  // Filled in one pass (no zeroing first): at a million ops, zeroing is a visible cost.
+  r_.ops.reserve(total);
+  node_.reserve(in_.size());
+  for (int d = 0; d < n; ++d)
+    for (const Op& op : s_.device_ops[d]) {
+      r_.ops.push_back(OpRecord{op, d, {}, {}});
+      node_.push_back({in_[node_.size()], d});
+    }
+  for (std::size_t v = total; v < in_.size(); ++v) node_.push_back({in_[v], -1});  // gradient syncs
+  sync_ready_.assign(s_.gradient_syncs.size(), TimeNs{});
+  activation_.assign(n, Bytes{});
+  inflight_.assign(n, 0);
+  slot_inflight_.assign(static_cast<std::size_t>(s_.pipes) * s_.num_stages, 0);
+  slot_peak_ = slot_inflight_;
+  if (opt_.record_timeline) r_.memory.reserve(total + n);
+  free_links_ = links_.is_free();
+  r_.transfers.reserve(free_links_ ? 0 : total);
+  links_.reset();
+}
+
+template <EventQueue Queue>
+void Engine<Queue>::adjust_memory(int device, Bytes delta) {
   Bytes& cur = activation_[device];
   cur += delta;
   DeviceSummary& sum = r_.per_device[device];
   if (cur > sum.peak_activation) {
     sum.peak_activation = cur;
-    sum.peak_time = now;
+    sum.peak_time = now_;
   }
   if (opt_.record_timeline) {
     // Several changes at one instant collapse into one sample.
     auto& mem = r_.memory;
-    if (!mem.empty() && mem.back().device == device && mem.back().t == now) mem.back().bytes = cur;
-    else mem.push_back({device, now, cur});
+    if (!mem.empty() && mem.back().device == device && mem.back().t == now_) mem.back().bytes = cur;
+    else mem.push_back({device, now_, cur});
   }
 }
 
-void Engine::try_start(int device, TimeNs now) {
-  if (busy_[device]) return;
-  const int index = head_[device];
-  if (index >= r_.device_first_op[device + 1] || state_[index].waiting > 0) return;
+template <EventQueue Queue>
+void Engine<Queue>::start(std::uint32_t index) {
   OpRecord& rec = r_.ops[index];
-  busy_[device] = 1;
-  rec.start = now;
-  rec.end = now + duration(rec.op);
+  rec.start = now_;
+  rec.end = now_ + duration(rec.op);
   if (rec.op.kind == OpKind::Forward) {
     const std::size_t slot = static_cast<std::size_t>(rec.op.pipe) * s_.num_stages + rec.op.stage;
     slot_peak_[slot] = std::max(slot_peak_[slot], ++slot_inflight_[slot]);
-    auto& sum = r_.per_device[device];
-    sum.peak_inflight = std::max(sum.peak_inflight, ++inflight_[device]);
-    adjust_memory(device, costs_[rec.op.stage].activation, now);
+    auto& sum = r_.per_device[rec.device];
+    sum.peak_inflight = std::max(sum.peak_inflight, ++inflight_[rec.device]);
+    adjust_memory(rec.device, costs_[rec.op.stage].activation);
   }
   push(rec.end, index, false);
 }
 
-void Engine::deliver(int producer, int consumer, Bytes bytes, TimeNs now) {
-  if (consumer < 0) return;
-  OpState& target = state_[consumer];
-  const int src = state_[producer].device;
-  const int dst = target.device;
-  if (src == dst || links_.is_free()) {
-    note_input(target, producer, -1, now);
-    if (--target.waiting == 0) try_start(dst, now);
-    return;
-  }
-  const TransferSlot slot = links_.reserve(src, dst, bytes, now);
-  note_input(target, producer, static_cast<int>(r_.transfers.size()), slot.end);
-  r_.transfers.push_back({src, dst, producer, consumer, bytes, slot.start, slot.end});
+// Only data edges cross devices: F sends its stage's output forward, B sends the gradient
+// of the previous stage's output back.
+template <EventQueue Queue>
+void Engine<Queue>::transfer(std::uint32_t producer, std::uint32_t consumer, int dst) {
+  const OpRecord& from = r_.ops[producer];
+  const Bytes bytes = costs_[from.op.kind == OpKind::Forward ? from.op.stage : from.op.stage - 1].output;
+  const TransferSlot slot = links_.reserve(from.device, dst, bytes, now_);
+  r_.transfers.push_back({from.device, dst, static_cast<int>(producer), static_cast<int>(consumer), bytes,
+                          slot.start, slot.end});
   push(slot.end, consumer, true);
 }
 
-void Engine::finish(int index, TimeNs now) {
-  OpRecord& rec = r_.ops[index];
+template <EventQueue Queue>
+void Engine<Queue>::finish(std::uint32_t index) {
+  const OpRecord& rec = r_.ops[index];
   const Op& op = rec.op;
   const int device = rec.device;
   ++finished_;
-  busy_[device] = 0;
-  ++head_[device];
   const StageCost& cost = costs_[op.stage];
-  const std::size_t slot = static_cast<std::size_t>(op.pipe) * s_.num_stages + op.stage;
-  const OpState& st = state_[index];
-  switch (op.kind) {
-    case OpKind::Forward:
-      deliver(index, st.next[0], cost.output, now);
-      deliver(index, st.next[1], Bytes{}, now);
-      break;
-    case OpKind::Backward:
-      --slot_inflight_[slot];
-      --inflight_[device];
-      adjust_memory(device, Bytes{} - (s_.split_backward ? cost.activation - cost.weight_activation : cost.activation), now);
-      if (op.stage > 0) deliver(index, st.next[0], costs_[op.stage - 1].output, now);
-      deliver(index, st.next[1], Bytes{}, now);
-      break;
-    case OpKind::Weight:
-      adjust_memory(device, Bytes{} - cost.weight_activation, now);
-      break;
+  if (op.kind == OpKind::Backward) {
+    --slot_inflight_[static_cast<std::size_t>(op.pipe) * s_.num_stages + op.stage];
+    --inflight_[rec.device];
+    adjust_memory(rec.device, Bytes{} - (s_.split_backward ? cost.activation - cost.weight_activation : cost.activation));
+  } else if (op.kind == OpKind::Weight) {
+    adjust_memory(rec.device, Bytes{} - cost.weight_activation);
   }
-  try_start(device, now);
-}
-
-void Engine::report_deadlock() const {
-  std::string msg = "deadlock: the schedule stops with ops left;";
-  for (int d = 0; d < s_.devices; ++d) {
-    const int index = head_[d];
-    if (index >= r_.device_first_op[d + 1]) continue;
-    const Op& op = r_.ops[index].op;
-    msg += " device " + std::to_string(d) + " waits at " + op_token(op) + " (stage " + std::to_string(op.stage) + ") for";
-    auto need = [&](OpKind k, int stage) {
-      const int dep = find(k, op.microbatch, stage, op.pipe);
-      if (dep >= 0 && dep >= head_[r_.ops[dep].device]) {  // ops finish in list order
-        msg += " " + op_token(r_.ops[dep].op) + " stage " + std::to_string(stage) + " on device " +
-               std::to_string(r_.ops[dep].device);
-      }
-    };
-    switch (op.kind) {
-      case OpKind::Forward: need(OpKind::Forward, op.stage - 1); break;
-      case OpKind::Backward: need(OpKind::Forward, op.stage); need(OpKind::Backward, op.stage + 1); break;
-      case OpKind::Weight: need(OpKind::Backward, op.stage); break;
+  for (const auto e : boost::make_iterator_range(boost::out_edges(index, g_.csr))) {
+    const auto v = static_cast<std::uint32_t>(boost::target(e, g_.csr));
+    NodeState& target = node_[v];
+    if (target.device == device) {
+      if (--target.waiting == 0) start(v);
+    } else if (target.device < 0) {
+      sync_ready_[v - g_.num_ops] = now_;  // edges come from each member's last op, in time order
+    } else if (free_links_) {
+      if (--target.waiting == 0) start(v);
+    } else {
+      transfer(index, v, target.device);
     }
-    msg += ";";
   }
-  msg.pop_back();
-  throw DeadlockError(msg);
 }
 
 // Ring all-reduce of each stage's gradients among its replicas, started when the last
@@ -239,27 +228,17 @@ void Engine::report_deadlock() const {
 // bytes/n to the next, each step on the link model, so free links cost nothing and a
 // uniform link costs 2(n-1)/n * bytes / bandwidth + 2(n-1) latencies. They run after the
 // compute they wait for and before the iteration ends.
-void Engine::run_gradient_syncs() {
-  struct Ready {
-    TimeNs at;
-    std::size_t index;
-  };
-  std::vector<Ready> ready;
-  for (std::size_t g = 0; g < s_.gradient_syncs.size(); ++g) {
+template <EventQueue Queue>
+void Engine<Queue>::run_gradient_syncs() {
+  std::vector<std::size_t> order(s_.gradient_syncs.size());
+  for (std::size_t g = 0; g < order.size(); ++g) order[g] = g;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return sync_ready_[a] < sync_ready_[b]; });
+  for (const std::size_t g : order) {
     const GradientSync& sync = s_.gradient_syncs[g];
-    TimeNs at{};
-    for (int d : sync.devices)
-      for (int i = r_.device_first_op[d]; i < r_.device_first_op[d + 1]; ++i)
-        if (r_.ops[i].op.stage == sync.stage) at = std::max(at, r_.ops[i].end);
-    ready.push_back({at, g});
-  }
-  std::stable_sort(ready.begin(), ready.end(), [](const Ready& a, const Ready& b) { return a.at < b.at; });
-  for (const Ready& entry : ready) {
-    const GradientSync& sync = s_.gradient_syncs[entry.index];
     const int members = static_cast<int>(sync.devices.size());
     const Bytes bytes = costs_[sync.stage].parameters;
-    TimeNs t = entry.at;
-    if (members > 1 && !links_.is_free()) {
+    TimeNs t = sync_ready_[g];
+    if (members > 1 && !free_links_) {
       const Bytes piece{(bytes.value + members - 1) / members};
       for (int step = 0; step < 2 * (members - 1); ++step) {
         TimeNs step_end = t;
@@ -268,100 +247,28 @@ void Engine::run_gradient_syncs() {
         t = step_end;
       }
     }
-    r_.collectives.push_back({sync.stage, sync.devices, bytes, entry.at, t});
+    r_.collectives.push_back({sync.stage, sync.devices, bytes, sync_ready_[g], t});
     r_.last_end = std::max(r_.last_end, t);
   }
 }
 
-SimResult Engine::run() {
-  validate_schedule(s_);
-  if (static_cast<int>(costs_.size()) != s_.num_stages)
-    throw ScheduleError("costs given for " + std::to_string(costs_.size()) + " stages, schedule has " +
-                        std::to_string(s_.num_stages));
-  const int n = s_.devices;
-  r_.devices = n;
-  r_.per_device.assign(n, DeviceSummary{});
-  r_.device_first_op.assign(n + 1, 0);
-  int max_mb = 0;
-  for (int d = 0; d < n; ++d) {
-    r_.device_first_op[d + 1] = r_.device_first_op[d] + static_cast<int>(s_.device_ops[d].size());
-    for (const Op& op : s_.device_ops[d]) max_mb = std::max(max_mb, op.microbatch);
-  }
-  mbs_ = static_cast<std::size_t>(max_mb) + 1;
-  const std::size_t total = static_cast<std::size_t>(r_.device_first_op[n]);
-  if (static_cast<std::int64_t>(total) >= kMaxEngineOps)
-    throw ScheduleError("schedule has " + std::to_string(total) + " ops; the engine handles fewer than " +
-                        std::to_string(kMaxEngineOps));
-  r_.ops.resize(total);
-  key_to_op_.assign(static_cast<std::size_t>(s_.pipes) * s_.num_stages * mbs_ * 3, -1);
-  state_.assign(total, OpState{});
-  for (int d = 0; d < n; ++d)
-    for (std::size_t i = 0; i < s_.device_ops[d].size(); ++i) {
-      const int index = r_.device_first_op[d] + static_cast<int>(i);
-      const Op& op = s_.device_ops[d][i];
-      r_.ops[index] = OpRecord{op, d, {}, {}};
-      state_[index].device = d;
-      key_to_op_[key(op.kind, op.microbatch, op.stage, op.pipe)] = index;
-    }
-  for (std::size_t i = 0; i < total; ++i) {
-    const Op& op = r_.ops[i].op;
-    OpState& st = state_[i];
-    switch (op.kind) {
-      case OpKind::Forward:
-        st.waiting = op.stage > 0 ? 1 : 0;
-        st.next[0] = find(OpKind::Forward, op.microbatch, op.stage + 1, op.pipe);
-        st.next[1] = find(OpKind::Backward, op.microbatch, op.stage, op.pipe);
-        break;
-      case OpKind::Backward:
-        st.waiting = 1 + (op.stage < s_.num_stages - 1 ? 1 : 0);
-        st.next[0] = find(OpKind::Backward, op.microbatch, op.stage - 1, op.pipe);
-        st.next[1] = s_.split_backward ? find(OpKind::Weight, op.microbatch, op.stage, op.pipe) : -1;
-        break;
-      case OpKind::Weight: st.waiting = 1; break;
-    }
-  }
-  head_.assign(n, 0);
-  for (int d = 0; d < n; ++d) head_[d] = r_.device_first_op[d];
-  busy_.assign(n, 0);
-  activation_.assign(n, Bytes{});
-  inflight_.assign(n, 0);
-  slot_inflight_.assign(static_cast<std::size_t>(s_.pipes) * s_.num_stages, 0);
-  slot_peak_ = slot_inflight_;
-  if (opt_.record_timeline) r_.memory.reserve(total + n);
-  r_.transfers.reserve(links_.is_free() ? 0 : total);
-  links_.reset();
-
-  for (int d = 0; d < n; ++d) try_start(d, TimeNs{});
-  while (!queue_.empty()) {
-    const Event ev = queue_.top();
-    queue_.pop();
-    assert(ev.time() >= now_.ns && "time went backwards");
-    now_ = TimeNs{ev.time()};
-    const int target = ev.target();
-    if (ev.arrival()) {
-      if (--state_[target].waiting == 0) try_start(state_[target].device, now_);
-    } else {
-      finish(target, now_);
-    }
-  }
-  if (finished_ != total) report_deadlock();
-  r_.last_input.resize(total);
-  r_.last_input_transfer.resize(total);
-  for (std::size_t i = 0; i < total; ++i) {
-    r_.last_input[i] = state_[i].last_input;
-    r_.last_input_transfer[i] = state_[i].last_transfer;
-  }
-
-  // Summaries.
-  r_.first_start = TimeNs::max();
+template <EventQueue Queue>
+void Engine<Queue>::summarize() {
+  r_.first_start = r_.ops.empty() ? TimeNs{} : TimeNs::max();
   for (const auto& rec : r_.ops) {
     r_.first_start = std::min(r_.first_start, rec.start);
     r_.last_end = std::max(r_.last_end, rec.end);
   }
-  if (total == 0) r_.first_start = TimeNs{};
   run_gradient_syncs();
   const bool steady_state =
       !(s_.synchronous || s_.iterations <= 1 || s_.measure_from < 1 || s_.measure_from >= s_.iterations);
+  measure_window(steady_state);
+  summarize_devices(steady_state);
+  if (opt_.record_timeline) finish_memory_timeline();
+}
+
+template <EventQueue Queue>
+void Engine<Queue>::measure_window(bool steady_state) {
   if (!steady_state) {
     r_.window_start = r_.first_start;
     r_.window_end = r_.last_end;
@@ -377,8 +284,11 @@ SimResult Engine::run() {
     r_.window_iterations = s_.iterations - s_.measure_from;
   }
   r_.iteration_time = TimeNs{(r_.window_end - r_.window_start).ns / r_.window_iterations};
+}
 
-  for (int d = 0; d < n; ++d) {
+template <EventQueue Queue>
+void Engine<Queue>::summarize_devices(bool steady_state) {
+  for (int d = 0; d < s_.devices; ++d) {
     DeviceSummary& sum = r_.per_device[d];
     std::vector<std::size_t> held;
     for (int i = r_.device_first_op[d]; i < r_.device_first_op[d + 1]; ++i) {
@@ -407,29 +317,44 @@ SimResult Engine::run() {
     }
     sum.peak_memory = sum.weights + sum.static_extra + sum.peak_activation;
   }
-  if (opt_.record_timeline) {
-    // Samples so far hold activations only; add each device's constant part and an
-    // opening sample at the start of the run.
-    // Group by device (a counting pass keeps each device's samples in time order).
-    std::vector<std::size_t> offset(static_cast<std::size_t>(n) + 1, 0);
-    for (const auto& m : r_.memory) ++offset[m.device + 1];
-    for (int d = 0; d < n; ++d) offset[d + 1] += offset[d] + 1;  // +1: the opening sample
-    std::vector<MemorySample> mem(r_.memory.size() + n);
-    std::vector<std::size_t> next(offset.begin(), offset.end() - 1);
-    for (int d = 0; d < n; ++d) mem[next[d]++] = {d, r_.first_start, Bytes{}};
-    for (const auto& m : r_.memory) mem[next[m.device]++] = m;
-    for (auto& m : mem) m.bytes += r_.per_device[m.device].weights + r_.per_device[m.device].static_extra;
-    r_.memory = std::move(mem);
-  }
-  return std::move(r_);
+}
+
+// Samples so far hold activations only; add each device's constant part and an opening
+// sample at the start of the run, grouped by device (a counting pass keeps each device's
+// samples in time order).
+template <EventQueue Queue>
+void Engine<Queue>::finish_memory_timeline() {
+  const int n = s_.devices;
+  std::vector<std::size_t> offset(static_cast<std::size_t>(n) + 1, 0);
+  for (const auto& m : r_.memory) ++offset[m.device + 1];
+  for (int d = 0; d < n; ++d) offset[d + 1] += offset[d] + 1;  // +1: the opening sample
+  std::vector<MemorySample> mem(r_.memory.size() + n);
+  std::vector<std::size_t> next(offset.begin(), offset.end() - 1);
+  for (int d = 0; d < n; ++d) mem[next[d]++] = {d, r_.first_start, Bytes{}};
+  for (const auto& m : r_.memory) mem[next[m.device]++] = m;
+  for (auto& m : mem) m.bytes += r_.per_device[m.device].weights + r_.per_device[m.device].static_extra;
+  r_.memory = std::move(mem);
 }
 
 }  // namespace
 
 SimResult simulate(const Schedule& schedule, const std::vector<StageCost>& costs, LinkModel& links,
                    const SimOptions& options) {
-  Engine engine(schedule, costs, links, options);
-  return engine.run();
+  validate_schedule(schedule);
+  if (static_cast<int>(costs.size()) != schedule.num_stages)
+    throw ScheduleError("costs given for " + std::to_string(costs.size()) + " stages, schedule has " +
+                        std::to_string(schedule.num_stages));
+  std::size_t total = 0;
+  for (const auto& ops : schedule.device_ops) total += ops.size();
+  if (static_cast<std::int64_t>(total) >= kMaxEngineOps)
+    throw ScheduleError("schedule has " + std::to_string(total) + " ops; the engine handles fewer than " +
+                        std::to_string(kMaxEngineOps));
+  std::vector<std::uint32_t> in;
+  auto graph = std::make_shared<const OpGraph>(build_op_graph(schedule, &in));
+  check_acyclic(schedule, *graph, in);
+  if (options.queue == EventQueueKind::QuaternaryHeap)
+    return Engine<QuaternaryHeapQueue>(schedule, costs, links, options, std::move(graph), in).run();
+  return Engine<BinaryHeapQueue>(schedule, costs, links, options, std::move(graph), in).run();
 }
 
 }  // namespace ppsim

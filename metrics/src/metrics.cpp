@@ -2,12 +2,15 @@
 /// @brief The one place every reported number is computed (see metrics.h).
 #include "ppsim/metrics/metrics.h"
 
+#include <boost/range/iterator_range.hpp>
+
 #include <algorithm>
 #include <stdexcept>
 
 #include "ppsim/run/config.h"
 #include "ppsim/model/memory.h"
 #include "ppsim/run/run.h"
+#include "ppsim/engine/op_graph.h"
 #include "ppsim/metrics/data_parallel.h"
 #include "ppsim/model/topology.h"
 #include "ppsim/run/stages.h"
@@ -150,41 +153,72 @@ Metrics compute_metrics(const Run& run, const SimResult& r) {
   return m;
 }
 
+namespace {
+
+/// Per op, the in-edge of the op graph that set its start (-1 when none did): the
+/// longest path's chain of maxima. Along the longest path an op ends its duration after
+/// the latest of its in-edges (a predecessor's end, plus the transfer's time on a data
+/// edge between devices); the run's own times are those longest-path ends (the op-graph
+/// property test checks it to the nanosecond), so one pass over the graph's edges finds
+/// it. Among ties the previous op on its device wins, then a transfer.
+struct BindingInputs {
+  std::vector<int> pred;
+  std::vector<int> transfer_into;  ///< the transfer into each op (its only cross-device input)
+};
+
+int carried_by(const SimResult& r, const BindingInputs& b, std::uint32_t u, std::uint32_t v) {
+  const int t = r.graph->is_sync(v) ? -1 : b.transfer_into[v];
+  return t >= 0 && r.transfers[static_cast<std::size_t>(t)].producer == static_cast<int>(u) ? t : -1;
+}
+
+BindingInputs binding_inputs(const SimResult& r) {
+  const OpGraph& g = *r.graph;
+  BindingInputs b;
+  b.transfer_into.assign(r.ops.size(), -1);
+  for (std::size_t t = 0; t < r.transfers.size(); ++t)
+    b.transfer_into[static_cast<std::size_t>(r.transfers[t].consumer)] = static_cast<int>(t);
+  auto rank = [&](std::uint32_t u, std::uint32_t v) {
+    return u + 1 == v && r.ops[u].device == r.ops[v].device ? 2 : (carried_by(r, b, u, v) >= 0 ? 1 : 0);
+  };
+  b.pred.assign(r.ops.size(), -1);
+  for (std::uint32_t u = 0; u < g.num_ops; ++u)
+    for (const auto e : boost::make_iterator_range(boost::out_edges(u, g.csr))) {
+      const auto v = static_cast<std::uint32_t>(boost::target(e, g.csr));
+      if (g.is_sync(v)) continue;
+      const int t = carried_by(r, b, u, v);
+      if ((t >= 0 ? r.transfers[static_cast<std::size_t>(t)].end : r.ops[u].end) != r.ops[v].start) continue;
+      if (b.pred[v] < 0 || rank(u, v) > rank(static_cast<std::uint32_t>(b.pred[v]), v)) b.pred[v] = static_cast<int>(u);
+    }
+  return b;
+}
+
+}  // namespace
+
 CriticalPath critical_path_of(const SimResult& r, std::size_t max_steps) {
   CriticalPath cp;
-  if (r.ops.empty()) return cp;
-  if (r.last_input.size() != r.ops.size() || r.last_input_transfer.size() != r.ops.size())
-    throw std::invalid_argument("critical_path_of: the result records no binding input per op");
+  if (r.ops.empty() || !r.graph) return cp;
+  const BindingInputs b = binding_inputs(r);
   int op = 0;
   for (int i = 1; i < static_cast<int>(r.ops.size()); ++i)
     if (r.ops[i].end > r.ops[op].end) op = i;
-  auto label = [&](const OpRecord& rec) {
-    return "d" + std::to_string(rec.device) + " " + op_token(rec.op) + " s" + std::to_string(rec.op.stage);
-  };
   while (op >= 0) {
     const OpRecord& rec = r.ops[op];
     cp.compute += rec.end - rec.start;
     ++cp.ops;
-    cp.steps.push_back(label(rec));
-    const bool has_prev = op > r.device_first_op[rec.device];
-    const int in = r.last_input[op];
-    const int tr = r.last_input_transfer[op];
-    const TimeNs input_at = in < 0 ? TimeNs{} : (tr >= 0 ? r.transfers[tr].end : r.ops[in].end);
-    if (has_prev && r.ops[op - 1].end == rec.start && (in < 0 || r.ops[op - 1].end >= input_at)) {
-      op = op - 1;
-    } else if (in >= 0 && input_at == rec.start) {
-      if (tr >= 0) {
-        const TransferRecord& t = r.transfers[tr];
-        cp.communication += t.end - t.start;
-        cp.link_wait += t.start - r.ops[in].end;  // queued behind other transfers on its link
-        ++cp.transfers;
-        cp.steps.push_back("link " + std::to_string(t.src) + "->" + std::to_string(t.dst));
-      }
-      op = in;
-    } else {
+    cp.steps.push_back("d" + std::to_string(rec.device) + " " + op_token(rec.op) + " s" + std::to_string(rec.op.stage));
+    const int in = b.pred[static_cast<std::size_t>(op)];
+    if (in < 0) {
       cp.link_wait += rec.start - r.first_start;  // nothing left to explain the start
-      op = -1;
+      break;
     }
+    if (const int tr = carried_by(r, b, static_cast<std::uint32_t>(in), static_cast<std::uint32_t>(op)); tr >= 0) {
+      const TransferRecord& t = r.transfers[static_cast<std::size_t>(tr)];
+      cp.communication += t.end - t.start;
+      cp.link_wait += t.start - r.ops[in].end;  // queued behind other transfers on its link
+      ++cp.transfers;
+      cp.steps.push_back("link " + std::to_string(t.src) + "->" + std::to_string(t.dst));
+    }
+    op = in;
   }
   std::reverse(cp.steps.begin(), cp.steps.end());
   cp.steps_truncated = cp.steps.size() > max_steps;

@@ -7,10 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "ppsim/engine/event_queue.h"
 #include "ppsim/schedules/schedule.h"
 #include "ppsim/engine/units.h"
 
 namespace ppsim {
+
+struct OpGraph;
 
 /// @brief Costs of one model stage (the same for every pipe that runs it).
 struct StageCost {
@@ -115,6 +118,7 @@ struct DeviceSummary {
 
 struct SimOptions {
   bool record_timeline{true};  ///< keep memory samples (op and transfer records are always kept)
+  EventQueueKind queue{EventQueueKind::BinaryHeap};  ///< same results on each; a matter of speed
 };
 
 /// @brief Everything the outputs are views of.
@@ -124,11 +128,9 @@ struct SimResult {
   std::vector<int> device_first_op;      ///< index of each device's first op; size devices+1
   std::vector<TransferRecord> transfers; ///< in the order they were started
   std::vector<CollectiveRecord> collectives;  ///< gradient all-reduces, in start order
-  /// Per op: the input that arrived last (producer op index, -1 for none) and the
-  /// transfer that carried it (-1 when local or free). Backtracking these and device
-  /// order from the last op gives the critical path.
-  std::vector<int> last_input;
-  std::vector<int> last_input_transfer;
+  /// The op graph the run followed (nodes in `ops` order, then one per gradient sync):
+  /// the critical path is its longest path.
+  std::shared_ptr<const OpGraph> graph;
   std::vector<MemorySample> memory;      ///< per device, time-ordered (when recorded)
   std::vector<DeviceSummary> per_device;
   TimeNs first_start;
@@ -141,15 +143,16 @@ struct SimResult {
   int window_iterations{1};
 };
 
-/// @brief Thrown when the event queue empties with ops left: names, per device, the op
-/// that waits and what it waits for.
+/// @brief Thrown when the event queue empties with ops left. The op graph's cycle check
+/// (ScheduleError) runs first, so this means an engine bug.
 class DeadlockError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 /// @brief Runs the schedule. `costs` has one entry per model stage (schedule.num_stages).
-/// Validates the schedule first (ScheduleError) and throws DeadlockError on deadlock.
+/// Validates the schedule first and checks its op graph for a cycle of waits, both as
+/// ScheduleError, before any event runs.
 SimResult simulate(const Schedule& schedule, const std::vector<StageCost>& costs,
                    LinkModel& links, const SimOptions& options = {});
 

@@ -131,7 +131,8 @@ Metrics pipeline_metrics(const SimResult& result, TimeNs exposed = {});
 /// data parallelism and placement.
 Metrics compute_metrics(const Run& run, const SimResult& result);
 
-/// @brief The critical path of a result (at most `max_steps` steps listed, newest last).
+/// @brief The critical path of a result (at most `max_steps` steps listed, newest last),
+/// read off the op graph the run followed; empty for a result without one (made by hand).
 CriticalPath critical_path_of(const SimResult& result, std::size_t max_steps = 256);
 
 }  // namespace ppsim

@@ -37,9 +37,5 @@ std::string known_schedule_names();
 /// @brief Generates by name; throws ScheduleError for an unknown name or bad shape.
 Schedule make_schedule(std::string_view name, const ScheduleParams& params);
 
-/// @brief Checks structural soundness: each (micro-batch, stage, pipe) has exactly one F
-/// and one B (and one W iff split), each (stage, pipe) lives on one device, indices in
-/// range. Throws ScheduleError naming the first problem.
-void validate_schedule(const Schedule& schedule);
 
 }  // namespace ppsim

@@ -101,4 +101,9 @@ const char* op_kind_name(OpKind kind);
 /// several (F3c0 beside F3c1), for figures and traces.
 std::string op_label(const Op& op, bool show_chunk, bool show_pipe);
 
+/// @brief Checks structural soundness: each (micro-batch, stage, pipe) has exactly one F
+/// and one B (and one W iff split), each (stage, pipe) lives on one device, indices in
+/// range. Throws ScheduleError naming the first problem.
+void validate_schedule(const Schedule& schedule);
+
 }  // namespace ppsim
