@@ -131,7 +131,7 @@ DataParallelCost data_parallel_cost(const Run& run, const SimResult& r) {
     ring.assign(static_cast<std::size_t>(s.num_stages), link);
     out.link = link.bandwidth_GBps <= 0 && link.latency_us <= 0 ? "free" : "link";
   }
-  const auto ranges = stage_layer_ranges(c);
+  const auto ranges = layer_ranges(run.layers_per_stage);
   TimeNs latest{};
   for (int d = 0; d < n; ++d) {
     std::vector<StageGradients> stages;

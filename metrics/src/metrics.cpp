@@ -65,9 +65,9 @@ void add_device_times(Metrics& m, const SimResult& r, TimeNs exposed) {
 
 /// Per-stage layers, costs and peak memory, and the partition.
 void add_stages(Metrics& m, const Run& run) {
-  const auto ranges = stage_layer_ranges(run.config);
+  const auto ranges = layer_ranges(run.layers_per_stage);
   const std::vector<int> inflight = stage_inflight_peaks(run.schedule);
-  m.layers_per_stage = stage_layer_counts(run.config);
+  m.layers_per_stage = run.layers_per_stage;
   for (std::size_t k = 0; k < run.costs.size(); ++k) {
     StageMetrics st;
     st.stage = static_cast<int>(k);

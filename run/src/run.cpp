@@ -12,7 +12,7 @@ namespace ppsim {
 
 Run prepare_run(const Config& config) {
   check_pipeline(config);
-  Run run{config, {}, {}};
+  Run run{config, {}, {}, {}};
   ScheduleParams params{config.pipeline.stages, config.pipeline.microbatches, config.pipeline.chunks,
                         config.pipeline.iterations};
   if (config.pipeline.schedule_file.empty()) {
@@ -25,7 +25,8 @@ Run prepare_run(const Config& config) {
                           ", microbatches " + std::to_string(run.schedule.microbatches) + ", chunks " +
                           std::to_string(run.schedule.chunks) + ") differs from the config's pipeline");
   }
-  run.costs = stage_costs(config);
+  run.layers_per_stage = stage_layer_counts(config);
+  run.costs = stage_costs(config, run.layers_per_stage);
   return run;
 }
 

@@ -137,19 +137,23 @@ std::vector<int> stage_layer_counts(const Config& c) {
   return {};
 }
 
-std::vector<std::pair<int, int>> stage_layer_ranges(const Config& c) {
+std::vector<std::pair<int, int>> layer_ranges(const std::vector<int>& counts) {
   std::vector<std::pair<int, int>> ranges;
   int first = 0;
-  for (int count : stage_layer_counts(c)) {
+  for (int count : counts) {
     ranges.emplace_back(first, first + count);
     first += count;
   }
   return ranges;
 }
 
-std::vector<StageCost> stage_costs(const Config& c) {
+std::vector<std::pair<int, int>> stage_layer_ranges(const Config& c) { return layer_ranges(stage_layer_counts(c)); }
+
+std::vector<StageCost> stage_costs(const Config& c) { return stage_costs(c, stage_layer_counts(c)); }
+
+std::vector<StageCost> stage_costs(const Config& c, const std::vector<int>& counts) {
   std::vector<StageCost> costs;
-  for (auto [first, last] : stage_layer_ranges(c)) {
+  for (auto [first, last] : layer_ranges(counts)) {
     StageCost sc;
     double f = 0, b = 0, w = 0;
     for (int i = first; i < last; ++i) {

@@ -15,6 +15,7 @@ namespace ppsim {
 struct Run {
   Config config;
   Schedule schedule;
+  std::vector<int> layers_per_stage;  ///< the partition, made once (stage_layer_counts)
   std::vector<StageCost> costs;
 };
 

@@ -38,6 +38,11 @@ std::vector<std::int64_t> layer_costs_ns(const Config& config);
 /// @brief Splits layers into stages*chunks contiguous stages (stage_layer_counts) and
 /// sums their costs under the memory model.
 std::vector<StageCost> stage_costs(const Config& config);
+/// @brief The same for a partition already made (`counts` layers per stage).
+std::vector<StageCost> stage_costs(const Config& config, const std::vector<int>& counts);
+
+/// @brief Layer ranges [first, last) of consecutive stages of `counts` layers.
+std::vector<std::pair<int, int>> layer_ranges(const std::vector<int>& counts);
 
 /// @brief Per-stage layer ranges [first, last) of the partition.
 std::vector<std::pair<int, int>> stage_layer_ranges(const Config& config);
