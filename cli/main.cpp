@@ -1,6 +1,9 @@
 // ppsim: the command-line front end. Every error is one line on stderr; exit status 0 on
 // success, 2 on bad input, 1 on an internal error.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -257,9 +260,30 @@ int cmd_schedule(const ScheduleArgs& a) {
   return 0;
 }
 
+/// A simulation touches ~100 bytes of fresh memory per op, and at 4 KiB pages the kernel's
+/// page faults took half of a 2^20-op run (BENCHMARKS.md). glibc backs large allocations
+/// with transparent huge pages when asked through GLIBC_TUNABLES, which it reads only at
+/// start, so ppsim re-executes itself once with the tunable added. PPSIM_NO_HUGEPAGES=1,
+/// a tunable already set, or a failed exec leave the process as it is.
+void reexec_with_huge_pages(char** argv) {
+  constexpr const char* kTunable = "glibc.malloc.hugetlb=1";
+  if (std::getenv("PPSIM_NO_HUGEPAGES") != nullptr) return;
+  const char* current = std::getenv("GLIBC_TUNABLES");
+  const std::string have = current ? current : "";
+  if (have.find("glibc.malloc.hugetlb") != std::string::npos) return;
+  const std::string want = have.empty() ? kTunable : have + ":" + kTunable;
+  if (::setenv("GLIBC_TUNABLES", want.c_str(), 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // exec failed (no /proc, say): carry on with ordinary pages, and do not pass the
+  // tunable on to programs ppsim starts.
+  if (current) ::setenv("GLIBC_TUNABLES", have.c_str(), 1);
+  else ::unsetenv("GLIBC_TUNABLES");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  reexec_with_huge_pages(argv);
   CLI::App app{"ppsim: discrete-event simulator of pipeline-parallel training schedules"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ppsim 0.1.0");
