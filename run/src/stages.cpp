@@ -76,28 +76,15 @@ std::vector<int> balanced_for(const Config& c, int stages) {
   if (!s || s->num_stages != stages) return balanced_partition(cost, stages);
   const StagePlacement placement = placement_of(*s);
   const std::int64_t limit = memory_limit_bytes(c);
-  // Prefix sums of the memory model's inputs keep each query O(1); stage_memory and
-  // stage_peak_memory are the formula stage_costs and the report use.
-  const std::size_t n = c.layers.size();
-  std::vector<StageLayerBytes> sums(n + 1);
-  for (std::size_t i = 0; i < n; ++i) {
-    const LayerSpec& l = c.layers[i];
-    const StageLayerBytes& a = sums[i];
-    sums[i + 1] = {a.parameters + Bytes{l.parameter_bytes}, a.activation + Bytes{l.activation_bytes},
-                   a.weight_activation + Bytes{l.weight_activation_bytes},
-                   a.selective + Bytes{l.selective_recompute_bytes}, a.statics + Bytes{l.static_bytes}, Bytes{}};
-  }
+  // The memory of a holding is the formula stage_costs and the report use: the same
+  // layer sums (stage_layer_bytes), stage_memory and stage_peak_memory.
   const int dp = data_parallel_degree(c);
   HoldingMemoryFn memory;
   if (limit > 0) {
     memory = [&](const StageHolding& h, int first, int last) -> std::int64_t {
-      const StageLayerBytes& a = sums[static_cast<std::size_t>(first)];
-      const StageLayerBytes& b = sums[static_cast<std::size_t>(last)];
-      const StageLayerBytes stage{b.parameters - a.parameters, b.activation - a.activation,
-                                  b.weight_activation - a.weight_activation, b.selective - a.selective,
-                                  b.statics - a.statics,
-                                  Bytes{first > 0 ? c.layers[static_cast<std::size_t>(first) - 1].output_bytes : 0}};
-      return stage_peak_memory(stage_memory(c.memory, dp, stage), s->weights, h.peak_inflight).value;
+      return stage_peak_memory(stage_memory(c.memory, dp, stage_layer_bytes(c, first, last)), s->weights,
+                               h.peak_inflight)
+          .value;
     };
   }
   DeviceSplit split = device_balanced_partition(cost, stages, placement, memory, limit);

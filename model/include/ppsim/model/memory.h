@@ -75,7 +75,7 @@ BytesPerParam bytes_per_param(Optimizer optimizer, Precision precision);
 std::int64_t static_bytes_for(const MemorySpec& spec, std::int64_t parameter_bytes, int data_parallel);
 
 /// @brief Sums over a stage's layers [first, last): what the memory model starts from.
-/// Callers may fill it from prefix sums (the partitioner does).
+/// run/stages.h fills it from a config (stage_layer_bytes) for the costs and the partitioner.
 struct StageLayerBytes {
   Bytes parameters;         ///< sum of parameter_bytes (one weight version)
   Bytes activation;         ///< sum of activation_bytes
