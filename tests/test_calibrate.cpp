@@ -138,6 +138,50 @@ TEST_CASE("Korthikanti activation formula, its fp32 form and the harness layout"
   CHECK(output_bytes(s) == 2LL * 2048 * 2048);
 }
 
+TEST_CASE("tensor and sequence parallel shards: Korthikanti's per-GPU formulas by hand", "[calibrate][tp]") {
+  // GPT-3 13B block: h = 5120, a = 40, s = 2048, b = 1, bf16; sbh = 10,485,760.
+  LayerShape s;
+  s.hidden = 5120;
+  s.heads = 40;
+  s.seq = 2048;
+  s.micro_batch = 1;
+  s.dtype = Dtype::bf16;
+  const std::int64_t sbh = 2048LL * 5120;
+  CHECK(korthikanti_activation_bytes(s) == sbh * 34 + 5LL * 40 * 2048 * 2048);  // t = 1: sbh(34 + 5as/h)
+  s.tp = 8;
+  // Without SP: sbh(10 + 24/t + 5as/(ht)) = sbh(10 + 3 + 10) = 23 sbh.
+  CHECK(korthikanti_activation_bytes(s) == 23 * sbh);
+  CHECK(korthikanti_attention_bytes(s) == 10 * sbh);  // 5as^2b/t, what selective recompute drops
+  // With SP: sbh(34/t + 5as/(ht)) = sbh(4.25 + 10) = 14.25 sbh.
+  s.sequence_parallel = true;
+  CHECK(korthikanti_activation_bytes(s) == 57 * sbh / 4);
+  CHECK(output_bytes(s) == 2 * sbh / 8);  // the stage-to-stage message is b s h / t with SP
+  CHECK(expected_activation_bytes(s) == 57 * sbh / 4 + 16 * 2048 / 8);
+  s.sequence_parallel = false;
+  CHECK(output_bytes(s) == 2 * sbh);
+  // Parameters of one shard: 12h^2/t + biases 3h/t + h + 4h/t + h + layer norms 4h.
+  CHECK(parameter_bytes(s) == 2 * (12LL * 5120 * 5120 / 8 + 3 * 640 + 5120 + 4 * 640 + 5120 + 4 * 5120));
+  // FLOPs of one shard: (24 T h^2 + 4 b s^2 h) / t forward.
+  const Flops f = layer_flops(s);
+  CHECK(f.forward == (24.0 * 2048 * 5120.0 * 5120 + 4.0 * 2048 * 2048 * 5120) / 8);
+  CHECK(f.backward_weight == 24.0 * 2048 * 5120.0 * 5120 / 8);
+  CHECK(attention_core_flops(s) == 4.0 * 2048 * 2048 * 5120 / 8);
+  // Vocabulary-parallel head: logits over V/t rows.
+  LayerShape head = s;
+  head.kind = LayerKind::head;
+  head.vocab = 50304;
+  CHECK(parameter_bytes(head) == 2 * (2 * 5120 + 6288LL * 5120));
+  CHECK(layer_flops(head).forward == 2.0 * 2048 * 5120 * 6288);
+  CHECK(head.key() == "head h=5120 s=2048 bf16 v=50304 t=8 b=1");
+  // Shards must divide evenly.
+  s.tp = 3;
+  CHECK_THROWS_AS(s.validate(), std::invalid_argument);
+  s.tp = 8;
+  s.sequence_parallel = true;
+  s.seq = 2044;
+  CHECK_THROWS_AS(s.validate(), std::invalid_argument);
+}
+
 TEST_CASE("allocator accounting measures exactly the saved activations", "[calibrate]") {
   auto cpu = make_cpu_backend(Dtype::fp32);
   for (LayerKind k : {LayerKind::block, LayerKind::embedding, LayerKind::head}) {

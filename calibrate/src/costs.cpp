@@ -16,6 +16,8 @@ LayerShape shape_of(LayerKind kind, const TransformerSpec& m) {
   s.ffn_hidden = m.ffn_hidden > 0 ? m.ffn_hidden : 4 * m.hidden;
   s.vocab = kind == LayerKind::block ? 0 : m.vocab;
   s.dtype = m.dtype;
+  s.tp = m.tp;
+  s.sequence_parallel = m.sequence_parallel;
   return s;
 }
 
@@ -25,7 +27,7 @@ bool same_family(const nlohmann::json& l, const LayerShape& s) {
   if (l.at("kind").get<std::string>() != layer_kind_name(s.kind)) return false;
   const auto& sh = l.at("shape");
   if (sh.at("hidden").get<std::int64_t>() != s.hidden || sh.at("seq_length").get<std::int64_t>() != s.seq ||
-      sh.at("dtype").get<std::string>() != dtype_name(s.dtype))
+      sh.at("dtype").get<std::string>() != dtype_name(s.dtype) || sh.value("tensor_parallel", std::int64_t{1}) != s.tp)
     return false;
   if (s.kind == LayerKind::block)
     return sh.at("heads").get<std::int64_t>() == s.heads && sh.at("ffn_hidden").get<std::int64_t>() == s.ffn();
@@ -92,6 +94,14 @@ LayerCosts lookup(const nlohmann::json& profile, const LayerShape& s, const std:
   }
   c.name = s.kind == LayerKind::block ? "block" : layer_kind_name(s.kind);
   c.source = label;
+  if (s.sequence_parallel) {
+    // The harness measures the tensor-parallel shard without sequence parallelism (its
+    // compute is the same but for the elementwise ops on s/t rows); what sequence
+    // parallelism changes is the saved and sent bytes, which are exact by formula (the
+    // harness saves expected_activation_bytes by construction, checked by `check`).
+    c.activation_bytes = expected_activation_bytes(s);
+    c.output_bytes = output_bytes(s);
+  }
   return c;
 }
 

@@ -86,6 +86,7 @@ nlohmann::json measurement_to_json(const LayerMeasurement& m) {
   } else {
     shape["vocab"] = m.shape.vocab;
   }
+  if (m.shape.tp > 1) shape["tensor_parallel"] = m.shape.tp;  // absent: 1 (profiles before issue 11)
   nlohmann::json j = {
       {"key", m.shape.key()},
       {"kind", layer_kind_name(m.shape.kind)},

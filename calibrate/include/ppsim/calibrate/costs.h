@@ -38,6 +38,8 @@ struct TransformerSpec {
   std::int64_t ffn_hidden{0};  ///< 0: 4 * hidden
   std::int64_t vocab{0};       ///< 0: no embedding / head layers
   Dtype dtype{Dtype::bf16};
+  std::int64_t tp{1};              ///< tensor-parallel degree: costs are one GPU's shard
+  bool sequence_parallel{false};
 };
 
 /// @brief A shape the profile does not cover (the message says which and what is there).

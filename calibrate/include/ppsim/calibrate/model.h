@@ -28,6 +28,15 @@ LayerKind parse_layer_kind(const std::string& s);
 /// @brief One measured shape: a GPT-style block (pre-LN, fused QKV, causal softmax
 /// attention, output projection, MLP h->ffn->h with GeLU, dropout 0.1), or the
 /// embedding (token + learned position), or the head (final LN, logits, cross-entropy).
+///
+/// Tensor parallelism (Megatron-LM, Shoeybi et al. 2019): `hidden`, `heads`,
+/// `ffn_hidden` and `vocab` are the MODEL's sizes and `tp` the degree; the shape is the
+/// one GPU's shard: heads/tp attention heads (QKV columns 3h/tp, projection rows h/tp),
+/// ffn/tp MLP columns, vocab/tp embedding and logit rows. Layer norms, biases of the
+/// row-parallel projections and the residual stream stay whole on every GPU.
+/// `sequence_parallel` (Korthikanti et al. 2022) splits the layer norms, dropouts and
+/// the residual stream along the sequence too: their activations and the tensor a
+/// stage sends to the next are 1/tp as large.
 struct LayerShape {
   LayerKind kind{LayerKind::block};
   std::int64_t hidden{0};
@@ -37,8 +46,15 @@ struct LayerShape {
   std::int64_t ffn_hidden{0};  ///< 0 means 4 * hidden
   std::int64_t vocab{0};       ///< embedding and head only
   Dtype dtype{Dtype::bf16};
+  std::int64_t tp{1};              ///< tensor-parallel degree: the shape is one GPU's shard
+  bool sequence_parallel{false};   ///< Megatron sequence parallelism (needs tp > 1 to matter)
 
   [[nodiscard]] std::int64_t ffn() const { return ffn_hidden > 0 ? ffn_hidden : 4 * hidden; }
+  /// @brief This GPU's share: heads / tp, ffn / tp, vocab / tp (rounded up), h / tp.
+  [[nodiscard]] std::int64_t local_heads() const { return heads / tp; }
+  [[nodiscard]] std::int64_t local_ffn() const { return ffn() / tp; }
+  [[nodiscard]] std::int64_t local_vocab() const { return (vocab + tp - 1) / tp; }
+  [[nodiscard]] std::int64_t attention_width() const { return hidden / tp; }
   [[nodiscard]] std::int64_t tokens() const { return seq * micro_batch; }
   /// @brief A stable key naming the shape without the micro-batch size.
   [[nodiscard]] std::string family_key() const;
@@ -48,28 +64,38 @@ struct LayerShape {
   void validate() const;
 };
 
-/// @brief Forward, backward-input and backward-weight FLOPs (multiply-add = 2).
+/// @brief Forward, backward-input and backward-weight FLOPs (multiply-add = 2) of one
+/// GPU's shard.
 struct Flops {
   double forward{0};
   double backward_input{0};
   double backward_weight{0};
 };
 Flops layer_flops(const LayerShape& s);
+/// @brief Forward FLOPs of the attention core (QK^T and PV) of one GPU's shard: what
+/// selective recomputation redoes in backward. Block only (0 otherwise).
+double attention_core_flops(const LayerShape& s);
 /// @brief Weights (and biases, layer-norm scales) times the element size.
 std::int64_t parameter_bytes(const LayerShape& s);
 /// @brief Bytes the layer sends to the next one (its output activation).
 std::int64_t output_bytes(const LayerShape& s);
 
-/// @brief Korthikanti et al. (2022), Sec. 4.1, generalised to element size e:
-/// sbh(16e + 2) + a s^2 b (2e + 1). For e = 2 this is sbh(34 + 5as/h). The 1-byte
-/// dropout masks do not scale with e; every other saved tensor does. Block only.
+/// @brief Korthikanti et al. (2022), Sec. 4.1 and 4.2, generalised to element size e,
+/// per GPU: sbh(4e + 2 + 12e/t) + a s^2 b (2e + 1)/t without sequence parallelism,
+/// sbh(16e + 2)/t + a s^2 b (2e + 1)/t with it. For e = 2 these are the paper's
+/// sbh(10 + 24/t + 5as/(ht)) and sbh(34/t + 5as/(ht)); t = 1 gives sbh(34 + 5as/h).
+/// The 4e + 2 part that tensor parallelism alone does not split: both layer-norm
+/// inputs (2e), the QKV and fc1 inputs (2e) and the two 1-byte residual dropout masks.
+/// The 1-byte dropout masks do not scale with e; every other saved tensor does. The
+/// MLP's 8e share scales with ffn/(4h) so non-4h MLPs stay exact. Block only.
 std::int64_t korthikanti_activation_bytes(const LayerShape& s);
-/// @brief The a s^2 b (2e + 1) part of it (attention scores, softmax, dropout mask and
-/// output) that selective recomputation drops and redoes in backward. Block only.
+/// @brief The a s^2 b (2e + 1) / t part of it (attention scores, softmax, dropout mask
+/// and output) that selective recomputation drops and redoes in backward. Block only.
 std::int64_t korthikanti_attention_bytes(const LayerShape& s);
 /// @brief What the harness saves for backward by construction: the formula plus the
 /// fp32 layer-norm statistics (mean and 1/std per token for each of the two layer
-/// norms: 16 s b bytes) that the formula leaves out. For embedding/head, its own layout.
+/// norms: 16 s b bytes, / t with sequence parallelism) that the formula leaves out.
+/// For embedding/head, its own layout (the head's logits over vocab/t).
 std::int64_t expected_activation_bytes(const LayerShape& s);
 
 /// @brief A model preset from configs/models/*.json.
