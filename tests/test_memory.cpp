@@ -169,7 +169,7 @@ TEST_CASE("stage_memory and stage_peak_memory: the one memory formula", "[memory
   SECTION("a memory section: Adam in mixed precision keeps 2 + 12 bytes per 2 of weights") {
     spec.given = true;
     CHECK(stage_memory(spec, 1, sums).static_extra == Bytes{7000});
-    spec.zero1 = true;  // optimizer state 6000 over 4 replicas
+    spec.zero = 1;  // optimizer state 6000 over 4 replicas
     CHECK(stage_memory(spec, 4, sums).static_extra == Bytes{1000 + 1500});
   }
   SECTION("selective recompute drops its bytes from the stash") {

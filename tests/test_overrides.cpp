@@ -117,7 +117,7 @@ TEST_CASE("overrides: micro-batch size scales per-micro-batch costs, not weights
   CHECK(l.flops == 4e9);
   CHECK(l.parameter_bytes == 100);
   // A document with explicit layers is scaled, not re-costed.
-  CHECK_FALSE(recost_micro_batch(base_doc(), "b.json", 4).has_value());
+  CHECK_FALSE(recost_shard(parse_config(base_doc(), "b.json"), ShardShape{4, 1, false}).has_value());
 }
 
 TEST_CASE("overrides: a user schedule file sets stages, micro-batches and chunks", "[overrides]") {

@@ -208,7 +208,7 @@ TEST_CASE("sweep overrides: micro-batch size, data parallel, recompute, partitio
 
 TEST_CASE("sweep file errors name the file and path", "[sweep]") {
   CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"colour", {1}}}), "s.json"),
-                    Catch::StartsWith("s.json: grid.colour: unknown axis (allowed: schedule, stages,"));
+                    Catch::StartsWith("s.json: grid.colour: unknown axis (allowed: schedule, tensor_parallel, sequence_parallel, stages,"));
   CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"stages", json::array()}}), "s.json"),
                     "s.json: grid.stages: must be a non-empty list of values");
   CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"stages", {2, 0}}}), "s.json"),
@@ -236,7 +236,7 @@ TEST_CASE("sweep re-costs a transformer base at each micro-batch size", "[sweep]
                      {"pipeline", {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 4}, {"partition", "uniform"}}}};
   const std::string file = PPSIM_SOURCE_DIR "/configs/sweeps/tiny.json";
   const SweepSpec spec = parse_sweep(json{{"base", base}, {"grid", {{"micro_batch_size", {1, 4}}}}}, file);
-  REQUIRE(spec.base_by_micro_batch.size() == 2);
+  REQUIRE(spec.base_by_shard.size() == 1);  // b = 4; b = 1 is the base's own shape
   const auto rows = run_sweep(spec, SweepOptions{});
   REQUIRE(rows.size() == 2);
   json direct = base;

@@ -175,7 +175,8 @@ TEST_CASE("cluster config: presets, defaults and errors", "[topology][config]") 
     CHECK(c.cluster.intra.bandwidth_GBps == 450.0);
     CHECK(c.cluster.inter.bandwidth_GBps == 50.0);
     CHECK(c.cluster.gpu_memory_bytes == std::int64_t{81559} << 20);  // 81559 MiB as nvidia-smi shows
-    CHECK(memory_limit_bytes(c) == std::int64_t{81559} << 20);
+    CHECK(memory_limit_bytes(c) == (std::int64_t{81559} << 20) - (std::int64_t{2} << 30));  // the card less the 2 GiB reserve
+  CHECK(memory_reserve_bytes(c) == std::int64_t{2} << 30);
     CHECK(c.device_peak_tflops == 989.0);
   }
   SECTION("data_parallel sets the devices used; the cluster must hold them") {

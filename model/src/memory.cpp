@@ -30,17 +30,32 @@ BytesPerParam bytes_per_param(Optimizer optimizer, Precision precision) {
   return {4, 4, optimizer == Optimizer::Adam ? 8 : 0};
 }
 
+std::string zero_name(const MemorySpec& spec) {
+  if (spec.distributed_optimizer && spec.zero < 1) return "distributed";
+  return std::to_string(spec.zero);
+}
+
+namespace {
+std::int64_t shard(std::int64_t bytes, int d) { return d > 1 ? (bytes + d - 1) / d : bytes; }
+}  // namespace
+
 std::int64_t static_bytes_for(const MemorySpec& spec, std::int64_t parameter_bytes, int data_parallel) {
   const BytesPerParam bpp = bytes_per_param(spec.optimizer, spec.precision);
-  const std::int64_t gradients = parameter_bytes * bpp.gradients / bpp.weights;
+  std::int64_t gradients = parameter_bytes * bpp.gradients / bpp.weights;
   std::int64_t optimizer = parameter_bytes * bpp.optimizer / bpp.weights;
-  if (spec.zero1 && data_parallel > 1) optimizer = (optimizer + data_parallel - 1) / data_parallel;
+  const int zero = spec.sharding();
+  if (zero >= 1) optimizer = shard(optimizer, data_parallel);
+  if (zero >= 2) gradients = shard(gradients, data_parallel);
   return gradients + optimizer;
 }
 
 StageMemory stage_memory(const MemorySpec& spec, int data_parallel, const StageLayerBytes& sums) {
   StageMemory m{sums.parameters, sums.activation, sums.weight_activation, sums.statics};
   if (spec.given) m.static_extra = Bytes{static_bytes_for(spec, sums.parameters.value, data_parallel)};
+  if (spec.given && spec.sharding() == 3 && data_parallel > 1) {
+    m.parameters = Bytes{shard(sums.parameters.value, data_parallel)};
+    m.static_extra += sums.largest_layer * 2;  // gathered weights: the layer computing + the prefetched one
+  }
   switch (spec.recompute) {
     case Recompute::None: break;
     case Recompute::Selective:

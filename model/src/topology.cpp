@@ -18,11 +18,12 @@ TimeNs NetLink::serialization(Bytes bytes) const {
 }
 TimeNs NetLink::latency() const { return TimeNs::from_ms(latency_us / 1000.0); }
 
-TopologyLinkModel::TopologyLinkModel(const ClusterSpec& cluster, int stages, int replicas)
-    : cluster_(cluster), stages_(stages), replicas_(std::max(1, replicas)) {
+TopologyLinkModel::TopologyLinkModel(const ClusterSpec& cluster, int stages, int replicas, int tensor_parallel)
+    : cluster_(cluster), stages_(stages), replicas_(std::max(1, replicas)), tp_(std::max(1, tensor_parallel)) {
   if (cluster_.gpus_per_node < 1) cluster_.gpus_per_node = 1;
   if (cluster_.nics_per_node < 1) cluster_.nics_per_node = 1;
-  const int nodes = std::max(cluster_.nodes, (stages_ * replicas_ + cluster_.gpus_per_node - 1) / cluster_.gpus_per_node);
+  const int gpus = stages_ * replicas_ * tp_;
+  const int nodes = std::max(cluster_.nodes, (gpus + cluster_.gpus_per_node - 1) / cluster_.gpus_per_node);
   egress_free_.assign(static_cast<std::size_t>(nodes) * cluster_.nics_per_node, TimeNs{});
   ingress_free_ = egress_free_;
   pair_free_.assign(static_cast<std::size_t>(stages_) * stages_, TimeNs{});
@@ -31,18 +32,20 @@ TopologyLinkModel::TopologyLinkModel(const ClusterSpec& cluster, int stages, int
     for (int d = 0; d < stages_; ++d) {
       if (node_of(gpu(s)) == node_of(gpu(d))) continue;
       int egress = 0, ingress = 0;
-      for (int r = 0; r < replicas_; ++r) {
-        const int gs = gpu(s, r), gd = gpu(d, r);
-        if (node_of(gs) == node_of(gd)) continue;
-        egress += nic_of(gs) == nic_of(gpu(s)) ? 1 : 0;
-        ingress += nic_of(gd) == nic_of(gpu(d)) ? 1 : 0;
-      }
+      for (int r = 0; r < replicas_; ++r)
+        for (int k = 0; k < tp_; ++k) {
+          const int gs = gpu(s, r, k), gd = gpu(d, r, k);
+          if (node_of(gs) == node_of(gd)) continue;
+          egress += nic_of(gs) == nic_of(gpu(s)) ? 1 : 0;
+          ingress += nic_of(gd) == nic_of(gpu(d)) ? 1 : 0;
+        }
       sharing_[static_cast<std::size_t>(s) * stages_ + d] = std::max({1, egress, ingress});
     }
 }
 
-int TopologyLinkModel::gpu(int device, int replica) const {
-  return cluster_.placement == Placement::PipelineInner ? replica * stages_ + device : device * replicas_ + replica;
+int TopologyLinkModel::gpu(int device, int replica, int rank) const {
+  const int group = cluster_.placement == Placement::PipelineInner ? replica * stages_ + device : device * replicas_ + replica;
+  return group * tp_ + rank;
 }
 int TopologyLinkModel::nic_of(int g) const {
   return node_of(g) * cluster_.nics_per_node + (g % cluster_.gpus_per_node) % cluster_.nics_per_node;
@@ -72,10 +75,24 @@ void TopologyLinkModel::reset() {
 }
 
 TimeNs ring_allreduce_time(Bytes bytes, int n, const NetLink& link) {
+  return ring_collective_time(Collective::AllReduce, bytes, n, link);
+}
+
+std::string collective_name(Collective k) {
+  switch (k) {
+    case Collective::AllReduce: return "all-reduce";
+    case Collective::AllGather: return "all-gather";
+    case Collective::ReduceScatter: return "reduce-scatter";
+  }
+  return "?";
+}
+
+TimeNs ring_collective_time(Collective kind, Bytes bytes, int n, const NetLink& link) {
   if (n <= 1) return {};
+  const int steps = kind == Collective::AllReduce ? 2 * (n - 1) : n - 1;
   double ns = 0;
-  if (link.bandwidth_GBps > 0) ns = 2.0 * (n - 1) / n * static_cast<double>(bytes.value) / link.bandwidth_GBps;
-  return TimeNs{static_cast<std::int64_t>(std::llround(ns))} + TimeNs{link.latency().ns * 2 * (n - 1)};
+  if (link.bandwidth_GBps > 0) ns = static_cast<double>(steps) / n * static_cast<double>(bytes.value) / link.bandwidth_GBps;
+  return TimeNs{static_cast<std::int64_t>(std::llround(ns))} + TimeNs{link.latency().ns * steps};
 }
 
 DeviceAllReduce device_all_reduce(const std::vector<StageGradients>& stages, TimeNs last_op_end, TimeNs run_start,

@@ -19,6 +19,21 @@ namespace {
 
 constexpr std::int64_t kMaxBytes = std::int64_t{1} << 50;  // 1 PiB: anything above is a typo
 
+/// {"bytes": N, "forward": {"all_reduce": k, "all_gather": k, "reduce_scatter": k}, "backward": {...}}
+void parse_layer_collectives(const JsonReader& r, const json& obj, const std::string& path, LayerSpec& l) {
+  r.check_keys(obj, path, {"bytes", "forward", "backward"});
+  l.tp_comm_bytes = r.integer(obj, "bytes", path, std::nullopt, 0, kMaxBytes);
+  for (auto [key, out] : {std::pair<const char*, LayerCollectives*>{"forward", &l.tp_forward}, {"backward", &l.tp_backward}}) {
+    if (!obj.contains(key)) continue;
+    const std::string p = path + "." + key;
+    const json& k = r.object(obj, key, path);
+    r.check_keys(k, p, {"all_reduce", "all_gather", "reduce_scatter"});
+    out->all_reduce = static_cast<int>(r.integer(k, "all_reduce", p, 0, 0, 64));
+    out->all_gather = static_cast<int>(r.integer(k, "all_gather", p, 0, 0, 64));
+    out->reduce_scatter = static_cast<int>(r.integer(k, "reduce_scatter", p, 0, 0, 64));
+  }
+}
+
 void parse_layers(const JsonReader& r, const json& model, Config& c) {
   const std::string path = "model.layers";
   if (!model.contains("layers")) r.fail(path, "missing (required list of layer groups)");
@@ -31,7 +46,7 @@ void parse_layers(const JsonReader& r, const json& model, Config& c) {
     if (!g.is_object()) r.fail(p, "must be an object");
     r.check_keys(g, p, {"name", "repeat", "forward_ms", "backward_ms", "weight_grad_ms", "activation_bytes",
                         "weight_activation_bytes", "parameter_bytes", "output_bytes", "static_bytes", "flops",
-                        "selective_recompute_bytes", "selective_recompute_ms"});
+                        "selective_recompute_bytes", "selective_recompute_ms", "tensor_parallel_comm"});
     LayerSpec l;
     l.name = r.string(g, "name", p, "layer");
     const std::int64_t repeat = r.integer(g, "repeat", p, 1, 1, kMaxLayers);
@@ -54,6 +69,7 @@ void parse_layers(const JsonReader& r, const json& model, Config& c) {
     if (l.selective_recompute_bytes > l.activation_bytes)
       r.fail(p + ".selective_recompute_bytes", "is part of activation_bytes and cannot exceed it");
     l.selective_recompute_ms = r.number(g, "selective_recompute_ms", p, 0.0);
+    if (g.contains("tensor_parallel_comm")) parse_layer_collectives(r, r.object(g, "tensor_parallel_comm", p), p + ".tensor_parallel_comm", l);
     total += repeat;
     if (total > kMaxLayers) r.fail(path, "more than " + std::to_string(kMaxLayers) + " layers in all");
     for (std::int64_t k = 0; k < repeat; ++k) c.layers.push_back(l);
@@ -62,13 +78,16 @@ void parse_layers(const JsonReader& r, const json& model, Config& c) {
 
 }  // namespace
 
-Config parse_config(const json& doc_in, const std::string& file) {
+Config parse_config(const json& doc_in, const std::string& file) { return parse_config(doc_in, file, true); }
+
+Config parse_config(const json& doc_in, const std::string& file, bool check) {
   // A transformer costed by a calibration profile or a roofline becomes model.layers first.
   const json doc = detail::expand_transformer_costs(doc_in, file);
   JsonReader r(file);
   Config c;
   c.file = file;
   c.source = doc;
+  if (doc_in.is_object() && doc_in.contains("costs")) c.costed = doc_in;
   if (!doc.is_object()) r.fail("", "the top level must be a JSON object");
   r.check_keys(doc, "", {"model", "cluster", "pipeline", "description", "memory", "parallel"});
 
@@ -106,6 +125,7 @@ Config parse_config(const json& doc_in, const std::string& file) {
   detail::parse_partition(r, pipe, c);
   detail::parse_memory(r, doc, c);
   detail::parse_parallel(r, doc, c);
+  if (!check) return c;
   resolve_devices(c);
   check_pipeline(c);
   return c;
@@ -128,11 +148,16 @@ void check_pipeline(const Config& c) {
     r.fail("pipeline", std::to_string(p.stages) + " stages x " + std::to_string(p.chunks) + " chunks x " +
                            std::to_string(p.microbatches) + " micro-batches is about " + std::to_string(ops) +
                            " ops, over the limit of " + std::to_string(kMaxOps));
-  if (c.devices < p.stages)
-    r.fail("cluster.devices", std::to_string(c.devices) + " devices cannot hold " + std::to_string(p.stages) + " pipeline stages");
-  if (c.devices % p.stages != 0)
+  const std::int64_t t = std::max(1, c.parallel.tensor_parallel);
+  const std::string group = t > 1 ? " x " + std::to_string(t) + "-GPU tensor-parallel" : std::string();
+  if (c.devices < p.stages * t)
+    r.fail("cluster.devices", std::to_string(c.devices) + " devices cannot hold " + std::to_string(p.stages) +
+                                  " pipeline stages" + group);
+  if (c.devices % (p.stages * t) != 0)
     r.fail("cluster.devices", std::to_string(c.devices) + " devices are not a whole number of " +
-                                  std::to_string(p.stages) + "-stage pipeline replicas");
+                                  std::to_string(p.stages) + "-stage" + group + " pipeline replicas");
+  if (c.parallel.sequence_parallel && t == 1)
+    r.fail("parallel.sequence_parallel", "needs parallel.tensor_parallel > 1 (it splits the sequence over the tensor-parallel group)");
   const auto layers = static_cast<std::int64_t>(c.layers.size());
   if (p.partition.kind == PartitionSpec::Kind::Default && layers % stages != 0)
     r.fail("model.layers", std::to_string(layers) + " layers do not divide into " + std::to_string(p.stages) +

@@ -94,7 +94,8 @@ void parse_partition(const JsonReader& r, const json& pipe, Config& c) {
 void parse_memory(const JsonReader& r, const json& doc, Config& c) {
   if (!doc.contains("memory")) return;
   const json& m = r.object(doc, "memory", "");
-  r.check_keys(m, "memory", {"limit_bytes", "limit_GiB", "optimizer", "precision", "recompute", "zero1"});
+  r.check_keys(m, "memory", {"limit_bytes", "limit_GiB", "optimizer", "precision", "recompute", "zero1", "zero",
+                             "distributed_optimizer", "reserve_GiB"});
   MemorySpec& spec = c.memory;
   spec.given = true;
   if (m.contains("limit_bytes") && m.contains("limit_GiB"))
@@ -114,7 +115,12 @@ void parse_memory(const JsonReader& r, const json& doc, Config& c) {
   const auto parsed = parse_recompute(rc);
   if (!parsed) r.fail("memory.recompute", "must be \"none\", \"selective\" or \"full\" (got \"" + rc + "\")");
   spec.recompute = *parsed;
-  spec.zero1 = boolean(r, m, "zero1", "memory", false);
+  if (m.contains("zero1") && m.contains("zero")) r.fail("memory.zero1", "give memory.zero (0..3), not both");
+  spec.zero = boolean(r, m, "zero1", "memory", false) ? 1 : 0;
+  if (m.contains("zero")) spec.zero = static_cast<int>(r.integer(m, "zero", "memory", 0, 0, 3));
+  spec.distributed_optimizer = boolean(r, m, "distributed_optimizer", "memory", false);
+  if (m.contains("reserve_GiB"))
+    spec.reserve_bytes = static_cast<std::int64_t>(std::llround(r.number(m, "reserve_GiB", "memory", 0.0, 0.0, true) * kGiB));
 }
 
 void parse_cluster_topology(const JsonReader& r, const json& cluster, Config& c) {
@@ -173,8 +179,10 @@ void parse_cluster_topology(const JsonReader& r, const json& cluster, Config& c)
 void parse_parallel(const JsonReader& r, const json& doc, Config& c) {
   if (!doc.contains("parallel")) return;
   const json& p = r.object(doc, "parallel", "");
-  r.check_keys(p, "parallel", {"data_parallel", "overlap_grad_reduce"});
+  r.check_keys(p, "parallel", {"data_parallel", "overlap_grad_reduce", "tensor_parallel", "sequence_parallel"});
   c.parallel.data_parallel = static_cast<int>(r.integer(p, "data_parallel", "parallel", 0, 1, 1 << 20));
+  c.parallel.tensor_parallel = static_cast<int>(r.integer(p, "tensor_parallel", "parallel", 1, 1, 1024));
+  c.parallel.sequence_parallel = boolean(r, p, "sequence_parallel", "parallel", false);
   c.parallel.overlap_grad_reduce = boolean(r, p, "overlap_grad_reduce", "parallel", false);
 }
 

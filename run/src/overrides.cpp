@@ -32,8 +32,34 @@ void scale_micro_batch(Config& c, int b) {
 
 }  // namespace
 
+ShardShape shard_shape(const Config& c) {
+  return {c.micro_batch_size, std::max(1, c.parallel.tensor_parallel), c.parallel.sequence_parallel};
+}
+
+std::optional<Config> recost_shard(const Config& base, const ShardShape& shape) {
+  if (base.costed.is_null()) return std::nullopt;
+  json d = base.costed;
+  d["model"]["micro_batch_size"] = shape.micro_batch_size;
+  if (!d.contains("parallel") || !d["parallel"].is_object()) d["parallel"] = json::object();
+  d["parallel"]["tensor_parallel"] = shape.tensor_parallel;
+  d["parallel"]["sequence_parallel"] = shape.sequence_parallel;
+  return parse_config(d, base.file, false);
+}
+
 Config apply_overrides(const Config& base, ConfigOverrides o) {
-  Config c = base;
+  ShardShape shape = shard_shape(base);
+  if (o.micro_batch_size) shape.micro_batch_size = *o.micro_batch_size;
+  if (o.tensor_parallel) shape.tensor_parallel = *o.tensor_parallel;
+  if (o.sequence_parallel) shape.sequence_parallel = *o.sequence_parallel;
+  std::optional<Config> recosted;
+  if (shape != shard_shape(base)) recosted = recost_shard(base, shape);
+  Config c = recosted ? std::move(*recosted) : base;
+  if (recosted) {
+    c.parallel.data_parallel = base.parallel.data_parallel;  // the base's own overrides stay
+    c.pipeline = base.pipeline;
+    c.memory = base.memory;
+    o.micro_batch_size.reset();  // costed at this size already
+  }
   if (!o.schedule_file.empty()) {
     const Schedule user = load_user_schedule(o.schedule_file);
     c.pipeline.schedule = user.name;
@@ -52,6 +78,14 @@ Config apply_overrides(const Config& base, ConfigOverrides o) {
   if (o.partition) c.pipeline.partition = *o.partition;
   if (o.recompute) c.memory.recompute = *o.recompute;
   if (o.data_parallel) c.parallel.data_parallel = *o.data_parallel;
+  if (o.tensor_parallel) c.parallel.tensor_parallel = *o.tensor_parallel;
+  if (o.sequence_parallel) c.parallel.sequence_parallel = *o.sequence_parallel;
+  if (o.zero) {
+    if (!c.memory.given)
+      throw ConfigError(c.file, "memory", "a ZeRO stage needs a memory section (optimizer and precision)");
+    c.memory.distributed_optimizer = *o.zero < 0;
+    c.memory.zero = std::max(0, *o.zero);
+  }
   if (o.micro_batch_size && *o.micro_batch_size != c.micro_batch_size) scale_micro_batch(c, *o.micro_batch_size);
   // The world size stays; resolve_devices sets stages x data_parallel when a degree is
   // given (hand-built configs without cluster_devices keep their devices).
@@ -72,6 +106,9 @@ ConfigOverrides overrides_from_json(const json& o) {
   integer("chunks", out.chunks);
   integer("micro_batch_size", out.micro_batch_size);
   integer("data_parallel", out.data_parallel);
+  integer("tensor_parallel", out.tensor_parallel);
+  if (o.contains("sequence_parallel")) out.sequence_parallel = o["sequence_parallel"].get<bool>();
+  if (o.contains("zero")) out.zero = o["zero"] == "distributed" ? -1 : o["zero"].get<int>();
   if (o.contains("recompute")) out.recompute = parse_recompute(o["recompute"].get<std::string>());
   if (o.contains("partition")) {
     const json& p = o["partition"];
@@ -88,20 +125,8 @@ ConfigOverrides overrides_from_json(const json& o) {
   return out;
 }
 
-std::optional<Config> recost_micro_batch(const json& doc, const std::string& file, int b) {
-  if (!doc.is_object() || !doc.contains("costs")) return std::nullopt;
-  json d = doc;
-  d["model"]["micro_batch_size"] = b;
-  return parse_config(d, file);
-}
-
 Config load_config_with_overrides(const std::string& path, ConfigOverrides o) {
-  const json doc = read_json_file(path);
-  std::optional<Config> base;
-  if (o.micro_batch_size) base = recost_micro_batch(doc, path, *o.micro_batch_size);
-  if (base) o.micro_batch_size.reset();  // already costed at this size
-  else base = parse_config(doc, path);
-  return apply_overrides(*base, std::move(o));
+  return apply_overrides(parse_config(read_json_file(path), path), std::move(o));
 }
 
 }  // namespace ppsim

@@ -3,6 +3,7 @@
 /// partition costs, and each stage's summed costs under the memory model.
 #include "ppsim/run/stages.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "ppsim/model/memory.h"
@@ -22,9 +23,39 @@ StageLayerBytes stage_layer_bytes(const Config& c, int first, int last) {
     sums.weight_activation += Bytes{l.weight_activation_bytes};
     sums.selective += Bytes{l.selective_recompute_bytes};
     sums.statics += Bytes{l.static_bytes};
+    sums.largest_layer = std::max(sums.largest_layer, Bytes{l.parameter_bytes});
   }
   sums.input = Bytes{first > 0 ? c.layers[first - 1].output_bytes : 0};
   return sums;
+}
+
+namespace {
+
+TimeNs collectives_time(const LayerCollectives& k, Bytes bytes, int n, const NetLink& link) {
+  const std::int64_t ns = ring_collective_time(Collective::AllReduce, bytes, n, link).ns * k.all_reduce +
+                          ring_collective_time(Collective::AllGather, bytes, n, link).ns * k.all_gather +
+                          ring_collective_time(Collective::ReduceScatter, bytes, n, link).ns * k.reduce_scatter;
+  return TimeNs{ns};
+}
+
+}  // namespace
+
+LayerComm layer_comm(const Config& c, const LayerSpec& l) {
+  LayerComm out;
+  const int t = tensor_parallel_degree(c);
+  if (t > 1) {
+    const NetLink link = tensor_parallel_link(c);
+    out.forward += collectives_time(l.tp_forward, Bytes{l.tp_comm_bytes}, t, link);
+    out.backward += collectives_time(l.tp_backward, Bytes{l.tp_comm_bytes}, t, link);
+  }
+  const int d = data_parallel_degree(c);
+  if (c.memory.given && c.memory.sharding() == 3 && d > 1 && l.parameter_bytes > 0) {
+    // ZeRO-3 gathers the layer's weights before its forward and again before its backward.
+    const TimeNs gather = ring_collective_time(Collective::AllGather, Bytes{l.parameter_bytes}, d, data_parallel_link(c));
+    out.forward += gather;
+    out.backward += gather;
+  }
+  return out;
 }
 
 void apply_memory_model(const Config& c, int first, int last, StageCost& cost) {
@@ -32,7 +63,10 @@ void apply_memory_model(const Config& c, int first, int last, StageCost& cost) {
   cost.activation = m.activation;
   cost.weight_activation = m.weight_activation;
   cost.static_extra = m.static_extra;
-  if (c.memory.recompute == Recompute::Full) cost.backward += cost.forward;
+  if (c.memory.recompute == Recompute::Full) {
+    cost.backward += cost.forward;  // with F's collectives, which the recomputed forward runs again
+    cost.backward_comm += cost.forward_comm;
+  }
   if (c.memory.recompute == Recompute::Selective) {
     double extra_ms = 0;
     for (int i = first; i < last; ++i) extra_ms += c.layers[i].selective_recompute_ms;
@@ -40,18 +74,34 @@ void apply_memory_model(const Config& c, int first, int last, StageCost& cost) {
   }
 }
 
+std::int64_t memory_reserve_bytes(const Config& c) {
+  if (c.memory.reserve_bytes >= 0) return c.memory.reserve_bytes;
+  // A limit the user gave is what they can use; a card's capacity is not: the CUDA
+  // context with cuBLAS/cuDNN workspaces (0.5-1 GiB), NCCL's buffers and the caching
+  // allocator's fragmentation take about 2 GiB of it.
+  return c.memory.limit_bytes > 0 || c.cluster.gpu_memory_bytes <= 0 ? 0 : kDefaultMemoryReserve;
+}
+
 std::int64_t memory_limit_bytes(const Config& c) {
-  return c.memory.limit_bytes > 0 ? c.memory.limit_bytes : c.cluster.gpu_memory_bytes;
+  const std::int64_t card = c.memory.limit_bytes > 0 ? c.memory.limit_bytes : c.cluster.gpu_memory_bytes;
+  if (card <= 0) return 0;
+  return std::max<std::int64_t>(1, card - memory_reserve_bytes(c));
 }
 
 std::vector<std::int64_t> layer_costs_ns(const Config& c) {
   std::vector<std::int64_t> cost;
   cost.reserve(c.layers.size());
+  const bool comm = tensor_parallel_degree(c) > 1 || (c.memory.given && c.memory.sharding() == 3);
   for (const LayerSpec& l : c.layers) {
     double ms = l.forward_ms + l.backward_ms;
     if (c.memory.recompute == Recompute::Full) ms += l.forward_ms;
     if (c.memory.recompute == Recompute::Selective) ms += l.selective_recompute_ms;
-    cost.push_back(TimeNs::from_ms(ms).ns);
+    std::int64_t ns = TimeNs::from_ms(ms).ns;
+    if (comm) {
+      const LayerComm k = layer_comm(c, l);
+      ns += k.forward.ns * (c.memory.recompute == Recompute::Full ? 2 : 1) + k.backward.ns;
+    }
+    cost.push_back(ns);
   }
   return cost;
 }
@@ -140,6 +190,7 @@ std::vector<StageCost> stage_costs(const Config& c) { return stage_costs(c, stag
 
 std::vector<StageCost> stage_costs(const Config& c, const std::vector<int>& counts) {
   std::vector<StageCost> costs;
+  const bool comm = tensor_parallel_degree(c) > 1 || (c.memory.given && c.memory.sharding() == 3);
   for (auto [first, last] : layer_ranges(counts)) {
     StageCost sc;
     double f = 0, b = 0, w = 0;
@@ -156,6 +207,15 @@ std::vector<StageCost> stage_costs(const Config& c, const std::vector<int>& coun
     sc.forward = TimeNs::from_ms(f);
     sc.backward = TimeNs::from_ms(b);
     sc.weight_grad = TimeNs::from_ms(w);
+    if (comm) {
+      for (int i = first; i < last; ++i) {
+        const LayerComm k = layer_comm(c, c.layers[i]);
+        sc.forward_comm += k.forward;
+        sc.backward_comm += k.backward;
+      }
+      sc.forward += sc.forward_comm;  // blocking collectives: the op waits for them
+      sc.backward += sc.backward_comm;
+    }
     sc.output = Bytes{c.layers[last - 1].output_bytes};
     apply_memory_model(c, first, last, sc);
     costs.push_back(sc);

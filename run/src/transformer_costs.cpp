@@ -39,6 +39,33 @@ std::string resolve(const JsonReader& r, const json& obj, const char* key, const
   return lookup.found.string();
 }
 
+/// Megatron-LM's tensor-parallel collectives of one layer, each on b s h elements
+/// (Shoeybi et al. 2019, Fig. 3; Korthikanti et al. 2022, Fig. 5 with sequence parallelism):
+///   block: two all-reduces in F (after the attention projection and after fc2) and two
+///     in B (the conjugates before QKV and fc1); with SP each becomes an all-gather and a
+///     reduce-scatter pair (g and g-bar);
+///   embedding (vocabulary-parallel): an all-reduce in F; with SP a reduce-scatter in F and
+///     its conjugate all-gather in B;
+///   head: the copy to the tensor-parallel region is an all-reduce in B; with SP an
+///     all-gather in F and a reduce-scatter in B. The cross-entropy's reductions over b s
+///     values are left out (b s elements against b s h).
+json tensor_parallel_collectives(const std::string& layer, const cal::TransformerSpec& t) {
+  const std::int64_t bytes = t.seq * t.micro_batch * t.hidden * cal::dtype_bytes(t.dtype);
+  const bool sp = t.sequence_parallel;
+  json f = json::object(), b = json::object();
+  if (layer == "block") {
+    if (sp) f = b = {{"all_gather", 2}, {"reduce_scatter", 2}};
+    else f = b = {{"all_reduce", 2}};
+  } else if (layer == "embedding") {
+    if (sp) f = {{"reduce_scatter", 1}}, b = {{"all_gather", 1}};
+    else f = {{"all_reduce", 1}};
+  } else if (layer == "head") {
+    if (sp) f = {{"all_gather", 1}}, b = {{"reduce_scatter", 1}};
+    else b = {{"all_reduce", 1}};
+  }
+  return {{"bytes", bytes}, {"forward", f}, {"backward", b}};
+}
+
 json read_json(const JsonReader& r, const std::string& path, const std::string& json_path) {
   try {
     return read_json_file(path);
@@ -87,6 +114,17 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
     r.fail("model.dtype", e.what());
   }
   if (t.hidden % t.heads != 0) r.fail("model.heads", "hidden must be a multiple of heads");
+  if (doc.contains("parallel") && doc.at("parallel").is_object()) {  // parse_parallel checks the section
+    const json& par = doc.at("parallel");
+    if (par.contains("tensor_parallel")) t.tp = r.integer(par, "tensor_parallel", "parallel", 1, 1, 1024);
+    if (par.contains("sequence_parallel") && par.at("sequence_parallel").is_boolean())
+      t.sequence_parallel = par.at("sequence_parallel").get<bool>() && t.tp > 1;
+  }
+  try {
+    cal::shape_of(cal::LayerKind::block, t).validate();  // heads, ffn, hidden (and seq with SP) divide by t
+  } catch (const std::invalid_argument& e) {
+    r.fail("parallel.tensor_parallel", e.what());
+  }
 
   std::vector<cal::LayerCosts> layers;
   std::string label;
@@ -144,15 +182,13 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
               {"flops", l.flops}};
     if (l.name == "block") {
       // Selective recompute (Korthikanti et al. 2022) drops the attention scores,
-      // softmax and dropout, a s^2 b (2e + 1) bytes, and redoes the attention core's
+      // softmax and dropout, a s^2 b (2e + 1) / t bytes, and redoes the attention core's
       // QK^T and PV in backward: that share of the block's forward FLOPs.
-      const double T = static_cast<double>(t.seq * t.micro_batch), h = static_cast<double>(t.hidden);
-      const double attention = 4.0 * static_cast<double>(t.micro_batch * t.seq) * static_cast<double>(t.seq) * h;
-      const double linear = 8.0 * T * h * h + 4.0 * T * h * static_cast<double>(t.ffn_hidden);
-      g["selective_recompute_bytes"] = std::min<std::int64_t>(
-          l.activation_bytes, cal::korthikanti_attention_bytes(cal::shape_of(cal::LayerKind::block, t)));
-      g["selective_recompute_ms"] = l.forward_ms * attention / (attention + linear);
+      const cal::LayerShape block = cal::shape_of(cal::LayerKind::block, t);
+      g["selective_recompute_bytes"] = std::min<std::int64_t>(l.activation_bytes, cal::korthikanti_attention_bytes(block));
+      g["selective_recompute_ms"] = l.forward_ms * cal::attention_core_flops(block) / cal::layer_flops(block).forward;
     }
+    if (t.tp > 1) g["tensor_parallel_comm"] = tensor_parallel_collectives(l.name, t);
     if (!groups.empty() && groups.back()["name"] == g["name"] && groups.back()["forward_ms"] == g["forward_ms"]) {
       groups.back()["repeat"] = groups.back()["repeat"].get<int>() + 1;  // keep the expanded form small
     } else {

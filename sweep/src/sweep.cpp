@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include "ppsim/run/cluster.h"
 #include "ppsim/run/json_reader.h"
 #include "ppsim/run/overrides.h"
 #include "ppsim/schedules/registry.h"
@@ -33,9 +34,47 @@ constexpr std::size_t kMaxPoints = 10'000'000;
 }
 
 const std::vector<std::string>& sweep_axis_names() {
-  static const std::vector<std::string> names = {"schedule",         "stages",    "microbatches", "chunks",
-                                                 "micro_batch_size", "partition", "recompute",    "data_parallel"};
+  static const std::vector<std::string> names = {
+      "schedule",  "tensor_parallel", "sequence_parallel", "stages", "microbatches", "chunks", "micro_batch_size",
+      "partition", "recompute",       "zero",              "data_parallel"};
   return names;
+}
+
+std::string canonical_axis_name(const std::string& name) {
+  if (name == "tensor") return "tensor_parallel";
+  if (name == "pipeline") return "stages";
+  if (name == "data") return "data_parallel";
+  const auto& names = sweep_axis_names();
+  return std::find(names.begin(), names.end(), name) != names.end() ? name : std::string();
+}
+
+std::optional<std::string> apply_sweep_constraints(const SweepSpec& spec, json& o) {
+  const Config& base = spec.base;
+  const std::int64_t t = o.value("tensor_parallel", std::max(1, base.parallel.tensor_parallel));
+  const std::int64_t p = o.value("stages", base.pipeline.stages);
+  if (spec.gpus > 0) {
+    if (o.contains("data_parallel")) {
+      const std::int64_t d = o["data_parallel"].get<int>();
+      if (t * p * d != spec.gpus)
+        return "tensor " + std::to_string(t) + " x pipeline " + std::to_string(p) + " x data " + std::to_string(d) +
+               " is not the " + std::to_string(spec.gpus) + " GPUs held fixed";
+    } else {
+      if (spec.gpus % (t * p) != 0)
+        return std::to_string(spec.gpus) + " GPUs do not divide into tensor " + std::to_string(t) + " x pipeline " +
+               std::to_string(p);
+      o["data_parallel"] = spec.gpus / (t * p);
+    }
+  }
+  if (spec.global_batch > 0) {
+    const std::int64_t b = o.value("micro_batch_size", base.micro_batch_size);
+    const std::int64_t d = o.contains("data_parallel") ? o["data_parallel"].get<std::int64_t>()
+                                                       : data_parallel_degree(base);
+    if (spec.global_batch % (b * d) != 0)
+      return "global batch " + std::to_string(spec.global_batch) + " is not a multiple of micro-batch size " +
+             std::to_string(b) + " x data-parallel degree " + std::to_string(d);
+    o["microbatches"] = spec.global_batch / (b * d);
+  }
+  return std::nullopt;
 }
 
 std::size_t SweepSpec::size() const {
@@ -68,6 +107,11 @@ void check_value(const JsonReader& r, const std::string& name, const json& v, co
     if (!v.is_string()) r.fail(path, "must be a schedule name (got " + JsonReader::brief(v) + ")");
     if (find_schedule(v.get<std::string>()) == nullptr)
       r.fail(path, "unknown schedule '" + v.get<std::string>() + "' (known: " + known_schedule_names() + ")");
+  } else if (name == "sequence_parallel") {
+    if (!v.is_boolean()) r.fail(path, "must be true or false (got " + JsonReader::brief(v) + ")");
+  } else if (name == "zero") {
+    const bool stage = v.is_number_integer() && v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= 3;
+    if (!stage && v != "distributed") r.fail(path, "must be 0, 1, 2, 3 or \"distributed\" (got " + JsonReader::brief(v) + ")");
   } else if (name == "recompute") {
     if (!v.is_string() || !parse_recompute(v.get<std::string>()))
       r.fail(path, "must be \"none\", \"selective\" or \"full\" (got " + JsonReader::brief(v) + ")");
@@ -85,11 +129,39 @@ void check_value(const JsonReader& r, const std::string& name, const json& v, co
 
 }  // namespace
 
+namespace {
+
+/// The values an axis takes, or the base's one value when it is not an axis.
+std::vector<json> axis_values(const SweepSpec& spec, const std::string& name, const json& fallback) {
+  for (const auto& a : spec.axes)
+    if (a.name == name) return a.values;
+  return {fallback};
+}
+
+/// A transformer costed from a profile or roofline is costed once per shard shape.
+void cost_shards(SweepSpec& spec) {
+  if (spec.base.costed.is_null()) return;
+  const ShardShape own = shard_shape(spec.base);
+  for (const json& b : axis_values(spec, "micro_batch_size", own.micro_batch_size))
+    for (const json& t : axis_values(spec, "tensor_parallel", own.tensor_parallel))
+      for (const json& sp : axis_values(spec, "sequence_parallel", own.sequence_parallel)) {
+        const ShardShape shape{b.get<int>(), t.get<int>(), sp.get<bool>() && t.get<int>() > 1};
+        if (shape == own || spec.base_by_shard.count(shape) || spec.shard_error.count(shape)) continue;
+        try {
+          if (auto c = recost_shard(spec.base, shape)) spec.base_by_shard.emplace(shape, std::move(*c));
+        } catch (const ConfigError& e) {
+          spec.shard_error.emplace(shape, e.what());
+        }
+      }
+}
+
+}  // namespace
+
 SweepSpec parse_sweep(const json& doc, const std::string& file) {
   namespace fs = std::filesystem;
   JsonReader r(file);
   if (!doc.is_object()) r.fail("", "a sweep must be a JSON object");
-  r.check_keys(doc, "", {"description", "base", "grid", "output", "top"});
+  r.check_keys(doc, "", {"description", "base", "grid", "output", "top", "gpus", "global_batch"});
   SweepSpec spec;
   spec.file = file;
   if (!doc.contains("base")) r.fail("base", "missing (a config path relative to this file, or an inline config)");
@@ -113,38 +185,34 @@ SweepSpec parse_sweep(const json& doc, const std::string& file) {
   for (auto it = grid.begin(); it != grid.end(); ++it) {
     const std::string path = "grid." + it.key();
     const auto& names = sweep_axis_names();
-    if (std::find(names.begin(), names.end(), it.key()) == names.end()) {
+    const std::string name = canonical_axis_name(it.key());
+    if (name.empty()) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      r.fail(path, "unknown axis (allowed: " + list + ")");
+      r.fail(path, "unknown axis (allowed: " + list + "; tensor, pipeline and data for short)");
     }
+    for (const auto& a : spec.axes)
+      if (a.name == name) r.fail(path, "the same axis as grid." + name + " (give one of them)");
     const json& values = it.value();
     if (!values.is_array() || values.empty()) r.fail(path, "must be a non-empty list of values");
-    SweepAxis axis{it.key(), {}};
+    SweepAxis axis{name, {}};
     for (std::size_t i = 0; i < values.size(); ++i) {
-      check_value(r, it.key(), values[i], path + "[" + std::to_string(i) + "]");
+      check_value(r, name, values[i], path + "[" + std::to_string(i) + "]");
       axis.values.push_back(values[i]);
     }
     spec.axes.push_back(std::move(axis));
   }
+  spec.gpus = static_cast<int>(r.integer(doc, "gpus", "", 0, 1, 1 << 24));
+  spec.global_batch = r.integer(doc, "global_batch", "", 0, 1, std::int64_t{1} << 40);
+  for (const auto& a : spec.axes)
+    if (a.name == "microbatches" && spec.global_batch > 0)
+      r.fail("grid.microbatches", "cannot be an axis with global_batch fixed (m = global_batch / (b x d))");
   // Fixed axis order (the order of sweep_axis_names) whatever the file's key order.
   std::stable_sort(spec.axes.begin(), spec.axes.end(), [](const SweepAxis& a, const SweepAxis& b) {
     const auto& n = sweep_axis_names();
     return std::find(n.begin(), n.end(), a.name) < std::find(n.begin(), n.end(), b.name);
   });
-  // A transformer costed from a profile or roofline is re-costed at each micro-batch size.
-  if (base_doc.is_object() && base_doc.contains("costs"))
-    for (const auto& a : spec.axes) {
-      if (a.name != "micro_batch_size") continue;
-      for (const json& v : a.values) {
-        const int b = v.get<int>();
-        try {
-          if (auto c = recost_micro_batch(base_doc, base_file, b)) spec.base_by_micro_batch.emplace(b, std::move(*c));
-        } catch (const ConfigError& e) {
-          spec.micro_batch_error.emplace(b, e.what());
-        }
-      }
-    }
+  cost_shards(spec);
   double points = 1;
   for (const auto& a : spec.axes) points *= static_cast<double>(a.values.size());
   if (points > static_cast<double>(kMaxPoints))
@@ -193,19 +261,25 @@ SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions&
   try {
     const Config* base = &spec.base;
     json overrides = row.overrides;
-    if (overrides.contains("micro_batch_size")) {
-      const int b = overrides["micro_batch_size"].get<int>();
-      if (auto err = spec.micro_batch_error.find(b); err != spec.micro_batch_error.end()) {
-        row.status = "not_applicable";
-        row.reason = err->second;
-        return row;
-      }
-      if (auto it = spec.base_by_micro_batch.find(b); it != spec.base_by_micro_batch.end()) {
-        base = &it->second;
-        overrides.erase("micro_batch_size");  // already costed at this size
-      }
+    if (auto why = apply_sweep_constraints(spec, overrides)) {
+      row.status = "not_applicable";
+      row.reason = *why;
+      return row;
     }
-    const Config c = apply_overrides(*base, overrides_from_json(overrides));
+    ShardShape shape = shard_shape(spec.base);
+    shape.micro_batch_size = overrides.value("micro_batch_size", shape.micro_batch_size);
+    shape.tensor_parallel = overrides.value("tensor_parallel", shape.tensor_parallel);
+    shape.sequence_parallel = overrides.value("sequence_parallel", shape.sequence_parallel) && shape.tensor_parallel > 1;
+    if (auto err = spec.shard_error.find(shape); err != spec.shard_error.end()) {
+      row.status = "not_applicable";
+      row.reason = err->second;
+      return row;
+    }
+    if (auto it = spec.base_by_shard.find(shape); it != spec.base_by_shard.end()) {
+      base = &it->second;  // already costed at this shape
+      overrides.erase("micro_batch_size");
+    }
+    Config c = apply_overrides(*base, overrides_from_json(overrides));
     const Run run = prepare_run(c);
     auto links = make_links(c, run.schedule.devices);
     // Memory samples give the exact OOM instant; skip them when no limit applies.

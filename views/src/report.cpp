@@ -4,6 +4,8 @@
 #include "ppsim/metrics/metrics.h"
 #include "ppsim/model/memory.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/run/cluster.h"
+#include "ppsim/run/stages.h"
 
 namespace ppsim {
 
@@ -59,6 +61,8 @@ json stage_json(const StageMetrics& st, int layer_count) {
           {"parameter_bytes", sc.parameters.value},
           {"layer_count", layer_count},
           {"time_ms", (sc.forward + sc.backward).ms()},
+          {"forward_comm_ms", sc.forward_comm.ms()},
+          {"backward_comm_ms", sc.backward_comm.ms()},
           {"static_bytes", sc.static_extra.value},
           {"peak_inflight_microbatches", st.peak_inflight},
           {"peak_memory_bytes", st.peak_memory.value}};
@@ -77,7 +81,8 @@ void add_cluster_report(json& rep, const Run& run, const Metrics& m) {
                    {"optimizer", optimizer_name(c.memory.optimizer)},
                    {"precision", precision_name(c.memory.precision)},
                    {"recompute", recompute_name(c.memory.recompute)},
-                   {"zero1", c.memory.zero1},
+                   {"zero", zero_name(c.memory)},
+                   {"reserve_bytes", memory_reserve_bytes(c)},
                    {"bytes_per_param",
                     {{"weights", bpp.weights}, {"gradients", bpp.gradients}, {"optimizer", bpp.optimizer}}},
                    {"limit_bytes", m.memory_limit.value}};
@@ -122,6 +127,10 @@ json report_json(const Run& run, const Metrics& m) {
               {"synchronous", s.synchronous},
               {"stages", c.pipeline.stages},
               {"devices", c.devices},
+              {"tensor_parallel", tensor_parallel_degree(c)},
+              {"sequence_parallel", c.parallel.sequence_parallel},
+              {"data_parallel_degree", data_parallel_degree(c)},
+              {"global_batch", std::int64_t{c.micro_batch_size} * c.pipeline.microbatches * data_parallel_degree(c)},
               {"pipeline_replicas", m.pipeline_replicas},
               {"microbatches", c.pipeline.microbatches},
               {"chunks", c.pipeline.chunks},

@@ -27,7 +27,7 @@ std::string format_cluster_lines(const json& rep) {
     const auto& m = rep["memory"];
     if (m["model"].get<bool>() || m["recompute"] != "none")
       o << "memory model: " << m["optimizer"].get<std::string>() << ", " << m["precision"].get<std::string>()
-        << " precision, recompute " << m["recompute"].get<std::string>() << (m["zero1"].get<bool>() ? ", ZeRO-1" : "")
+        << " precision, recompute " << m["recompute"].get<std::string>() << (m["zero"].get<std::string>() == "0" ? "" : m["zero"].get<std::string>() == "distributed" ? ", distributed optimizer" : ", ZeRO-" + m["zero"].get<std::string>())
         << "\n";
     const auto limit = m["limit_bytes"].get<std::int64_t>();
     if (rep.contains("oom") && !rep["oom"].is_null()) {
@@ -40,6 +40,16 @@ std::string format_cluster_lines(const json& rep) {
       o << "fits: peak " << human_bytes(rep["peak_memory_bytes"].get<double>()) << " of the "
         << human_bytes(static_cast<double>(limit)) << " limit\n";
     }
+  }
+  if (rep.value("tensor_parallel", 1) > 1) {
+    double f = 0, b = 0;
+    for (const auto& st : rep["per_stage"]) {
+      f += st["forward_comm_ms"].get<double>();
+      b += st["backward_comm_ms"].get<double>();
+    }
+    o << "tensor parallel: t = " << rep["tensor_parallel"].get<int>()
+      << (rep["sequence_parallel"].get<bool>() ? " with sequence parallelism" : "") << ", collectives "
+      << std::setprecision(3) << f << " ms of F and " << b << " ms of B per micro-batch over all stages\n";
   }
   if (rep.contains("cluster") && !rep["cluster"]["replicas_placed_alike"].get<bool>())
     o << "note: pipeline replicas cross nodes at different stages; replica 0 is the one simulated\n";

@@ -25,6 +25,8 @@ struct StageCost {
   Bytes output;             ///< bytes F sends to the next stage (B sends as many back)
   Bytes parameters;         ///< weight bytes of one version of this stage
   Bytes static_extra;       ///< gradients + optimizer state held for the whole run
+  TimeNs forward_comm;      ///< part of `forward` spent in blocking collectives (tensor parallel, ZeRO-3)
+  TimeNs backward_comm;     ///< part of `backward` (its input-gradient part) spent in them
 };
 
 /// @brief Where and when a transfer runs.

@@ -9,8 +9,15 @@
 ///     Adam 2+2+12 = 16 B/param, SGD 2+2+4 = 8 B/param.
 ///   precision "fp32": weights 4, gradients 4; Adam momentum+variance 8 (16 B/param),
 ///     SGD 0 (8 B/param). "sgd" is plain SGD without momentum.
-///   zero1: optimizer state (the 12 resp. 8/4 bytes) divided by the data-parallel degree
-///     (rounded up per stage).
+///   ZeRO (Rajbhandari et al. 2020, Sec. 5) over the data-parallel degree d, rounded up
+///   per stage:
+///     stage 1 (and Megatron-LM's distributed optimizer): optimizer state / d;
+///     stage 2: gradients and optimizer state / d;
+///     stage 3: weights, gradients and optimizer state / d, plus a working buffer of two
+///       layers' gathered weights (the layer computing and the one prefetched) held for
+///       the whole run. Its all-gathers are costed in the stage times (run/stages.h).
+///   Megatron-LM keeps fp32 main gradients (4 B/param, not 2) beside a distributed
+///   optimizer; this model counts gradients at the precision's bytes for every stage.
 /// The number of parameters of a layer is its `parameter_bytes` divided by the weight
 /// bytes of the precision (parameter_bytes are the working weights as trained).
 ///
@@ -56,11 +63,18 @@ std::optional<Recompute> parse_recompute(const std::string& s);
 struct MemorySpec {
   bool given{false};             ///< a `memory` section was present: static bytes come from the model
   std::int64_t limit_bytes{0};   ///< per-device limit; 0 = none (a cluster preset may supply one)
+  std::int64_t reserve_bytes{-1};///< kept free of the limit (CUDA context, NCCL buffers); -1 = default
   Optimizer optimizer{Optimizer::Adam};
   Precision precision{Precision::Mixed};
   Recompute recompute{Recompute::None};
-  bool zero1{false};
+  int zero{0};                      ///< ZeRO stage 0..3 (memory.zero; memory.zero1 = true is 1)
+  bool distributed_optimizer{false};///< Megatron-LM's: shards like ZeRO stage 1
+  /// @brief The stage whose sharding applies: zero, or 1 for the distributed optimizer.
+  [[nodiscard]] int sharding() const { return distributed_optimizer && zero < 1 ? 1 : zero; }
 };
+
+/// @brief "0".."3" or "distributed" as the report and sweep name it.
+std::string zero_name(const MemorySpec& spec);
 
 /// @brief Bytes per parameter for weights, gradients and optimizer state.
 struct BytesPerParam {
@@ -70,7 +84,7 @@ struct BytesPerParam {
 };
 BytesPerParam bytes_per_param(Optimizer optimizer, Precision precision);
 
-/// @brief Static bytes (gradients + optimizer state, with ZeRO-1 sharding over `dp`)
+/// @brief Static bytes (gradients + optimizer state, sharded over `dp` by the ZeRO stage)
 /// of a stage whose weights take `parameter_bytes`.
 std::int64_t static_bytes_for(const MemorySpec& spec, std::int64_t parameter_bytes, int data_parallel);
 
@@ -83,6 +97,7 @@ struct StageLayerBytes {
   Bytes selective;          ///< sum of selective_recompute_bytes
   Bytes statics;            ///< sum of static_bytes (used when there is no memory section)
   Bytes input;              ///< output_bytes of layer first-1; 0 for the first stage
+  Bytes largest_layer;      ///< the largest parameter_bytes of one layer (ZeRO-3's buffer)
 };
 
 /// @brief A stage's memory under the memory section and recompute mode: the fields of

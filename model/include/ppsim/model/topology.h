@@ -63,7 +63,9 @@ struct ClusterSpec {
 
 /// @brief The config's `parallel` section.
 struct ParallelSpec {
-  int data_parallel{0};             ///< 0: cluster.devices / stages
+  int data_parallel{0};             ///< 0: cluster.devices / (stages x tensor_parallel)
+  int tensor_parallel{1};           ///< t: GPUs of one tensor-parallel group (within a node)
+  bool sequence_parallel{false};    ///< Megatron sequence parallelism with t > 1
   bool overlap_grad_reduce{false};  ///< start each layer's all-reduce as soon as its gradient is ready
 };
 
@@ -72,12 +74,15 @@ class TopologyLinkModel final : public LinkModel {
  public:
   /// @param stages p, devices per pipeline
   /// @param replicas data-parallel degree
-  TopologyLinkModel(const ClusterSpec& cluster, int stages, int replicas);
+  /// @param tensor_parallel t: each pipeline device is a tensor-parallel group of t
+  /// consecutive GPUs (Megatron-LM's rank order: tensor, then data, then pipeline); the
+  /// group's t ranks send their copies of a transfer in lock step, each on its own NIC
+  TopologyLinkModel(const ClusterSpec& cluster, int stages, int replicas, int tensor_parallel = 1);
   TransferSlot reserve(int src, int dst, Bytes bytes, TimeNs ready) override;
   void reset() override;
   [[nodiscard]] bool is_free() const override { return false; }
-  /// @brief GPU of pipeline device `device` in replica `replica`.
-  [[nodiscard]] int gpu(int device, int replica = 0) const;
+  /// @brief GPU of tensor-parallel rank `rank` of pipeline device `device` in replica `replica`.
+  [[nodiscard]] int gpu(int device, int replica = 0, int rank = 0) const;
   [[nodiscard]] int node_of(int gpu) const { return gpu / cluster_.gpus_per_node; }
   /// @brief Global NIC id (node * nics_per_node + nic) a GPU uses.
   [[nodiscard]] int nic_of(int gpu) const;
@@ -88,6 +93,7 @@ class TopologyLinkModel final : public LinkModel {
   ClusterSpec cluster_;
   int stages_;
   int replicas_;
+  int tp_;
   std::vector<TimeNs> pair_free_;     // [src * stages + dst], intra-node
   std::vector<TimeNs> egress_free_;   // per NIC
   std::vector<TimeNs> ingress_free_;  // per NIC
@@ -96,6 +102,17 @@ class TopologyLinkModel final : public LinkModel {
 
 /// @brief Ring all-reduce time: 2(n-1)/n * bytes / bandwidth + 2(n-1) * latency.
 TimeNs ring_allreduce_time(Bytes bytes, int n, const NetLink& link);
+
+/// @brief The collectives a layer runs inside its ops.
+enum class Collective { AllReduce, AllGather, ReduceScatter };
+std::string collective_name(Collective k);
+
+/// @brief Ring time of one collective of `bytes` (the whole tensor: the all-reduce's
+/// buffer, the all-gather's output, the reduce-scatter's input) over n GPUs: the bus
+/// bandwidth factor nccl-tests reports (2(n-1)/n for all-reduce, (n-1)/n for all-gather
+/// and reduce-scatter) times bytes / link bandwidth, plus one link latency per ring
+/// step (2(n-1) resp. n-1). An all-gather and a reduce-scatter cost one all-reduce.
+TimeNs ring_collective_time(Collective kind, Bytes bytes, int n, const NetLink& link);
 
 /// @brief One bucket of gradients: ready at `ready`, `bytes` to reduce; `time` is filled
 /// by device_all_reduce.

@@ -22,6 +22,14 @@ class ConfigError : public std::runtime_error {
       : std::runtime_error(file + ": " + (json_path.empty() ? std::string() : json_path + ": ") + problem) {}
 };
 
+/// @brief Collectives one layer runs inside one op (counts of each kind).
+struct LayerCollectives {
+  int all_reduce{0};
+  int all_gather{0};
+  int reduce_scatter{0};
+  [[nodiscard]] bool any() const { return all_reduce + all_gather + reduce_scatter > 0; }
+};
+
 /// @brief One layer after `repeat` is expanded.
 struct LayerSpec {
   std::string name;
@@ -36,6 +44,11 @@ struct LayerSpec {
   double flops{0};               ///< forward+backward FLOPs per micro-batch (0 = unknown)
   std::int64_t selective_recompute_bytes{0};  ///< part of activation_bytes selective recompute drops
   double selective_recompute_ms{0};           ///< time selective recompute adds to backward
+  /// Tensor parallelism (Megatron-LM): the collectives of F and of B (input gradient)
+  /// over the tensor-parallel group, each on `tp_comm_bytes` (b s h elements).
+  std::int64_t tp_comm_bytes{0};
+  LayerCollectives tp_forward;
+  LayerCollectives tp_backward;
 };
 
 struct PipelineSpec {
@@ -67,6 +80,9 @@ struct Config {
   MemorySpec memory;       ///< optimizer, precision, recompute, limit (memory_model.h)
   ParallelSpec parallel;   ///< data parallelism (topology.h)
   nlohmann::json source;  ///< the parsed document
+  /// The document as given when its model is costed from a profile or roofline
+  /// ("costs"): apply_overrides re-costs it when b, t or sequence parallelism change.
+  nlohmann::json costed;
 };
 
 /// @brief Limits that stop a run from exhausting memory.
@@ -82,6 +98,9 @@ nlohmann::json read_json_file(const std::string& path);
 
 /// @brief Parses and validates a config document; throws ConfigError.
 Config parse_config(const nlohmann::json& doc, const std::string& file);
+/// @brief The same; with `check` false the whole-config checks (devices, pipeline shape)
+/// are left to the caller, which applies overrides first (apply_overrides).
+Config parse_config(const nlohmann::json& doc, const std::string& file, bool check);
 
 /// @brief Reads, parses and validates a config file; throws ConfigError.
 Config load_config(const std::string& path);

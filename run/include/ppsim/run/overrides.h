@@ -22,6 +22,9 @@ struct ConfigOverrides {
   std::optional<PartitionSpec> partition;   ///< pipeline.partition
   std::optional<Recompute> recompute;       ///< memory.recompute
   std::optional<int> data_parallel;         ///< parallel.data_parallel
+  std::optional<int> tensor_parallel;       ///< parallel.tensor_parallel t
+  std::optional<bool> sequence_parallel;    ///< parallel.sequence_parallel
+  std::optional<int> zero;                  ///< memory.zero 0..3; -1 = Megatron's distributed optimizer
   std::string schedule_file;                ///< a user schedule; "" = none
 };
 
@@ -40,24 +43,37 @@ struct ConfigOverrides {
 /// schedule: a built-in schedule by name (it replaces a user schedule).
 /// schedule_file: the user schedule's own shape (devices, micro-batches, chunks) sets
 /// stages, microbatches and chunks, over any of those overrides.
-/// micro_batch_size: per-micro-batch costs (times, FLOPs, activation and output bytes)
-/// scale linearly with b / the config's size; weights do not. A config costed from a
-/// profile or roofline is better re-costed (recost_micro_batch) before.
+/// micro_batch_size, tensor_parallel, sequence_parallel: a transformer costed from a
+/// profile or roofline (Config::costed) is costed again at the new shard shape
+/// (recost_shard). Explicit layers are one GPU's costs as given: under a new b their
+/// per-micro-batch costs (times, FLOPs, activation and output bytes) scale linearly with
+/// b / the config's size (weights do not); a new t or sequence parallelism changes only
+/// the cluster shape, never their costs (no division by t).
+/// zero: the ZeRO stage of the memory model (-1 = distributed optimizer); needs a
+/// memory section.
 Config apply_overrides(const Config& base, ConfigOverrides o);
+
+/// @brief The shard shape a transformer is costed at.
+struct ShardShape {
+  int micro_batch_size{1};
+  int tensor_parallel{1};
+  bool sequence_parallel{false};
+  auto operator<=>(const ShardShape&) const = default;
+};
+/// @brief The shape of a config.
+ShardShape shard_shape(const Config& config);
+
+/// @brief `base` (costed from a profile or roofline) parsed again from its document at
+/// shard shape `shape`, without the whole-config checks (apply_overrides makes them);
+/// nullopt for explicit layers. Throws ConfigError when the costs cannot be had there.
+std::optional<Config> recost_shard(const Config& base, const ShardShape& shape);
 
 /// @brief Overrides from a JSON object {name: value} with the sweep grid's names
 /// (sweep_axis_names; values already checked by parse_sweep); unknown names are ignored.
 ConfigOverrides overrides_from_json(const nlohmann::json& o);
 
-/// @brief A transformer costed from a profile or roofline (a document with "costs"),
-/// parsed again at micro-batch size b so the profile interpolates the costs; nullopt
-/// for a document with explicit layers (apply_overrides scales those). Throws
-/// ConfigError when the costs cannot be had at b.
-std::optional<Config> recost_micro_batch(const nlohmann::json& doc, const std::string& file, int b);
-
-/// @brief Reads the config file and applies `o` (re-costing at the micro-batch size
-/// when the file's model is costed from a profile or roofline). `ppsim run` and
-/// `ppsim compare` load their config this way.
+/// @brief Reads the config file and applies `o`. `ppsim run` and `ppsim compare` load
+/// their config this way.
 Config load_config_with_overrides(const std::string& path, ConfigOverrides o);
 
 }  // namespace ppsim

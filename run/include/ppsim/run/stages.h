@@ -20,9 +20,27 @@ StageLayerBytes stage_layer_bytes(const Config& config, int first, int last);
 /// the memory fields, and the recompute's extra backward time.
 void apply_memory_model(const Config& config, int first, int last, StageCost& cost);
 
-/// @brief The per-device memory limit in force: memory.limit_bytes, else the cluster's
-/// GPU memory, else 0 (none).
+/// @brief Default memory.reserve_GiB when the limit is a card's capacity: 2 GiB.
+inline constexpr std::int64_t kDefaultMemoryReserve = std::int64_t{2} << 30;
+
+/// @brief Bytes kept free of the limit: memory.reserve_GiB, else kDefaultMemoryReserve
+/// when the limit is the cluster's GPU memory, else 0 (a limit the user gave is usable).
+std::int64_t memory_reserve_bytes(const Config& config);
+
+/// @brief The per-device memory limit in force: (memory.limit_bytes, else the cluster's
+/// GPU memory) minus memory_reserve_bytes; 0 (none) without either.
 std::int64_t memory_limit_bytes(const Config& config);
+
+/// @brief Time one layer's blocking collectives add to its F and its B.
+struct LayerComm {
+  TimeNs forward;
+  TimeNs backward;
+};
+/// @brief Tensor parallelism: the layer's collectives (tp_forward, tp_backward) over the
+/// t GPUs on tensor_parallel_link, each ring_collective_time; ZeRO-3: one all-gather of
+/// the layer's weights over the data-parallel degree before F and one before B, on
+/// data_parallel_link. Full recompute repeats F's (stage_costs adds F to B).
+LayerComm layer_comm(const Config& config, const LayerSpec& layer);
 
 /// @brief Layer counts per model stage (stages * chunks of them) for the config's
 /// partition. "balanced" runs device_balanced_partition over the placement of the

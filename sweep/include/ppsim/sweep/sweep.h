@@ -18,12 +18,14 @@
 #include <cstddef>
 #include <iosfwd>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ppsim/run/config.h"
+#include "ppsim/run/overrides.h"
 
 namespace ppsim {
 
@@ -37,10 +39,17 @@ struct SweepSpec {
   std::string file;
   Config base;
   /// Transformer bases costed from a profile or roofline ("costs"): the base re-costed
-  /// at each micro_batch_size of the grid (the profile interpolates between measured
-  /// sizes), or the reason it cannot be. Synthetic bases scale linearly instead.
-  std::map<int, Config> base_by_micro_batch;
-  std::map<int, std::string> micro_batch_error;
+  /// at each shard shape of the grid (micro_batch_size x tensor_parallel x
+  /// sequence_parallel; the profile interpolates between measured sizes), or the reason
+  /// it cannot be. Synthetic bases scale linearly with b instead.
+  std::map<ShardShape, Config> base_by_shard;
+  std::map<ShardShape, std::string> shard_error;
+  /// Held fixed over the grid (0 = not): every point uses `gpus` GPUs (the data-parallel
+  /// degree is derived as gpus / (tensor x pipeline) unless the grid gives it) and a
+  /// global batch of `global_batch` samples (micro-batches m = global_batch / (b x d)).
+  /// A point that cannot meet them is "not_applicable" with the reason.
+  int gpus{0};
+  std::int64_t global_batch{0};
   std::vector<SweepAxis> axes;
   /// Explicit points ({axis name: value} each), run instead of the grid's product when
   /// not empty: `ppsim compare` has one per schedule, each with the chunks it runs at.
@@ -53,8 +62,15 @@ struct SweepSpec {
   [[nodiscard]] nlohmann::json overrides(std::size_t index) const;
 };
 
-/// @brief Names the grid accepts.
+/// @brief Names the grid accepts (in the order points vary, last fastest).
 const std::vector<std::string>& sweep_axis_names();
+/// @brief A grid name as given ("tensor", "pipeline", "data" are the short forms of
+/// tensor_parallel, stages and data_parallel) in its canonical form; "" if unknown.
+std::string canonical_axis_name(const std::string& name);
+
+/// @brief Applies the sweep's fixed gpus and global batch to a point's overrides (adds
+/// data_parallel and microbatches); returns the reason when the point cannot meet them.
+std::optional<std::string> apply_sweep_constraints(const SweepSpec& spec, nlohmann::json& overrides);
 
 /// @brief Reads and validates a sweep file (and its base config); throws ConfigError.
 SweepSpec load_sweep(const std::string& path);
