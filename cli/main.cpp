@@ -22,6 +22,7 @@
 #include "ppsim/views/timeline.h"
 #include "ppsim/sweep/sweep.h"
 #include "ppsim/schedules/user_schedule.h"
+#include "plan_cmd.h"
 #include "sweep_cmd.h"
 #include "ppsim/views/trace.h"
 #include "ppsim/views/vega.h"
@@ -39,6 +40,11 @@ struct Overrides {
   int chunks{0};
   int data_parallel{0};
   int micro_batch_size{0};
+  int tensor_parallel{0};
+  bool sequence_parallel{false};
+  bool no_sequence_parallel{false};
+  std::string zero;
+  std::string recompute;
   std::string schedule_file;
 
   [[nodiscard]] ConfigOverrides config() const {
@@ -52,6 +58,11 @@ struct Overrides {
     set(chunks, o.chunks);
     set(data_parallel, o.data_parallel);
     set(micro_batch_size, o.micro_batch_size);
+    set(tensor_parallel, o.tensor_parallel);
+    if (sequence_parallel) o.sequence_parallel = true;
+    if (no_sequence_parallel) o.sequence_parallel = false;
+    if (!zero.empty()) o.zero = zero == "distributed" ? -1 : std::stoi(zero);
+    if (!recompute.empty()) o.recompute = parse_recompute(recompute);
     o.schedule_file = schedule_file;
     return o;
   }
@@ -77,6 +88,16 @@ void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
                   "Samples per micro-batch b (overrides model.micro_batch_size): a profile- or roofline-costed model "
                   "is re-costed, explicit layer costs scale linearly")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--tensor-parallel", o.tensor_parallel,
+                  "Tensor-parallel degree t (overrides parallel.tensor_parallel); devices = t x stages x data parallel")
+      ->check(CLI::PositiveNumber);
+  auto* sp = cmd->add_flag("--sequence-parallel", o.sequence_parallel, "Megatron sequence parallelism (needs t > 1)");
+  cmd->add_flag("--no-sequence-parallel", o.no_sequence_parallel, "No sequence parallelism (overrides the config's)")
+      ->excludes(sp);
+  cmd->add_option("--zero", o.zero, "ZeRO stage 0, 1, 2, 3 or 'distributed' (overrides memory.zero)")
+      ->check(CLI::IsMember({"0", "1", "2", "3", "distributed"}));
+  cmd->add_option("--recompute", o.recompute, "none, selective or full (overrides memory.recompute)")
+      ->check(CLI::IsMember({"none", "selective", "full"}));
 }
 
 /// A user schedule that deadlocks (a cycle of waits) is bad input (exit 2) naming its file;
@@ -313,6 +334,9 @@ int main(int argc, char** argv) {
   ppsim::cli::SweepArgs sweep_args;
   auto* sweep = ppsim::cli::add_sweep_command(app, sweep_args);
 
+  ppsim::cli::PlanArgs plan_args;
+  auto* plan = ppsim::cli::add_plan_command(app, plan_args);
+
   ScheduleArgs sch_args;
   auto* sched = app.add_subcommand("schedule", "Print each device's op order");
   sched->add_option("--schedule", sch_args.schedule, "Schedule name");
@@ -332,6 +356,7 @@ int main(int argc, char** argv) {
     if (*compare) return cmd_compare(cmp_args);
     if (*sched) return cmd_schedule(sch_args);
     if (*sweep) return ppsim::cli::cmd_sweep(sweep_args);
+    if (*plan) return ppsim::cli::cmd_plan(plan_args);
   } catch (const ConfigError& e) {
     std::cerr << "ppsim: error: " << e.what() << "\n";
     return 2;

@@ -2,6 +2,8 @@
 // sweep constraints, each pinned to a hand calculation.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "ppsim/model/memory.h"
@@ -11,6 +13,7 @@
 #include "ppsim/run/overrides.h"
 #include "ppsim/run/run.h"
 #include "ppsim/run/stages.h"
+#include "ppsim/sweep/plan.h"
 #include "ppsim/sweep/sweep.h"
 
 using namespace ppsim;
@@ -160,4 +163,46 @@ TEST_CASE("sweep holds GPUs and the global batch fixed, deriving d and m", "[tp]
   CHECK(ran == 20);  // t = 4 with p = 8 needs 32 GPUs: its 4 points (b x zero) are skipped
   CHECK_THROWS_WITH(parse_sweep(json{{"base", base}, {"global_batch", 512}, {"grid", {{"microbatches", {8}}}}}, kFile),
                     Catch::Contains("grid.microbatches: cannot be an axis with global_batch fixed"));
+}
+
+TEST_CASE("plan: ranked fitting shapes for fixed GPUs and global batch", "[tp][plan]") {
+  const json doc = gpt13b(2, json::object(), {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 8}, {"partition", "balanced"}});
+  const Config base = parse_config(doc, kFile);
+  PlanOptions o;
+  o.gpus = 16;
+  o.global_batch = 64;
+  o.tensor = {1, 2};
+  o.pipeline = {2, 4, 16};
+  o.micro_batch = {1, 3};
+  o.schedules = {"1f1b"};
+  o.recompute = {"selective"};
+  o.zero = {0, 1};
+  o.sequence_parallel = {false};
+  const SweepSpec spec = plan_sweep(base, o);
+  // b = 3 never divides 64; t = 2 x p = 16 needs 32 GPUs: neither becomes a point.
+  // Left: t in {1, 2} x p in {2, 4} x zero {0, 1} + t = 1, p = 16 x zero {0, 1} = 10.
+  CHECK(spec.points.size() == 10);
+  const auto rows = run_sweep(spec, SweepOptions{});
+  const auto ranked = rank_plan(rows);
+  REQUIRE_FALSE(ranked.empty());
+  for (std::size_t i = 1; i < ranked.size(); ++i)
+    CHECK(ranked[i - 1]->report["iteration_time_ms"].get<double>() <= ranked[i]->report["iteration_time_ms"].get<double>());
+  for (const SweepRow* r : ranked) {
+    CHECK(r->report["fits"] == true);
+    CHECK(r->report["global_batch"] == 64);
+    CHECK(r->report["partition"]["kind"] == "balanced");
+  }
+  const std::string csv = plan_csv(rows);
+  CHECK(csv.rfind("rank,t,p,d,v,b,m,schedule,sp,recompute,zero,iteration_ms,", 0) == 0);
+  CHECK(static_cast<std::size_t>(std::count(csv.begin(), csv.end(), '\n')) == ranked.size() + 1);
+  const std::string table = format_plan(o, rows, 3);
+  CHECK(table.find("16 GPUs, global batch 64: 10 configurations") == 0);
+  CHECK(table.find("best: ") != std::string::npos);
+  const json j = plan_json(o, rows);
+  CHECK(j["ranked"].size() == ranked.size());
+  CHECK(j["ranked"][0]["iteration_ms"] == ranked[0]->report["iteration_time_ms"]);
+  // A plan needs the memory model to know what fits.
+  json no_memory = doc;
+  no_memory.erase("memory");
+  CHECK_THROWS_WITH(plan_sweep(parse_config(no_memory, kFile), o), Catch::Contains("memory: missing"));
 }

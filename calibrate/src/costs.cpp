@@ -136,6 +136,8 @@ DeviceSpec device_from_json(const nlohmann::json& j, const std::string& where) {
   d.memory_bytes = num(j, "", "memory_bytes");
   d.nvlink_GBps = j.contains("nvlink_GBps") ? num(j, "", "nvlink_GBps") : 0.0;
   d.network_GBps = j.contains("network_GBps") ? num(j, "", "network_GBps") : 0.0;
+  d.gemm_efficiency = j.contains("gemm_efficiency") ? num(j, "", "gemm_efficiency") : 1.0;
+  if (d.gemm_efficiency > 1.0) throw std::invalid_argument(where + ": gemm_efficiency: must be in (0, 1]");
   return d;
 }
 
@@ -144,7 +146,7 @@ std::vector<LayerCosts> costs_from_roofline(const DeviceSpec& dev, const Transfo
   auto it = dev.peak_tflops.find(dt);
   if (it == dev.peak_tflops.end())
     throw std::invalid_argument(dev.name + ": no peak_dense_tflops." + dt + " for the model's dtype");
-  const double peak = it->second * 1e12;
+  const double peak = it->second * 1e12 * dev.gemm_efficiency;
   const double bw = dev.memory_GBps * 1e9;
   auto one = [&](LayerKind kind) {
     const LayerShape s = shape_of(kind, m);

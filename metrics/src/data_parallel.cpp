@@ -33,7 +33,8 @@ std::vector<std::vector<int>> stage_holders(const SimResult& r, int stages) {
 /// also leaves the node (they reduce at the same time: an upper bound on contention).
 std::vector<NetLink> topology_rings(const Config& c, const std::vector<std::vector<int>>& holders, int n, int degree,
                                     std::string& link_name) {
-  const TopologyLinkModel topo(c.cluster, n, degree);
+  const int tp = tensor_parallel_degree(c);  // each tensor-parallel rank has its own ring, on its own NIC
+  const TopologyLinkModel topo(c.cluster, n, degree, tp);
   auto crosses = [&](const std::vector<int>& h) {
     const int node = topo.node_of(topo.gpu(h[0], 0));
     for (int d : h)
@@ -54,7 +55,8 @@ std::vector<NetLink> topology_rings(const Config& c, const std::vector<std::vect
     int sharing = 0;
     for (int e = 0; e < n; ++e)
       for (int rep = 0; rep < degree; ++rep)
-        if (device_crosses[static_cast<std::size_t>(e)] && topo.nic_of(topo.gpu(e, rep)) == nic) ++sharing;
+        for (int k = 0; k < tp; ++k)
+          if (device_crosses[static_cast<std::size_t>(e)] && topo.nic_of(topo.gpu(e, rep, k)) == nic) ++sharing;
     ring[k] = c.cluster.inter;
     ring[k].bandwidth_GBps /= std::max(1, sharing);
   }

@@ -13,6 +13,7 @@
 #include "ppsim/engine/op_graph.h"
 #include "ppsim/metrics/data_parallel.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/run/cluster.h"
 #include "ppsim/run/stages.h"
 
 namespace ppsim {
@@ -80,6 +81,27 @@ void add_stages(Metrics& m, const Run& run) {
   }
 }
 
+/// Per device and iteration, the collectives and recomputation inside its ops in the
+/// measured window: F carries its stage's forward_comm; B (or the whole backward) its
+/// backward_comm and recompute; W neither.
+void add_op_breakdown(Metrics& m, const Run& run, const SimResult& r) {
+  const double iterations = std::max(1, r.window_iterations);
+  for (const OpRecord& rec : r.ops) {
+    if (rec.start < r.window_start || rec.start >= r.window_end) continue;
+    const StageCost& sc = run.costs[static_cast<std::size_t>(rec.op.stage)];
+    DeviceMetrics& dm = m.per_device[static_cast<std::size_t>(rec.device)];
+    if (rec.op.kind == OpKind::Forward) dm.collective_ms += sc.forward_comm.ms() / iterations;
+    if (rec.op.kind == OpKind::Backward) {
+      dm.collective_ms += sc.backward_comm.ms() / iterations;
+      dm.recompute_ms += sc.recompute.ms() / iterations;
+    }
+  }
+  for (const DeviceMetrics& dm : m.per_device) {
+    m.collective_ms = std::max(m.collective_ms, dm.collective_ms);
+    m.recompute_ms = std::max(m.recompute_ms, dm.recompute_ms);
+  }
+}
+
 /// Data-parallel all-reduce per device and in all.
 DataParallelMetrics add_data_parallel(Metrics& m, const DataParallelCost& dp) {
   DataParallelMetrics out;
@@ -134,18 +156,22 @@ Metrics compute_metrics(const Run& run, const SimResult& r) {
   const DataParallelCost dp = data_parallel_cost(run, r);
   Metrics m = pipeline_metrics(r, dp.exposed);
   m.data_parallel = add_data_parallel(m, dp);
-  m.pipeline_replicas = c.devices / std::max(1, c.pipeline.stages);
+  m.pipeline_replicas = data_parallel_degree(c);
   const double iter_s = m.iteration_time.ms() / 1e3;
   const double samples = static_cast<double>(c.pipeline.microbatches) * c.micro_batch_size * m.pipeline_replicas;
   m.samples_per_s = iter_s > 0 ? samples / iter_s : 0.0;
   if (c.sequence_length > 0) m.tokens_per_s = m.samples_per_s * c.sequence_length;
+  // Layer FLOPs are one GPU's shard; the tensor-parallel group does t of them.
   double flops = 0;
   for (const auto& l : c.layers) flops += l.flops;
-  if (flops > 0 && c.device_peak_tflops > 0 && iter_s > 0) {
+  flops *= tensor_parallel_degree(c);
+  if (flops > 0 && iter_s > 0) {
     const double achieved = flops * c.pipeline.microbatches * m.pipeline_replicas / iter_s;
-    m.mfu = achieved / (c.device_peak_tflops * 1e12 * c.devices);
+    m.tflops_per_gpu = achieved / c.devices / 1e12;
+    if (c.device_peak_tflops > 0) m.mfu = achieved / (c.device_peak_tflops * 1e12 * c.devices);
   }
   add_stages(m, run);
+  add_op_breakdown(m, run, r);
   m.memory_limit = Bytes{memory_limit_bytes(c)};
   if (const auto oom = find_out_of_memory(r, m.memory_limit))
     m.oom = OomMetrics{oom->device, oom->time, oom->peak, oom->limit};

@@ -64,13 +64,15 @@ void apply_memory_model(const Config& c, int first, int last, StageCost& cost) {
   cost.weight_activation = m.weight_activation;
   cost.static_extra = m.static_extra;
   if (c.memory.recompute == Recompute::Full) {
+    cost.recompute = cost.forward;
     cost.backward += cost.forward;  // with F's collectives, which the recomputed forward runs again
     cost.backward_comm += cost.forward_comm;
   }
   if (c.memory.recompute == Recompute::Selective) {
     double extra_ms = 0;
     for (int i = first; i < last; ++i) extra_ms += c.layers[i].selective_recompute_ms;
-    cost.backward += TimeNs::from_ms(extra_ms);
+    cost.recompute = TimeNs::from_ms(extra_ms);
+    cost.backward += cost.recompute;
   }
 }
 

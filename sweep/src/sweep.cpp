@@ -138,24 +138,37 @@ std::vector<json> axis_values(const SweepSpec& spec, const std::string& name, co
   return {fallback};
 }
 
-/// A transformer costed from a profile or roofline is costed once per shard shape.
-void cost_shards(SweepSpec& spec) {
-  if (spec.base.costed.is_null()) return;
-  const ShardShape own = shard_shape(spec.base);
-  for (const json& b : axis_values(spec, "micro_batch_size", own.micro_batch_size))
-    for (const json& t : axis_values(spec, "tensor_parallel", own.tensor_parallel))
-      for (const json& sp : axis_values(spec, "sequence_parallel", own.sequence_parallel)) {
-        const ShardShape shape{b.get<int>(), t.get<int>(), sp.get<bool>() && t.get<int>() > 1};
-        if (shape == own || spec.base_by_shard.count(shape) || spec.shard_error.count(shape)) continue;
-        try {
-          if (auto c = recost_shard(spec.base, shape)) spec.base_by_shard.emplace(shape, std::move(*c));
-        } catch (const ConfigError& e) {
-          spec.shard_error.emplace(shape, e.what());
-        }
-      }
+void add_shard(SweepSpec& spec, const ShardShape& shape) {
+  if (shape == shard_shape(spec.base) || spec.base_by_shard.count(shape) || spec.shard_error.count(shape)) return;
+  try {
+    if (auto c = recost_shard(spec.base, shape)) spec.base_by_shard.emplace(shape, std::move(*c));
+  } catch (const ConfigError& e) {
+    spec.shard_error.emplace(shape, e.what());
+  }
 }
 
 }  // namespace
+
+ShardShape point_shard_shape(const SweepSpec& spec, const json& o) {
+  ShardShape shape = shard_shape(spec.base);
+  shape.micro_batch_size = o.value("micro_batch_size", shape.micro_batch_size);
+  shape.tensor_parallel = o.value("tensor_parallel", shape.tensor_parallel);
+  shape.sequence_parallel = o.value("sequence_parallel", shape.sequence_parallel) && shape.tensor_parallel > 1;
+  return shape;
+}
+
+void cost_shards(SweepSpec& spec) {
+  if (spec.base.costed.is_null()) return;
+  if (!spec.points.empty()) {
+    for (const json& p : spec.points) add_shard(spec, point_shard_shape(spec, p));
+    return;
+  }
+  const ShardShape own = shard_shape(spec.base);
+  for (const json& b : axis_values(spec, "micro_batch_size", own.micro_batch_size))
+    for (const json& t : axis_values(spec, "tensor_parallel", own.tensor_parallel))
+      for (const json& sp : axis_values(spec, "sequence_parallel", own.sequence_parallel))
+        add_shard(spec, ShardShape{b.get<int>(), t.get<int>(), sp.get<bool>() && t.get<int>() > 1});
+}
 
 SweepSpec parse_sweep(const json& doc, const std::string& file) {
   namespace fs = std::filesystem;
@@ -266,10 +279,7 @@ SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions&
       row.reason = *why;
       return row;
     }
-    ShardShape shape = shard_shape(spec.base);
-    shape.micro_batch_size = overrides.value("micro_batch_size", shape.micro_batch_size);
-    shape.tensor_parallel = overrides.value("tensor_parallel", shape.tensor_parallel);
-    shape.sequence_parallel = overrides.value("sequence_parallel", shape.sequence_parallel) && shape.tensor_parallel > 1;
+    const ShardShape shape = point_shard_shape(spec, overrides);
     if (auto err = spec.shard_error.find(shape); err != spec.shard_error.end()) {
       row.status = "not_applicable";
       row.reason = err->second;

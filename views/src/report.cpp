@@ -41,6 +41,8 @@ json device_json(const DeviceMetrics& d) {
             {"weight_versions", d.weight_versions},
             {"peak_time_ms", d.peak_time.ms()},
             {"send_ms", d.send_ms},
+            {"collective_ms", d.collective_ms},
+            {"recompute_ms", d.recompute_ms},
             {"recv_ms", d.recv_ms}};
   if (d.has_allreduce) {
     o["allreduce_ms"] = d.allreduce.ms();
@@ -63,6 +65,7 @@ json stage_json(const StageMetrics& st, int layer_count) {
           {"time_ms", (sc.forward + sc.backward).ms()},
           {"forward_comm_ms", sc.forward_comm.ms()},
           {"backward_comm_ms", sc.backward_comm.ms()},
+          {"recompute_ms", sc.recompute.ms()},
           {"static_bytes", sc.static_extra.value},
           {"peak_inflight_microbatches", st.peak_inflight},
           {"peak_memory_bytes", st.peak_memory.value}};
@@ -153,6 +156,9 @@ json report_json(const Run& run, const Metrics& m) {
   // Where the layer costs came from (a calibration profile, or a roofline labelled ESTIMATE).
   if (c.source.contains("model") && c.source["model"].contains("name")) rep["model"] = c.source["model"]["name"];
   if (m.mfu) rep["mfu"] = *m.mfu;
+  if (m.tflops_per_gpu) rep["tflops_per_gpu"] = *m.tflops_per_gpu;
+  rep["collective_ms"] = m.collective_ms;
+  rep["recompute_ms"] = m.recompute_ms;
   if (!s.note.empty()) rep["note"] = s.note;
   add_cluster_report(rep, run, m);
   return rep;

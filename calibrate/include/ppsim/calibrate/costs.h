@@ -63,14 +63,17 @@ struct DeviceSpec {
   double memory_bytes{0};
   double nvlink_GBps{0};                      ///< per direction
   double network_GBps{0};                     ///< per GPU, inter-node, per direction
+  /// Fraction of the peak a large GEMM reaches on this device, measured once by a
+  /// microbenchmark (ppsim-calibrate gemm); 1 when the device file gives none.
+  double gemm_efficiency{1.0};
 };
 DeviceSpec device_from_json(const nlohmann::json& j, const std::string& where);
 
 /// @brief The shape of one layer of `kind` in the model.
 LayerShape shape_of(LayerKind kind, const TransformerSpec& model);
 
-/// @brief Roofline estimate: each of F, B-input, W takes max(FLOPs / peak, bytes /
-/// memory bandwidth), bytes = parameters + saved activations + output read or written
+/// @brief Roofline estimate: each of F, B-input, W takes max(FLOPs / (peak x
+/// gemm_efficiency), bytes / memory bandwidth), bytes = parameters + saved activations + output read or written
 /// once. An optimistic bound, labelled "roofline estimate" in `source`.
 std::vector<LayerCosts> costs_from_roofline(const DeviceSpec& device, const TransformerSpec& model);
 

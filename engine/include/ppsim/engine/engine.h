@@ -27,6 +27,7 @@ struct StageCost {
   Bytes static_extra;       ///< gradients + optimizer state held for the whole run
   TimeNs forward_comm;      ///< part of `forward` spent in blocking collectives (tensor parallel, ZeRO-3)
   TimeNs backward_comm;     ///< part of `backward` (its input-gradient part) spent in them
+  TimeNs recompute;         ///< part of `backward` spent recomputing forward work
 };
 
 /// @brief Where and when a transfer runs.

@@ -16,7 +16,9 @@
 ///   idle_ms_d = (|W| - B_d) / I + X; overall bubble rate and overhead are the means over
 ///   devices;
 /// - samples/s = m * micro_batch_size * replicas / T; tokens/s = samples/s * sequence;
-///   MFU = flops per micro-batch * m * replicas / T / (peak * devices).
+///   MFU = flops per micro-batch * t * m * replicas / T / (peak * devices), layer flops
+///   being one tensor-parallel shard's (t = 1 without tensor parallelism); TFLOP/s per
+///   GPU is the same achieved rate over the devices.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -46,6 +48,8 @@ struct DeviceMetrics {
   TimeNs peak_time;
   double send_ms{0};
   double recv_ms{0};
+  double collective_ms{0};  ///< per iteration: its ops' blocking collectives (tensor parallel, ZeRO-3)
+  double recompute_ms{0};   ///< per iteration: its backward ops' recomputed forward work
   bool has_allreduce{false};  ///< the data-parallel fields below were computed
   TimeNs allreduce;           ///< its data-parallel all-reduce, in all
   TimeNs allreduce_end;       ///< when its last all-reduce ends
@@ -113,6 +117,9 @@ struct Metrics {
   double samples_per_s{0};
   std::optional<double> tokens_per_s;
   std::optional<double> mfu;
+  std::optional<double> tflops_per_gpu;
+  double collective_ms{0};  ///< the most any device spends in blocking collectives per iteration
+  double recompute_ms{0};   ///< the most any device spends recomputing per iteration  ///< model FLOPs (no recompute) per GPU per second / 1e12
   std::vector<StageMetrics> per_stage;
   std::vector<int> layers_per_stage;
   std::optional<OomMetrics> oom;

@@ -68,6 +68,12 @@ const std::vector<std::string>& sweep_axis_names();
 /// tensor_parallel, stages and data_parallel) in its canonical form; "" if unknown.
 std::string canonical_axis_name(const std::string& name);
 
+/// @brief The shard shape a point's overrides ask for (the base's where they say nothing).
+ShardShape point_shard_shape(const SweepSpec& spec, const nlohmann::json& overrides);
+/// @brief Costs the base once per shard shape the grid (or the explicit points) asks
+/// for: base_by_shard, or shard_error with the reason. parse_sweep calls it.
+void cost_shards(SweepSpec& spec);
+
 /// @brief Applies the sweep's fixed gpus and global batch to a point's overrides (adds
 /// data_parallel and microbatches); returns the reason when the point cannot meet them.
 std::optional<std::string> apply_sweep_constraints(const SweepSpec& spec, nlohmann::json& overrides);
