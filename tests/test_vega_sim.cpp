@@ -96,7 +96,7 @@ TEST_CASE("vega spec of a simulated run has every op and transfer", "[vega][sim]
 
 TEST_CASE("unit-time costs give the textbook 1F1B figure", "[vega][sim]") {
   const Schedule s = make_schedule("1f1b", ScheduleParams{4, 8, 1, 0});
-  const std::vector<StageCost> unit = unit_time_costs(equal_costs(s.num_stages));
+  const std::vector<StageCost> unit = unit_time_costs(equal_costs(s.num_stages), s.chunks);
   CHECK(unit[0].forward == TimeNs::from_ms(1));
   CHECK(unit[0].backward == TimeNs::from_ms(2));
   CHECK(unit[0].weight_grad == TimeNs::from_ms(1));
