@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes docs/figures/: a unit-time Gantt chart (SVG and PNG) of every registered schedule
+# Makes docs/figures/: a unit-time Gantt chart (SVG and PNG, one column wide) of every registered schedule
 # with p=4, m=8 (v=2 for schedules that need chunks), plus one with real costs and
 # communication lanes (1f1b-timed). Schedules that do not support the shape are skipped
 # with the reason. Needs the npm packages (tools/setup.sh) and rsvg-convert.
@@ -61,8 +61,10 @@ done
 {
   echo "# Schedule figures"
   echo
-  echo "Unit time (F one slot, backward two; split backward: B one, W one; free links), p=4, m=8"
-  echo "(v=2 where the schedule needs chunks). Made by \`tools/figures.sh\`; do not edit by hand."
+  echo "Unit time as the papers draw it (a stage's F one slot, backward two; split backward: B one,"
+  echo "W one; a chunk op of a device holding v chunks 1/v of that; free links), p=4, m=8 (v=2 where"
+  echo "the schedule needs chunks), at the default print width (\`--width column\`, 3.33 in; PNG at"
+  echo "2x 96 dpi). Made by \`tools/figures.sh\`; do not edit by hand."
   echo
   for name in "${made[@]}"; do
     echo "## $name"

@@ -65,7 +65,7 @@ constexpr int kMinFontPt = 7;
 constexpr double kPointsPerInch = 72.0;
 // Left margin beside the plot (device names, the memory panel's value axis) plus the
 // padding, in pt: the plot gets the rest of the width.
-constexpr int kMarginWithMemoryPt = 44;
+constexpr int kMarginWithMemoryPt = 67;
 constexpr int kMarginPt = 24;
 // Every box is outlined so the lightest fill still stands out from the white page.
 constexpr const char* kOutline = "#404040";
@@ -105,7 +105,9 @@ std::string format_ms(double ms) {
 std::string format_slots(double slots) {
   // Unit-time runs land on whole slots; keep a fraction visible if one does not.
   if (std::fabs(slots - std::round(slots)) < 1e-9) return format_number(slots, 0) + " slots";
-  return format_number(slots, 2) + " slots";
+  std::string text = format_number(slots, 2);  // half slots (v = 2) read 28.5, not 28.50
+  if (text.back() == '0') text.pop_back();
+  return text + " slots";
 }
 
 struct MemoryUnit {
