@@ -124,15 +124,15 @@ TEST_CASE("ppsim run --unit-time prints slots, bubble and memory and no rate", "
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("ppsim run figure options: width, one-based, no memory, title", "[vega][cli]") {
+TEST_CASE("ppsim run figure options --width --one-based --no-memory --title", "[vega][cli]") {
   const auto dir = scratch_dir("vega_print");
   write_file(dir / "c.json", kConfig);
   const std::string base = "run " + (dir / "c.json").string() + " --vega " + (dir / "g.vl.json").string();
   REQUIRE(run_ppsim(base, dir).code == 0);
   json spec = json::parse(slurp(dir / "g.vl.json"));
-  // Default column width: 3.33 in = 239 pt, less the 44 pt margin beside a memory panel.
+  // Default column width: 3.33 in = 239 pt, less the 67 pt margin beside a memory panel.
   CHECK(spec["usermeta"]["ppsim"]["width_in"] == 3.33);
-  CHECK(spec["vconcat"][0]["width"] == 239 - 44);
+  CHECK(spec["vconcat"][0]["width"] == 239 - 67);
   REQUIRE(run_ppsim(base + " --width 12cm --one-based --no-memory --title 'Figure 3'", dir).code == 0);
   spec = json::parse(slurp(dir / "g.vl.json"));
   CHECK(spec["usermeta"]["ppsim"]["width_in"].get<double>() == Approx(12 / 2.54));

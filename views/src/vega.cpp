@@ -375,8 +375,24 @@ json time_axis(const Gantt& g) {
   return x_axis;
 }
 
+// One legend column per kind lines the shades of a kind up; when those columns would be
+// wider than the plot (long labels such as "W c1 down", "activation"), fewer columns,
+// down to one, so the legend never widens the figure. Widths are estimated from the
+// label lengths at 8 pt (0.62 em a character, about DejaVu Sans' average). This is the
+// fourth thing dropped for space, after the labels cli.md lists: the legend's alignment.
+int legend_columns(const Gantt& g, const ColourScale& colours) {
+  constexpr double kCharPx = 0.62 * 8, kSymbolPx = 14, kColumnPaddingPx = 8;
+  // Vega gives every column of a legend grid the width of the widest entry.
+  double widest = 0;
+  for (const json& label : colours.domain)
+    widest = std::max(widest, kSymbolPx + static_cast<double>(label.get<std::string>().size()) * kCharPx);
+  for (int columns = std::max(1, colours.kinds); columns > 1; --columns)
+    if (columns * widest + (columns - 1) * kColumnPaddingPx <= g.width_px) return columns;
+  return 1;
+}
+
 json colour_legend(const Gantt& g, const ColourScale& colours) {
-  return {{"orient", "top"}, {"direction", "horizontal"}, {"columns", colours.kinds},
+  return {{"orient", "top"}, {"direction", "horizontal"}, {"columns", legend_columns(g, colours)},
           {"symbolType", "square"}, {"symbolSize", 90},
           {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
           {"labelFontSize", 8}, {"columnPadding", 8}, {"rowPadding", 2},
