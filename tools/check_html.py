@@ -5,7 +5,9 @@ Writes the interactive page of a 1F1B run (p=4, m=8, real costs with send/recv l
 memory), opens it from file:// in headless Chromium (the Debian package), waits for the
 view (the page puts "ppsim-view: ok ops=N errors=E" in document.title once drawn, which
 --dump-dom prints), checks that it drew one box per op of the run's timeline and logged
-no error, then saves a screenshot and checks its size and that it is not blank.
+no error, and, opened as page.html#zoom-check, that a mouse-wheel over the chart zooms
+the time axis the Gantt chart and the memory panel share; then saves a screenshot and
+checks its size and that it is not blank.
 
     python3 tools/check_html.py PPSIM_BINARY OUT_DIR
 
@@ -119,12 +121,13 @@ def main():
         fail("the page loads a script from elsewhere; it must be self-contained")
     ops = sum(1 for e in json.load(open(timeline))["events"] if e["lane"] == "compute")
     url = "file://" + os.path.abspath(page)
-    dom = browser(exe, "--dump-dom", url)
+    dom = browser(exe, "--dump-dom", url + "#zoom-check")
     title = re.search(r"<title>(.*?)</title>", dom.stdout, re.S)
     title = title.group(1).strip() if title else f"(no title; chromium exit {dom.returncode})"
     print(f"chromium --dump-dom: document.title = {title!r}")
-    if title != f"ppsim-view: ok ops={ops} errors=0":
-        fail(f"expected 'ppsim-view: ok ops={ops} errors=0' ({ops} ops in the timeline)")
+    want = f"ppsim-view: ok ops={ops} errors=0 zoom=in "
+    if not title.replace("&gt;", ">").startswith(want):
+        fail(f"expected '{want}...' ({ops} ops in the timeline, the wheel zooming in)")
     shot_run = browser(exe, f"--screenshot={shot}", url)
     if not os.path.exists(shot):
         fail(f"no screenshot (chromium exit {shot_run.returncode}: {shot_run.stderr.strip()[-300:]})")

@@ -74,10 +74,28 @@ constexpr const char* kBootScript = R"JS(
     return n;
   }
   var spec = JSON.parse(document.getElementById('spec').textContent);
+  // #zoom-check (the browser test): wheel over the middle of the chart, then report the
+  // time axis before and after, which the Gantt chart and the memory panel share.
+  function zoomCheck(view) {
+    var before = view.scale('x').domain().slice();
+    var box = document.querySelector('#view svg').getBoundingClientRect();
+    var at = { clientX: box.left + box.width / 2, clientY: box.top + box.height / 3 };
+    var target = document.elementFromPoint(at.clientX, at.clientY) || document.querySelector('#view svg');
+    target.dispatchEvent(new WheelEvent('wheel', Object.assign({ deltaY: -400, bubbles: true, cancelable: true }, at)));
+    return view.runAsync().then(function () {
+      var after = view.scale('x').domain();
+      return ' zoom=' + (after[1] - after[0] < before[1] - before[0] ? 'in' : 'none') +
+             ' span=' + (before[1] - before[0]).toFixed(3) + '->' + (after[1] - after[0]).toFixed(3);
+    });
+  }
   vegaEmbed('#view', spec, { actions: false, renderer: 'svg' }).then(function (result) {
     return result.view.runAsync().then(function (view) {
-      report('ppsim-view: ok ops=' + countOps(view.scenegraph().root) + ' errors=' + errors.length +
-             (errors.length ? ' first=' + errors[0] : ''));
+      var ops = countOps(view.scenegraph().root);
+      var extra = location.hash === '#zoom-check' ? zoomCheck(view) : Promise.resolve('');
+      return extra.then(function (text) {
+        report('ppsim-view: ok ops=' + ops + ' errors=' + errors.length + text +
+               (errors.length ? ' first=' + errors[0] : ''));
+      });
     });
   }).catch(function (e) { report('ppsim-view: error ' + e.message); });
 })();
