@@ -130,6 +130,7 @@ VegaOptions figure_options(const RunArgs& a, bool interactive) {
 }
 
 int cmd_run(const RunArgs& a) {
+  const VegaOptions print_options = figure_options(a, false);  // a bad --width fails before the run
   const Config config = load_config_with_overrides(a.config, a.overrides.config());
   Run run = prepare_run(config);
   if (a.unit_time) run = unit_time_run(std::move(run));
@@ -145,7 +146,7 @@ int cmd_run(const RunArgs& a) {
   if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
   if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");
   json vega;
-  if (figures) vega = vega_spec(run.schedule, result, metrics, figure_options(a, false));
+  if (figures) vega = vega_spec(run.schedule, result, metrics, print_options);
   if (!a.vega.empty()) files.emplace_back(a.vega, vega.dump() + "\n");
   if (!a.html.empty()) {
     const json page_spec = vega_spec(run.schedule, result, metrics, figure_options(a, true));
