@@ -57,6 +57,9 @@ for name in $("$ppsim" schedule --list | awk '{print $1}'); do
 done
 "$ppsim" run "$tmp/config.json" --schedule 1f1b --stages 4 --microbatches 8 \
   --svg "$out/1f1b-timed.svg" --png "$out/1f1b-timed.png" >/dev/null
+# At page width a half-slot box holds its micro-batch number: ZB-V as its paper draws it.
+"$ppsim" run "$tmp/config.json" --schedule zbv --stages 4 --microbatches 8 --chunks 2 --unit-time \
+  --width page --one-based --no-memory --svg "$out/zbv-page.svg" --png "$out/zbv-page.png" >/dev/null
 # An index, so the folder reads as a gallery on the forge.
 {
   echo "# Schedule figures"
@@ -72,10 +75,16 @@ done
     echo "![$name]($name.png)"
     echo
   done
+  echo "## zbv at page width"
+  echo
+  echo "\`--width page --one-based --no-memory\`: at 7 in every half-slot box holds its micro-batch number."
+  echo
+  echo "![zbv page width](zbv-page.png)"
+  echo
   echo "## 1f1b with real costs"
   echo
   echo "4 layers per stage, each 1 ms forward and 2 ms backward; 16 MiB sent per stage boundary over 25 GB/s links with 20 us latency: send/recv lanes under each device."
   echo
   echo "![1f1b timed](1f1b-timed.png)"
 } >"$out/README.md"
-echo "figures: wrote ${#made[@]} schedules (${made[*]}) and 1f1b-timed to $out/" >&2
+echo "figures: wrote ${#made[@]} schedules (${made[*]}), zbv-page and 1f1b-timed to $out/" >&2
