@@ -25,6 +25,7 @@
 #include "plan_cmd.h"
 #include "sweep_cmd.h"
 #include "ppsim/views/trace.h"
+#include "ppsim/views/html.h"
 #include "ppsim/views/vega.h"
 
 namespace {
@@ -119,18 +120,45 @@ struct RunArgs {
   Overrides overrides;
   bool json_out{false};
   std::string report, timeline;
-  std::string vega, trace, svg, png, pdf;
+  std::string vega, trace, svg, png, pdf, html;
   bool unit_time{false};
+  // Figure options (--width, --one-based, --no-memory, --title).
+  std::string width{"column"};
+  bool one_based{false}, no_memory{false};
+  std::string title;
 };
 
+/// The figure options the flags give, for the printed figures or the --html page.
+VegaOptions figure_options(const RunArgs& a, bool interactive) {
+  VegaOptions options;
+  options.unit_time = a.unit_time;
+  options.one_based = a.one_based;
+  options.show_memory = !a.no_memory;
+  options.title = a.title;
+  options.interactive = interactive;
+  if (interactive) {
+    options.width_px = 900;  // a browser window, not a paper column
+    options.row_px = 22;
+    options.memory_row_px = 40;
+    return options;
+  }
+  const auto width = print_width_in(a.width);
+  if (!width)
+    throw ConfigError("--width", "", "'" + a.width + "' is not column, page or a length such as 5in, 12cm, 90mm, 240pt "
+                      "(1.5 to 40 in)");
+  options.width_in = *width;
+  return options;
+}
+
 int cmd_run(const RunArgs& a) {
+  const VegaOptions print_options = figure_options(a, false);  // a bad --width fails before the run
   const Config config = load_config_with_overrides(a.config, a.overrides.config());
   Run run = prepare_run(config);
   if (a.unit_time) run = unit_time_run(std::move(run));
   auto links = make_links(run.config, run.schedule.devices);
   // Memory samples feed the timeline, trace and chart, and the exact OOM instant; a run
   // that shows none of them skips them (about 24 bytes per op).
-  const bool figures = !a.vega.empty() || !a.svg.empty() || !a.png.empty() || !a.pdf.empty();
+  const bool figures = !a.vega.empty() || !a.svg.empty() || !a.png.empty() || !a.pdf.empty() || !a.html.empty();
   const bool samples = figures || !a.timeline.empty() || !a.trace.empty() || memory_limit_bytes(run.config) > 0;
   const SimResult result = simulate_checked(run, *links, SimOptions{samples});
   const Metrics metrics = compute_metrics(run, result);
@@ -139,12 +167,13 @@ int cmd_run(const RunArgs& a) {
   if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
   if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");
   json vega;
-  if (figures) {
-    VegaOptions options;
-    options.unit_time = a.unit_time;
-    vega = vega_spec(run.schedule, result, metrics, options);
-  }
+  if (figures) vega = vega_spec(run.schedule, result, metrics, print_options);
   if (!a.vega.empty()) files.emplace_back(a.vega, vega.dump() + "\n");
+  if (!a.html.empty()) {
+    const json page_spec = vega_spec(run.schedule, result, metrics, figure_options(a, true));
+    files.emplace_back(a.html, gantt_html(page_spec, page_spec["title"]["text"].get<std::string>(),
+                                          format_report_table(report)));
+  }
   if (!a.trace.empty()) files.emplace_back(a.trace, chrome_trace(run.schedule, result, metrics).dump() + "\n");
   // Rendered figures join the other outputs: all are written, or none.
   for (auto& f : render_vega_files(vega, RenderTargets{a.svg, a.png, a.pdf})) files.push_back(std::move(f));
@@ -159,6 +188,7 @@ struct CompareArgs {
   Overrides overrides;
   std::string schedules;
   bool json_out{false};
+  bool csv_out{false};
 };
 
 /// The schedules --schedules names (aliases resolve, repeats drop), else every one.
@@ -192,11 +222,33 @@ json compare_result(const SweepRow& row) {
             {"synchronous", rep["synchronous"]},
             {"samples_per_s", rep["samples_per_s"]},
             {"measured_window", rep["measured_window"]}};
+  // Rates as the report gives them (Metrics); tokens/s and MFU only where it has them.
+  if (rep.contains("tokens_per_s")) r["tokens_per_s"] = rep["tokens_per_s"];
+  if (rep.contains("mfu")) r["mfu"] = rep["mfu"];
   if (rep.contains("note")) r["note"] = rep["note"];
   // With a memory limit: fits, or OOM with the excess (the report's oom object).
   if (rep.contains("fits")) r["fits"] = rep["fits"];
   if (rep.contains("oom")) r["oom"] = rep["oom"];
   return r;
+}
+
+/// `compare --csv`: one row per result in the table's order; an empty cell where the
+/// report has no such number (tokens/s and MFU need a transformer model, fits a limit).
+void print_compare_csv(const json& results) {
+  const std::vector<std::string> columns = {"schedule", "chunks", "iteration_time_ms", "bubble_rate",
+                                            "peak_memory_bytes", "weight_versions", "synchronous",
+                                            "samples_per_s", "tokens_per_s", "mfu", "fits"};
+  std::string out;
+  for (std::size_t i = 0; i < columns.size(); ++i) out += (i ? "," : "") + columns[i];
+  out += "\n";
+  for (const auto& r : results) {
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      const json& v = r.contains(columns[i]) ? r[columns[i]] : json();
+      out += (i ? "," : "") + csv_field(v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    out += "\n";
+  }
+  std::cout << out;
 }
 
 void print_compare_table(const Config& base, const json& results, const json& skipped) {
@@ -237,6 +289,10 @@ int cmd_compare(const CompareArgs& a) {
   std::stable_sort(results.begin(), results.end(), [](const json& x, const json& y) {
     return x["iteration_time_ms"].get<double>() < y["iteration_time_ms"].get<double>();
   });
+  if (a.csv_out) {
+    print_compare_csv(results);
+    return 0;
+  }
   if (a.json_out) {
     std::cout << json{{"config", base.file},
                       {"stages", base.pipeline.stages},
@@ -322,14 +378,26 @@ int main(int argc, char** argv) {
   run->add_option("--png", run_args.png, "Render the Gantt chart to a PNG FILE (needs tools/setup.sh)");
   run->add_option("--pdf", run_args.pdf, "Render the Gantt chart to a PDF FILE (needs tools/setup.sh)");
   run->add_flag("--unit-time", run_args.unit_time,
-                "Textbook timing: F one slot, backward two (split: B one, W one), free links");
+                "Textbook timing as the papers draw it: a stage's F one slot, backward two (split: B one, W one), "
+                "a chunk op 1/v of that, free links; the table counts slots");
+  run->add_option("--html", run_args.html,
+                  "Write an interactive timeline page to FILE (one self-contained HTML file; needs tools/setup.sh)");
+  run->add_option("--width", run_args.width,
+                  "Printed width of --svg/--png/--pdf: column (3.33 in, default), page (7 in) or a length "
+                  "(5in, 12cm, 90mm, 240pt); text stays at least 7 pt");
+  run->add_flag("--one-based", run_args.one_based, "Number devices, stages, chunks and micro-batches from 1 in figures");
+  run->add_flag("--no-memory", run_args.no_memory, "Leave the memory panel out of figures");
+  run->add_option("--title", run_args.title, "Title of the figures instead of \"schedule: p=.., m=.., v=..\"");
 
   CompareArgs cmp_args;
   auto* compare = app.add_subcommand("compare", "Run every applicable schedule on one config, sorted by iteration time");
   compare->add_option("config", cmp_args.config, "Config JSON file")->required();
   add_override_options(compare, cmp_args.overrides, false);
   compare->add_option("--schedules", cmp_args.schedules, "Comma-separated schedules to compare (default: all)");
-  compare->add_flag("--json", cmp_args.json_out, "Print JSON instead of the table");
+  auto* compare_json = compare->add_flag("--json", cmp_args.json_out, "Print JSON instead of the table");
+  compare->add_flag("--csv", cmp_args.csv_out,
+                    "Print CSV instead of the table (samples/s, tokens/s and MFU as the reports give them)")
+      ->excludes(compare_json);
 
   ppsim::cli::SweepArgs sweep_args;
   auto* sweep = ppsim::cli::add_sweep_command(app, sweep_args);

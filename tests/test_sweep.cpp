@@ -250,3 +250,30 @@ TEST_CASE("sweep re-costs a transformer base at each micro-batch size", "[sweep]
   CHECK(rows[1].report["peak_memory_bytes"] == want["peak_memory_bytes"]);
 }
 #endif
+
+TEST_CASE("sweep chart: only points that fit, Pareto front of throughput against memory", "[sweep][vega]") {
+  const SweepSpec spec = parse_sweep(sweep_doc({{"stages", {2}}}), "s.json");
+  auto row = [](std::size_t point, const char* status, double samples, double gib) {
+    SweepRow r;
+    r.point = point;
+    r.status = status;
+    r.report = {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 4}, {"chunks", 1},
+                {"micro_batch_size", 1}, {"bubble_rate", 0.1}, {"iteration_time_ms", 1.0},
+                {"samples_per_s", samples}, {"peak_memory_bytes", gib * 1024 * 1024 * 1024}};
+    return r;
+  };
+  // By hand: 0 (10/s, 4 GiB), 1 (20/s, 8 GiB) and 3 (30/s, 16 GiB) are each the fastest
+  // at their memory; 2 (15/s, 8 GiB) is beaten by 1, 4 (25/s, 16 GiB) by 3; 5 is
+  // faster than all but out of memory, so it neither shows nor dominates.
+  const std::vector<SweepRow> rows = {row(0, "ok", 10, 4), row(1, "ok", 20, 8), row(2, "ok", 15, 8),
+                                      row(3, "ok", 30, 16), row(4, "ok", 25, 16), row(5, "oom", 99, 1000)};
+  const json v = sweep_vega(spec, rows);
+  std::vector<std::size_t> front;
+  for (const json& d : v["datasets"]["sweep"])
+    if (d["pareto"].get<bool>()) front.push_back(d["point"].get<std::size_t>());
+  CHECK(front == std::vector<std::size_t>{0, 1, 3});
+  const json& layers = v["hconcat"][1]["layer"];
+  CHECK(layers[0]["transform"][0]["filter"] == "datum.status == 'ok' && datum.pareto");
+  CHECK(layers[0]["mark"]["type"] == "line");
+  CHECK(layers[1]["transform"][0]["filter"] == "datum.status == 'ok'");
+}

@@ -96,7 +96,7 @@ TEST_CASE("vega spec of a simulated run has every op and transfer", "[vega][sim]
 
 TEST_CASE("unit-time costs give the textbook 1F1B figure", "[vega][sim]") {
   const Schedule s = make_schedule("1f1b", ScheduleParams{4, 8, 1, 0});
-  const std::vector<StageCost> unit = unit_time_costs(equal_costs(s.num_stages));
+  const std::vector<StageCost> unit = unit_time_costs(equal_costs(s.num_stages), s.chunks);
   CHECK(unit[0].forward == TimeNs::from_ms(1));
   CHECK(unit[0].backward == TimeNs::from_ms(2));
   CHECK(unit[0].weight_grad == TimeNs::from_ms(1));
@@ -153,4 +153,29 @@ TEST_CASE("every registered schedule gives a complete spec and trace", "[vega][t
     ++covered;
   }
   CHECK(covered >= 2);
+}
+
+TEST_CASE("unit time draws a chunk op at 1/v slot, as the Megatron-LM and zero-bubble papers do", "[vega][sim]") {
+  UniformLinkModel free_links(4, TimeNs{}, 0.0);
+  // Interleaved 1F1B, p = 4, m = 8, v = 2: F 0.5 slot, B 1 slot per chunk op. Each device
+  // does m (F + B) = 8 x 3 = 24 slots of work, and the bubble is the Megatron-LM paper's
+  // (p - 1)(F + B) / v = 3 x 3 / 2 = 4.5 slots: 28.5 slots in all.
+  const Schedule inter = make_schedule("interleaved", ScheduleParams{4, 8, 2, 0});
+  const std::vector<StageCost> half = unit_time_costs(equal_costs(inter.num_stages), inter.chunks);
+  CHECK(half[0].forward == TimeNs::from_ms(0.5));
+  CHECK(half[0].backward == TimeNs::from_ms(1.0));
+  CHECK(half[0].weight_grad == TimeNs::from_ms(0.5));  // split B and W keep their sizes
+  const SimResult ri = simulate(inter, half, free_links);
+  CHECK(ri.iteration_time == TimeNs::from_ms(28.5));
+  VegaOptions o;
+  o.unit_time = true;
+  CHECK(vega_spec(inter, ri, o)["title"]["subtitle"] == "iteration 28.5 slots, bubble 15.8%");
+  // ZB-V, same shape: the same 24 slots of work per device (F, B, W half a slot each),
+  // so it too is shorter than 1F1B's 33 slots, as it is in real time.
+  const Schedule zbv = make_schedule("zbv", ScheduleParams{4, 8, 2, 0});
+  const SimResult rz = simulate(zbv, unit_time_costs(equal_costs(zbv.num_stages), zbv.chunks), free_links);
+  for (const DeviceMetrics& d : pipeline_metrics(rz).per_device) CHECK(d.compute == TimeNs::from_ms(24));
+  CHECK(rz.iteration_time < TimeNs::from_ms(33));
+  // v = 3: 10^6 ns is not a multiple of 3, so a chunk's F rounds down to 333333 ns.
+  CHECK(unit_time_costs(equal_costs(3), 3)[0].forward == TimeNs{333333});
 }

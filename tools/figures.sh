@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes docs/figures/: a unit-time Gantt chart (SVG and PNG) of every registered schedule
+# Makes docs/figures/: a unit-time Gantt chart (SVG and PNG, one column wide) of every registered schedule
 # with p=4, m=8 (v=2 for schedules that need chunks), plus one with real costs and
 # communication lanes (1f1b-timed). Schedules that do not support the shape are skipped
 # with the reason. Needs the npm packages (tools/setup.sh) and rsvg-convert.
@@ -57,12 +57,17 @@ for name in $("$ppsim" schedule --list | awk '{print $1}'); do
 done
 "$ppsim" run "$tmp/config.json" --schedule 1f1b --stages 4 --microbatches 8 \
   --svg "$out/1f1b-timed.svg" --png "$out/1f1b-timed.png" >/dev/null
+# At page width a half-slot box holds its micro-batch number: ZB-V as its paper draws it.
+"$ppsim" run "$tmp/config.json" --schedule zbv --stages 4 --microbatches 8 --chunks 2 --unit-time \
+  --width page --one-based --no-memory --svg "$out/zbv-page.svg" --png "$out/zbv-page.png" >/dev/null
 # An index, so the folder reads as a gallery on the forge.
 {
   echo "# Schedule figures"
   echo
-  echo "Unit time (F one slot, backward two; split backward: B one, W one; free links), p=4, m=8"
-  echo "(v=2 where the schedule needs chunks). Made by \`tools/figures.sh\`; do not edit by hand."
+  echo "Unit time as the papers draw it (a stage's F one slot, backward two; split backward: B one,"
+  echo "W one; a chunk op of a device holding v chunks 1/v of that; free links), p=4, m=8 (v=2 where"
+  echo "the schedule needs chunks), at the default print width (\`--width column\`, 3.33 in; PNG at"
+  echo "2x 96 dpi). Made by \`tools/figures.sh\`; do not edit by hand."
   echo
   for name in "${made[@]}"; do
     echo "## $name"
@@ -70,10 +75,16 @@ done
     echo "![$name]($name.png)"
     echo
   done
+  echo "## zbv at page width"
+  echo
+  echo "\`--width page --one-based --no-memory\`: at 7 in every half-slot box holds its micro-batch number."
+  echo
+  echo "![zbv page width](zbv-page.png)"
+  echo
   echo "## 1f1b with real costs"
   echo
   echo "4 layers per stage, each 1 ms forward and 2 ms backward; 16 MiB sent per stage boundary over 25 GB/s links with 20 us latency: send/recv lanes under each device."
   echo
   echo "![1f1b timed](1f1b-timed.png)"
 } >"$out/README.md"
-echo "figures: wrote ${#made[@]} schedules (${made[*]}) and 1f1b-timed to $out/" >&2
+echo "figures: wrote ${#made[@]} schedules (${made[*]}), zbv-page and 1f1b-timed to $out/" >&2

@@ -8,6 +8,10 @@
 //
 // SPEC may be '-' for stdin. Every output is written to a temporary name and renamed.
 // --strict (implied by --check) turns Vega-Lite/Vega warnings into failures.
+// A spec with usermeta.ppsim.width_in (ppsim run --width) is printed at that width: the
+// SVG gets width/height in inches (PNG at 96 dpi times --scale, PDF at that size), and a
+// figure laid out wider than that, which would shrink its text below
+// usermeta.ppsim.min_font_pt, is a warning (a failure with --strict).
 // Exit: 0 ok; 1 render failed; 2 usage or unreadable spec; 77 vega/vega-lite or
 // rsvg-convert not installed (ctest SKIP_RETURN_CODE).
 import { spawnSync } from 'node:child_process';
@@ -84,11 +88,29 @@ async function renderSvg({ vega, vl }, spec, strict) {
   const logger = collectingLogger(warnings);
   const compiled = vl.compile(spec, { logger }).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', logger, logLevel: vega.Warn });
-  const svg = await view.toSVG();
+  let svg = await view.toSVG();
   view.finalize();
-  if (strict && warnings.length) throw new Error(`warnings: ${warnings.join('; ')}`);
   if (!svg.startsWith('<svg')) throw new Error('renderer produced no <svg>');
+  svg = setPrintSize(svg, spec.usermeta?.ppsim, warnings);
+  if (strict && warnings.length) throw new Error(`warnings: ${warnings.join('; ')}`);
   return { svg, warnings };
+}
+
+// The spec is laid out at 1 px = 1 pt for its printed width: give the SVG that physical
+// size, and warn when the drawing came out wider, which would print its text smaller.
+function setPrintSize(svg, meta, warnings) {
+  if (!meta || !(meta.width_in > 0)) return svg;
+  const m = svg.match(/^<svg[^>]*?\swidth="([\d.]+)"\s+height="([\d.]+)"/);
+  if (!m) throw new Error('rendered SVG has no width/height');
+  const [w, h] = [Number(m[1]), Number(m[2])];
+  const asked = meta.width_in * 72;
+  const fontPt = (meta.min_font_pt ?? 7) * asked / w;
+  if (fontPt < (meta.min_font_pt ?? 7) - 0.05)
+    warnings.push(`figure is ${w.toFixed(0)} pt wide for ${asked.toFixed(0)} pt asked: ` +
+      `its smallest text would print at ${fontPt.toFixed(1)} pt`);
+  const inches = (x) => `${(x * meta.width_in / w).toFixed(3)}in`;
+  return svg.replace(/^(<svg[^>]*?\s)width="[\d.]+"(\s+)height="[\d.]+"/,
+    (_, head, gap) => `${head}width="${inches(w)}"${gap}height="${inches(h)}"`);
 }
 
 function writeAtomic(path, data) {

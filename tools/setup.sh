@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what ppsim needs and is missing: Debian packages and the pinned npm packages
-# for figure rendering. Safe to run again; does nothing when all is present.
+# for figure rendering, and headless Chromium for the --html page's browser test. Safe to run again; does nothing when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ make libboost-graph-dev nlohmann-json3-dev libcli11-dev catch2 libbenchmark-dev
-          libopenblas-dev libopenmpi-dev openmpi-bin librsvg2-bin python3 python3-jsonschema nodejs npm)
+          libopenblas-dev libopenmpi-dev openmpi-bin librsvg2-bin python3 python3-jsonschema nodejs npm
+          chromium)
 have_node=0
 command -v node >/dev/null && command -v npm >/dev/null && have_node=1
 missing=()
@@ -21,10 +22,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Pinned renderer packages (vega, vega-lite) for --svg/--png/--pdf and the figure tests.
+# Pinned renderer packages (vega, vega-lite, vega-embed) for --svg/--png/--pdf, the
+# self-contained --html page and the figure tests.
 if [ -f package-lock.json ] && command -v npm >/dev/null; then
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-    echo "setup: npm ci (vega, vega-lite)" >&2
+    echo "setup: npm ci (vega, vega-lite, vega-embed)" >&2
     npm ci --no-audit --no-fund --loglevel=error >/dev/null && touch node_modules || echo "setup: npm ci failed; figure rendering will be skipped" >&2
   fi
 fi

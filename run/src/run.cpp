@@ -2,6 +2,8 @@
 /// @brief Assembles a run once: config -> schedule -> partition -> costs -> links.
 #include "ppsim/run/run.h"
 
+#include <algorithm>
+
 #include "ppsim/model/topology.h"
 #include "ppsim/schedules/registry.h"
 #include "ppsim/schedules/user_schedule.h"
@@ -34,19 +36,24 @@ std::unique_ptr<LinkModel> make_links(const Config& config, int devices) {
   return make_topology_links(config, devices);
 }
 
-std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs) {
-  const TimeNs slot = TimeNs::from_ms(1.0);
+std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs, int chunks) {
+  // The papers' convention (Megatron-LM's interleaved figure, zero-bubble's ZB-V): a
+  // stage split into v chunks does 1/v of the stage's work per chunk op, so a chunk's F
+  // is 1/v of a slot and the whole schedule is compared at equal work per device.
+  const std::int64_t v = std::max(1, chunks);
+  const TimeNs op{TimeNs::from_ms(1.0).ns / v};
   for (StageCost& c : costs) {
-    c.forward = slot;
-    c.backward = slot + slot;
-    c.weight_grad = slot;
+    c.forward = op;
+    c.backward = op + op;
+    c.weight_grad = op;
     c.output = Bytes{};
   }
   return costs;
 }
 
 Run unit_time_run(Run run) {
-  run.costs = unit_time_costs(std::move(run.costs));
+  run.costs = unit_time_costs(std::move(run.costs), run.schedule.chunks);
+  run.unit_time = true;
   const std::int64_t gpu_memory = run.config.cluster.gpu_memory_bytes;
   run.config.cluster = ClusterSpec{};  // no topology: every pair uses the free cluster.link
   run.config.cluster.gpu_memory_bytes = gpu_memory;

@@ -388,13 +388,6 @@ void flatten(const json& v, const std::string& prefix, std::vector<std::pair<std
   else out.emplace_back(prefix, v.dump());
 }
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return q + "\"";
-}
-
 std::string value_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_array()) {
@@ -406,6 +399,13 @@ std::string value_text(const json& v) {
 }
 
 }  // namespace
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
 
 std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepRow>& rows) {
   std::vector<std::string> columns = {"point", "status", "reason"};
@@ -471,13 +471,41 @@ json sweep_json(const SweepSpec& spec, const std::vector<SweepRow>& rows, const 
               {"rows", std::move(out)}};
 }
 
+namespace {
+
+// The Pareto front of throughput against memory among the points that fit: a point is on
+// it when no other fitting point has at least its samples/s with at most its peak memory,
+// one of them strictly.
+std::vector<bool> pareto_front(const std::vector<SweepRow>& rows) {
+  std::vector<bool> front(rows.size(), false);
+  auto fits = [&](std::size_t i) { return rows[i].status == "ok" && !rows[i].report.is_null(); };
+  auto value = [&](std::size_t i, const char* key) { return rows[i].report[key].get<double>(); };
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!fits(i)) continue;
+    bool dominated = false;
+    for (std::size_t j = 0; j < rows.size() && !dominated; ++j) {
+      if (j == i || !fits(j)) continue;
+      const double ti = value(i, "samples_per_s"), tj = value(j, "samples_per_s");
+      const double mi = value(i, "peak_memory_bytes"), mj = value(j, "peak_memory_bytes");
+      dominated = tj >= ti && mj <= mi && (tj > ti || mj < mi);
+    }
+    front[i] = !dominated;
+  }
+  return front;
+}
+
+}  // namespace
+
 json sweep_vega(const SweepSpec& spec, const std::vector<SweepRow>& rows) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  const std::vector<bool> front = pareto_front(rows);
   json data = json::array();
-  for (const auto& row : rows) {
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const SweepRow& row = rows[i];
     if (row.report.is_null()) continue;
     const json& r = row.report;
     data.push_back({{"point", row.point},
+                    {"pareto", static_cast<bool>(front[i])},
                     {"status", row.status},
                     {"schedule", r["schedule"]},
                     {"stages", r["stages"]},
@@ -511,20 +539,32 @@ json sweep_vega(const SweepSpec& spec, const std::vector<SweepRow>& rows) {
                {"title", "micro-batches m"}}},
         {"y", {{"aggregate", "mean"}, {"field", "bubble_rate"}, {"type", "quantitative"}, {"title", "bubble rate"}}},
         {"color", {{"field", "schedule"}, {"type", "nominal"}}}}}};
+  // Only the points that fit: out-of-memory ones would stretch the memory axis until
+  // every point that fits sat at its left edge. The Pareto front is a line through its
+  // points, which are drawn larger and outlined.
+  const json fits_only = json::array({{{"filter", "datum.status == 'ok'"}}});
+  const json x = {{"field", "peak_memory_GiB"}, {"type", "quantitative"}, {"title", "peak memory per GPU (GiB)"}};
+  const json y = {{"field", "samples_per_s"}, {"type", "quantitative"}, {"title", "throughput (samples/s)"}};
   json layers = json::array();
-  layers.push_back({{"mark", {{"type", "point"}, {"filled", true}}},
+  layers.push_back({{"transform", json::array({{{"filter", "datum.status == 'ok' && datum.pareto"}}})},
+                    {"mark", {{"type", "line"}, {"color", "#1a1a1a"}, {"strokeWidth", 1}, {"strokeDash", {3, 2}}}},
+                    {"encoding", {{"x", x}, {"y", y}, {"order", {{"field", "peak_memory_GiB"}}}}}});
+  layers.push_back({{"transform", fits_only},
+                    {"mark", {{"type", "point"}, {"filled", true}}},
                     {"encoding",
-                     {{"x", {{"field", "peak_memory_GiB"}, {"type", "quantitative"}, {"title", "peak memory per GPU (GiB)"}}},
-                      {"y", {{"field", "samples_per_s"}, {"type", "quantitative"}, {"title", "throughput (samples/s)"}}},
+                     {{"x", x}, {"y", y},
                       {"color", {{"field", "schedule"}, {"type", "nominal"}}},
-                      {"shape", {{"field", "status"}, {"type", "nominal"}, {"title", "fits"}}},
+                      {"size", {{"field", "pareto"}, {"type", "nominal"}, {"title", "Pareto front"},
+                                {"scale", {{"domain", {false, true}}, {"range", {30, 110}}}}}},
+                      {"stroke", {{"value", "#1a1a1a"}}},
+                      {"strokeWidth", {{"condition", {{"test", "datum.pareto"}, {"value", 1.2}}}, {"value", 0}}},
                       {"tooltip", tooltip}}}});
   const std::int64_t limit = memory_limit_bytes(spec.base);
   if (limit > 0)
     layers.push_back({{"data", {{"values", json::array({{{"limit", static_cast<double>(limit) / kGiB}}})}}},
                       {"mark", {{"type", "rule"}, {"strokeDash", {4, 4}}, {"color", "firebrick"}}},
                       {"encoding", {{"x", {{"field", "limit"}, {"type", "quantitative"}}}}}});
-  json throughput = {{"title", "Throughput against peak memory"}, {"width", 360}, {"height", 260}, {"layer", layers}};
+  json throughput = {{"title", "Throughput against peak memory (points that fit; Pareto front joined)"}, {"width", 360}, {"height", 260}, {"layer", layers}};
   return json{{"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
               {"description", "ppsim sweep " + spec.file},
               {"datasets", {{"sweep", data}}},

@@ -152,11 +152,13 @@ json report_json(const Run& run, const Metrics& m) {
               {"per_stage", per_stage},
               {"critical_path", critical_path_json(m.critical_path)}};
   if (m.exposed_allreduce.ns > 0) rep["pipeline_time_ms"] = m.pipeline_time.ms();
-  if (m.tokens_per_s) rep["tokens_per_s"] = *m.tokens_per_s;
+  // Unit time: every *_ms is in slots (1 slot = 1 ms) and no rate means anything.
+  if (run.unit_time) rep["unit_time"] = true;
+  if (m.tokens_per_s && !run.unit_time) rep["tokens_per_s"] = *m.tokens_per_s;
   // Where the layer costs came from (a calibration profile, or a roofline labelled ESTIMATE).
   if (c.source.contains("model") && c.source["model"].contains("name")) rep["model"] = c.source["model"]["name"];
-  if (m.mfu) rep["mfu"] = *m.mfu;
-  if (m.tflops_per_gpu) rep["tflops_per_gpu"] = *m.tflops_per_gpu;
+  if (m.mfu && !run.unit_time) rep["mfu"] = *m.mfu;
+  if (m.tflops_per_gpu && !run.unit_time) rep["tflops_per_gpu"] = *m.tflops_per_gpu;
   rep["collective_ms"] = m.collective_ms;
   rep["recompute_ms"] = m.recompute_ms;
   if (!s.note.empty()) rep["note"] = s.note;

@@ -66,42 +66,67 @@ std::string format_cluster_lines(const json& rep) {
 
 }  // namespace
 
-std::string format_report_table(const json& rep) {
+namespace {
+
+// Iteration, bubble, memory, throughput and critical path lines. A unit-time report
+// (--unit-time) counts slots and has no rate: it shows slots, bubble and memory only.
+std::string format_summary_lines(const json& rep, bool slots) {
+  const char* unit = slots ? " slots" : " ms";
   std::ostringstream o;
   o << std::fixed;
-  o << "schedule " << rep["schedule"].get<std::string>() << "  stages " << rep["stages"] << "  microbatches "
-    << rep["microbatches"] << "  chunks " << rep["chunks"] << "  devices " << rep["devices"] << "\n";
-  if (rep.contains("model") && rep["model"].is_string() && rep["model"].get<std::string>().find("[costs:") != std::string::npos)
-    o << "model " << rep["model"].get<std::string>() << "\n";
-  o << std::setprecision(4) << "iteration time " << rep["iteration_time_ms"].get<double>() << " ms";
+  o << std::setprecision(slots ? 2 : 4) << "iteration time " << rep["iteration_time_ms"].get<double>() << unit;
   if (!rep["synchronous"].get<bool>())
     o << " (steady state over " << rep["measured_window"]["iterations"] << " iterations)";
-  o << "  bubble rate " << rep["bubble_rate"].get<double>() << "  bubble overhead "
+  o << std::setprecision(4) << "  bubble rate " << rep["bubble_rate"].get<double>() << "  bubble overhead "
     << rep["bubble_overhead"].get<double>() << "\n";
-  o << "peak memory " << human_bytes(rep["peak_memory_bytes"].get<double>()) << "  throughput "
-    << std::setprecision(2) << rep["samples_per_s"].get<double>() << " samples/s";
-  if (rep.contains("tokens_per_s")) o << ", " << rep["tokens_per_s"].get<double>() << " tokens/s";
-  if (rep.contains("mfu")) o << ", MFU " << std::setprecision(3) << rep["mfu"].get<double>();
+  o << "peak memory " << human_bytes(rep["peak_memory_bytes"].get<double>());
+  if (!slots) {
+    o << "  throughput " << std::setprecision(2) << rep["samples_per_s"].get<double>() << " samples/s";
+    if (rep.contains("tokens_per_s")) o << ", " << rep["tokens_per_s"].get<double>() << " tokens/s";
+    if (rep.contains("mfu")) o << ", MFU " << std::setprecision(3) << rep["mfu"].get<double>();
+  }
   o << "\n";
   if (rep.contains("critical_path")) {
     const auto& cp = rep["critical_path"];
-    o << std::setprecision(3) << "critical path " << cp["length_ms"].get<double>() << " ms: compute "
-      << cp["compute_ms"].get<double>() << " ms over " << cp["ops"] << " ops, communication "
-      << cp["communication_ms"].get<double>() << " ms over " << cp["transfers"] << " transfers, link waits "
-      << cp["link_wait_ms"].get<double>() << " ms\n";
+    o << std::setprecision(3) << "critical path " << cp["length_ms"].get<double>() << unit << ": compute "
+      << cp["compute_ms"].get<double>() << unit << " over " << cp["ops"] << " ops, communication "
+      << cp["communication_ms"].get<double>() << unit << " over " << cp["transfers"] << " transfers, link waits "
+      << cp["link_wait_ms"].get<double>() << unit << "\n";
   }
-  o << format_cluster_lines(rep);
-  o << "\n";
-  o << std::left << std::setw(7) << "device" << std::right << std::setw(12) << "compute_ms" << std::setw(12) << "idle_ms"
-    << std::setw(8) << "bubble" << std::setw(14) << "peak_memory" << std::setw(14) << "activations" << std::setw(14)
-    << "weights" << std::setw(9) << "versions" << "\n";
+  return o.str();
+}
+
+std::string format_device_lines(const json& rep, bool slots) {
+  const int w = slots ? 14 : 12;  // the ms table keeps its columns
+  std::ostringstream o;
+  o << std::fixed;
+  o << std::left << std::setw(7) << "device" << std::right << std::setw(w) << (slots ? "compute_slots" : "compute_ms")
+    << std::setw(12) << (slots ? "idle_slots" : "idle_ms") << std::setw(8) << "bubble" << std::setw(14)
+    << "peak_memory" << std::setw(14) << "activations" << std::setw(14) << "weights" << std::setw(9) << "versions"
+    << "\n";
   for (const auto& d : rep["per_device"]) {
-    o << std::left << std::setw(7) << d["device"].get<int>() << std::right << std::setprecision(3) << std::setw(12)
+    o << std::left << std::setw(7) << d["device"].get<int>() << std::right << std::setprecision(3) << std::setw(w)
       << d["compute_ms"].get<double>() << std::setw(12) << d["idle_ms"].get<double>() << std::setw(8)
       << d["bubble_rate"].get<double>() << std::setw(14) << human_bytes(d["peak_memory_bytes"].get<double>())
       << std::setw(14) << human_bytes(d["peak_activation_bytes"].get<double>()) << std::setw(14)
       << human_bytes(d["weights_bytes"].get<double>()) << std::setw(9) << d["weight_versions"].get<int>() << "\n";
   }
+  return o.str();
+}
+
+}  // namespace
+
+std::string format_report_table(const json& rep) {
+  const bool slots = rep.value("unit_time", false);
+  std::ostringstream o;
+  o << "schedule " << rep["schedule"].get<std::string>() << "  stages " << rep["stages"] << "  microbatches "
+    << rep["microbatches"] << "  chunks " << rep["chunks"] << "  devices " << rep["devices"] << "\n";
+  if (slots)
+    o << "unit time: a stage's F is 1 slot, its backward 2 (split: B 1, W 1); a chunk op is 1/v of that\n";
+  else if (rep.contains("model") && rep["model"].is_string() &&
+           rep["model"].get<std::string>().find("[costs:") != std::string::npos)
+    o << "model " << rep["model"].get<std::string>() << "\n";
+  o << format_summary_lines(rep, slots) << format_cluster_lines(rep) << "\n" << format_device_lines(rep, slots);
   return o.str();
 }
 

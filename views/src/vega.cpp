@@ -30,38 +30,56 @@ namespace {
 
 using nlohmann::json;
 
-// Fills are chosen by greyscale luminance first, hue second, so a figure printed in
-// black and white still tells the classes apart: F lightest, W middle, B darkest, and
-// chunk 1 a clear step darker than chunk 0 of the same kind (luminance steps of ~40 on
-// 0..255). Pipe 1 ("up") uses other hues at the same luminances and is outlined in
-// black, which survives greyscale.
+// The one colour table of op boxes (tests/test_vega_colours.cpp measures it). Chosen by a
+// search over CIELCh with two constraints:
+//  - grey-scale: within a pipe, the six classes of a v <= 2 figure lie at least 32 of 255
+//    apart in luma (Rec. 601), lightest to darkest W0, F0, B0, W1, F1, B1; chunk 1 is at
+//    least 35 L* darker than chunk 0 of its kind, chunks 2 and 3 (rare) a middle and a
+//    darkest step;
+//  - colour-vision deficiency: every pair of those six stays at least 20 CIEDE2000 apart
+//    after simulating deuteranopia, protanopia and tritanopia (Machado et al. 2009,
+//    severity 1.0).
+// Per kind pipe 0 uses blue (F), rose (B) and olive (W); pipe 1 ("up") ochre, violet and
+// sage at the same lumas and is outlined dashed in black.
 struct Shade {
   const char* fill;
-  bool dark;  // luminance below ~128: white text
+  bool dark;  // luma below 128: white text
 };
 constexpr std::array<std::array<Shade, 4>, 3> kPipe0 = {{
-    {{{"#deebf7", false}, {"#a6c8e8", false}, {"#6ba3d6", false}, {"#3d7fc0", true}}},  // F
-    {{{"#a3202a", true}, {"#4d0a12", true}, {"#d0584f", true}, {"#2b0508", true}}},     // B
-    {{{"#5fb86a", false}, {"#2f8a47", true}, {"#a4d8a6", false}, {"#145a2a", true}}},   // W
+    {{{"#94d1e6", false}, {"#435c78", true}, {"#6994af", false}, {"#1e3953", true}}},  // F
+    {{{"#b29691", false}, {"#5a2621", true}, {"#875c56", true}, {"#3b0902", true}}},   // B
+    {{{"#e9f192", false}, {"#7c8e18", true}, {"#b2be57", false}, {"#586702", true}}},  // W
 }};
 constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
-    {{{"#fde0c5", false}, {"#f7b988", false}, {"#f08c3c", false}, {"#c45f12", true}}},  // F
-    {{{"#7f3b08", true}, {"#3f1d04", true}, {"#a65a1c", true}, {"#241002", true}}},     // B
-    {{{"#b08fc7", false}, {"#7b5aa6", true}, {"#d5c3e3", false}, {"#4d2f78", true}}},   // W
+    {{{"#dbc56b", false}, {"#7a5120", true}, {"#ac8843", false}, {"#513001", true}}},  // F
+    {{{"#a58ede", false}, {"#362f53", true}, {"#6a5c96", true}, {"#1c1738", true}}},   // B
+    {{{"#dee8e1", false}, {"#628879", true}, {"#a0b7aa", false}, {"#3e6254", true}}},  // W
 }};
 constexpr const char* kActivationFill = "#bdbdbd";
 constexpr const char* kGradientFill = "#737373";
 constexpr double kDigitEm = 0.64;  // digit advance of DejaVu Sans, the fallback sans font
 constexpr double kMinBoxPx = 1.5;
+// Print sizes: 1 px of the spec is 1 pt on paper when the figure is set at its --width,
+// and no text is smaller than 7 pt.
+constexpr int kMinFontPt = 7;
+constexpr double kPointsPerInch = 72.0;
+// Left margin beside the plot (device names, the memory panel's value axis) plus the
+// padding, in pt: the plot gets the rest of the width.
+constexpr int kMarginWithMemoryPt = 67;
+constexpr int kMarginPt = 24;
 // Every box is outlined so the lightest fill still stands out from the white page.
 constexpr const char* kOutline = "#404040";
 
 int kind_index(OpKind kind) { return static_cast<int>(kind); }
 
 
-std::string class_name(OpKind kind, int chunk, int pipe, bool chunks, bool pipes) {
+// Numbers as the figure shows them: from 0 as in ppsim's other outputs, or from 1
+// (--one-based) as many papers number devices, stages, chunks and micro-batches.
+int shown(const VegaOptions& options, int n) { return options.one_based ? n + 1 : n; }
+
+std::string class_name(OpKind kind, int chunk, int pipe, bool chunks, bool pipes, const VegaOptions& options) {
   std::string s = op_kind_name(kind);
-  if (chunks) s += " c" + std::to_string(chunk);  // as in op tokens: F3c1
+  if (chunks) s += " c" + std::to_string(shown(options, chunk));  // as in op tokens: F3c1
   if (pipes) s += pipe == 0 ? " down" : " up";
   return s;
 }
@@ -87,7 +105,9 @@ std::string format_ms(double ms) {
 std::string format_slots(double slots) {
   // Unit-time runs land on whole slots; keep a fraction visible if one does not.
   if (std::fabs(slots - std::round(slots)) < 1e-9) return format_number(slots, 0) + " slots";
-  return format_number(slots, 2) + " slots";
+  std::string text = format_number(slots, 2);  // half slots (v = 2) read 28.5, not 28.50
+  if (text.back() == '0') text.pop_back();
+  return text + " slots";
 }
 
 struct MemoryUnit {
@@ -103,7 +123,7 @@ MemoryUnit memory_unit(std::int64_t peak) {
   return {"bytes", 1.0};
 }
 
-std::string device_row(int device) { return "D" + std::to_string(device); }
+std::string device_row(const VegaOptions& options, int device) { return "D" + std::to_string(shown(options, device)); }
 
 // What every part of the Gantt chart needs: the run, the options and the values derived
 // from them once.
@@ -117,14 +137,48 @@ struct Gantt {
   bool comm_lanes{false};
   double t0{0};
   double t1{0};
+  int width_px{0};  // of the plot area
   double px_per_ms{0};
   double min_box_ms{0};
   // Asynchronous schedules: the steady-state window the iteration time is measured on.
   bool window{false};
+  // Memory per device as a step function (time ms, value in `unit`), when sampled.
+  std::map<int, std::vector<std::pair<double, double>>> memory_curves;
+  MemoryUnit unit{"bytes", 1.0};
 };
 
+std::int64_t memory_peak(const SimResult& result) {
+  std::int64_t peak = 0;
+  for (const MemorySample& s : result.memory) peak = std::max(peak, s.bytes.value);
+  return peak;
+}
+
+// Memory is a step function ("from t on"): of several samples at one instant only the
+// last holds, and each device's curve is closed at the end of the run.
+std::map<int, std::vector<std::pair<double, double>>> memory_curves(const SimResult& result, double t1,
+                                                                     const MemoryUnit& unit) {
+  std::map<int, std::vector<std::pair<double, double>>> curves;
+  for (const MemorySample& s : result.memory) {
+    auto& curve = curves[s.device];
+    const double t = s.t.ms();
+    const double value = static_cast<double>(s.bytes.value) / unit.divisor;
+    if (!curve.empty() && curve.back().first == t) curve.back().second = value;
+    else curve.emplace_back(t, value);
+  }
+  for (auto& [device, curve] : curves)
+    if (curve.back().first < t1) curve.emplace_back(t1, curve.back().second);
+  return curves;
+}
+
+// The plot area: what --width leaves beside the margin, or width_px.
+int plot_width_px(const VegaOptions& o) {
+  if (o.width_in <= 0) return o.width_px;
+  const int margin = o.show_memory ? kMarginWithMemoryPt : kMarginPt;
+  return std::max(40, static_cast<int>(std::floor(o.width_in * kPointsPerInch)) - margin);
+}
+
 Gantt make_gantt(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
-  Gantt g{schedule, result, options};
+  Gantt g{schedule, result, options, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {"bytes", 1.0}};
   g.chunks = schedule.chunks > 1;
   g.pipes = schedule.pipes > 1;
   g.devices = std::max(result.devices, schedule.devices);
@@ -132,12 +186,37 @@ Gantt make_gantt(const Schedule& schedule, const SimResult& result, const VegaOp
   g.t0 = result.first_start.ms();
   g.t1 = result.last_end.ms();
   if (g.t1 <= g.t0) g.t1 = g.t0 + 1.0;  // empty run: keep the scale non-degenerate
-  g.px_per_ms = options.width_px / (g.t1 - g.t0);
+  g.width_px = plot_width_px(options);
+  g.px_per_ms = g.width_px / (g.t1 - g.t0);
   // Short transfers would vanish at paper size: draw every box at least this wide (the
   // data keeps the true end for tooltips).
   g.min_box_ms = kMinBoxPx / g.px_per_ms;
   g.window = !schedule.synchronous && result.window_end > result.window_start;
+  if (!result.memory.empty()) {
+    g.unit = memory_unit(memory_peak(result));
+    g.memory_curves = memory_curves(result, g.t1, g.unit);
+  }
   return g;
+}
+
+// The memory panel's points, from the curves make_gantt drew once.
+json memory_data(const Gantt& g) {
+  json memory = json::array();
+  for (const auto& [device, curve] : g.memory_curves)
+    for (const auto& [t, value] : curve)
+      memory.push_back({{"row", device_row(g.options, device)}, {"t", t}, {"value", value}});
+  return memory;
+}
+
+// A device's memory just after time t (the op ending at t included), as text.
+std::string memory_at(const Gantt& g, int device, double t) {
+  const auto it = g.memory_curves.find(device);
+  if (it == g.memory_curves.end()) return "";
+  const auto& curve = it->second;
+  auto after = std::upper_bound(curve.begin(), curve.end(), t,
+                                [](double x, const std::pair<double, double>& p) { return x < p.first; });
+  if (after == curve.begin()) return format_number(0.0, 0) + " " + g.unit.name;
+  return format_number(std::prev(after)->second, 3) + " " + g.unit.name;
 }
 
 // The micro-batch number goes in at the label size, or up to two pixels smaller when
@@ -148,9 +227,9 @@ struct Label {
 };
 
 Label label_if_fits(const Gantt& g, std::int32_t microbatch, double start, double end) {
-  std::string text = std::to_string(microbatch);
+  std::string text = std::to_string(shown(g.options, microbatch));
   const double box_px = (end - start) * g.px_per_ms;
-  const int smallest = std::max(1, g.options.label_font_px - 2);
+  const int smallest = std::max(kMinFontPt, g.options.label_font_px - 2);
   for (int size = g.options.label_font_px; size >= smallest; --size) {
     const double need = static_cast<double>(text.size()) * kDigitEm * size + 1.5;
     if (box_px >= need) return Label{text, size};
@@ -162,10 +241,10 @@ Label label_if_fits(const Gantt& g, std::int32_t microbatch, double start, doubl
 json row_order(const Gantt& g) {
   json rows = json::array();
   for (int d = 0; d < g.devices; ++d) {
-    rows.push_back(device_row(d));
+    rows.push_back(device_row(g.options, d));
     if (g.comm_lanes) {
-      rows.push_back(device_row(d) + " send");
-      rows.push_back(device_row(d) + " recv");
+      rows.push_back(device_row(g.options, d) + " send");
+      rows.push_back(device_row(g.options, d) + " recv");
     }
   }
   return rows;
@@ -192,7 +271,7 @@ ColourScale colour_scale(const Gantt& g) {
   scale.kinds = static_cast<int>(kinds_present.size());
   for (const auto& [p, c, k] : present) {
     const auto kind = static_cast<OpKind>(k);
-    scale.domain.push_back(class_name(kind, c, p, g.chunks, g.pipes));
+    scale.domain.push_back(class_name(kind, c, p, g.chunks, g.pipes, g.options));
     scale.range.push_back(shade_for(kind, c, p).fill);
   }
   if (!g.comm_lanes) return scale;
@@ -215,26 +294,30 @@ json op_box(const Gantt& g, const OpRecord& r) {
   const double start = r.start.ms();
   const double end = r.end.ms();
   const Label label = label_if_fits(g, r.op.microbatch, start, end);
-  return {
-      {"row", device_row(r.device)},
-      {"device", r.device},
+  const VegaOptions& o = g.options;
+  json box = {
+      {"row", device_row(o, r.device)},
+      {"device", shown(o, r.device)},
       {"lane", "compute"},
       {"op", op_label(r.op, g.chunks, g.pipes)},
       {"kind", op_kind_name(r.op.kind)},
-      {"microbatch", r.op.microbatch},
-      {"stage", r.op.stage},
-      {"chunk", r.op.chunk},
+      {"microbatch", shown(o, r.op.microbatch)},
+      {"stage", shown(o, r.op.stage)},
+      {"chunk", shown(o, r.op.chunk)},
       {"pipe", r.op.pipe},
       {"start", start},
       {"end", end},
+      {"duration", end - start},
       {"draw_end", std::max(end, start + g.min_box_ms)},
       {"mid", (start + end) / 2},
-      {"class", class_name(r.op.kind, r.op.chunk, r.op.pipe, g.chunks, g.pipes)},
+      {"class", class_name(r.op.kind, r.op.chunk, r.op.pipe, g.chunks, g.pipes, g.options)},
       {"label", label.text},
       {"label_size", label.size},
       {"text_color", shade.dark ? "white" : "black"},
       {"direction", r.op.pipe == 0 ? "down" : "up"},
   };
+  if (!g.memory_curves.empty()) box["memory"] = memory_at(g, r.device, r.end.ms());
+  return box;
 }
 
 // One transfer's box on the sender's send lane (side 0) or the receiver's recv lane (side 1).
@@ -246,18 +329,19 @@ json transfer_box(const Gantt& g, const TransferRecord& t, int side) {
   const Label label = label_if_fits(g, produced.microbatch, start, end);
   const int device = side == 0 ? t.src : t.dst;
   return {
-      {"row", device_row(device) + (side == 0 ? " send" : " recv")},
-      {"device", device},
+      {"row", device_row(g.options, device) + (side == 0 ? " send" : " recv")},
+      {"device", shown(g.options, device)},
       {"lane", side == 0 ? "send" : "recv"},
       {"op", op_label(produced, g.chunks, g.pipes) + (side == 0 ? " to D" + std::to_string(t.dst)
                                                                  : " from D" + std::to_string(t.src))},
       {"kind", grad ? "gradient" : "activation"},
-      {"microbatch", produced.microbatch},
-      {"stage", produced.stage},
-      {"chunk", produced.chunk},
+      {"microbatch", shown(g.options, produced.microbatch)},
+      {"stage", shown(g.options, produced.stage)},
+      {"chunk", shown(g.options, produced.chunk)},
       {"pipe", produced.pipe},
       {"start", start},
       {"end", end},
+      {"duration", end - start},
       {"draw_end", std::max(end, start + g.min_box_ms)},
       {"mid", (start + end) / 2},
       {"class", grad ? "gradient" : "activation"},
@@ -291,16 +375,50 @@ json time_axis(const Gantt& g) {
   return x_axis;
 }
 
+// One legend column per kind lines the shades of a kind up; when those columns would be
+// wider than the plot (long labels such as "W c1 down", "activation"), fewer columns,
+// down to one, so the legend never widens the figure. Widths are estimated from the
+// label lengths at 8 pt (0.62 em a character, about DejaVu Sans' average). This is the
+// fourth thing dropped for space, after the labels cli.md lists: the legend's alignment.
+int legend_columns(const Gantt& g, const ColourScale& colours) {
+  constexpr double kCharPx = 0.62 * 8, kSymbolPx = 14, kColumnPaddingPx = 8;
+  // Vega gives every column of a legend grid the width of the widest entry.
+  double widest = 0;
+  for (const json& label : colours.domain)
+    widest = std::max(widest, kSymbolPx + static_cast<double>(label.get<std::string>().size()) * kCharPx);
+  for (int columns = std::max(1, colours.kinds); columns > 1; --columns)
+    if (columns * widest + (columns - 1) * kColumnPaddingPx <= g.width_px) return columns;
+  return 1;
+}
+
 json colour_legend(const Gantt& g, const ColourScale& colours) {
-  return {{"orient", "top"}, {"direction", "horizontal"}, {"columns", colours.kinds},
+  return {{"orient", "top"}, {"direction", "horizontal"}, {"columns", legend_columns(g, colours)},
           {"symbolType", "square"}, {"symbolSize", 90},
           {"symbolStrokeColor", "#1a1a1a"}, {"symbolStrokeWidth", 0.5},
-          {"labelFontSize", 9}, {"columnPadding", 10}, {"rowPadding", 2},
+          {"labelFontSize", 8}, {"columnPadding", 8}, {"rowPadding", 2},
           {"offset", g.schedule.synchronous ? 4 : 10}};
 }
 
+// What hovering a box shows: the op, where and when it ran, and the device's memory
+// once it ended.
+json tooltip(const Gantt& g) {
+  const std::string unit = g.options.unit_time ? " (slots)" : " (ms)";
+  json t = json::array({{{"field", "op"}},
+                        {{"field", "kind"}},
+                        {{"field", "microbatch"}, {"title", "micro-batch"}},
+                        {{"field", "chunk"}},
+                        {{"field", "stage"}},
+                        {{"field", "device"}},
+                        {{"field", "row"}, {"title", "lane"}},
+                        {{"field", "start"}, {"title", "start" + unit}, {"format", ".3f"}},
+                        {{"field", "duration"}, {"title", "duration" + unit}, {"format", ".3f"}}});
+  if (!g.memory_curves.empty()) t.push_back({{"field", "memory"}, {"title", "memory at its end"}});
+  return t;
+}
+
 json box_layer(const Gantt& g, const json& rows, const ColourScale& colours) {
-  return {
+  json layer = {
+      {"name", "ops"},
       {"mark", {{"type", "rect"}, {"strokeWidth", 0.5}}},
       {"encoding",
        {{"y", {{"field", "row"}, {"type", "nominal"}, {"sort", rows}, {"title", nullptr},
@@ -315,15 +433,15 @@ json box_layer(const Gantt& g, const json& rows, const ColourScale& colours) {
                    {"scale", {{"domain", colours.domain}, {"range", colours.range}}},
                    {"legend", colour_legend(g, colours)}}},
         {"stroke", {{"value", kOutline}}},
-        {"tooltip", json::array({{{"field", "op"}},
-                                  {{"field", "row"}, {"title", "lane"}},
-                                  {{"field", "microbatch"}},
-                                  {{"field", "stage"}},
-                                  {{"field", "chunk"}},
-                                  {{"field", "pipe"}},
-                                  {{"field", "start"}, {"format", ".3f"}},
-                                  {{"field", "end"}, {"format", ".3f"}}})}}},
+        {"tooltip", tooltip(g)}}},
   };
+  // The interactive page: wheel zooms and drag pans the time axis, which the memory
+  // panel shares (resolve: shared), so it follows.
+  if (g.options.interactive)
+    layer["params"] = json::array({{{"name", "zoom"},
+                                    {"select", {{"type", "interval"}, {"encodings", {"x"}}}},
+                                    {"bind", "scales"}}});
+  return layer;
 }
 
 json label_layer(const Gantt& g, const json& rows) {
@@ -368,7 +486,7 @@ json pipe_legend_layer(const json& rows) {
           {"scale", {{"domain", {"down", "up"}},
                      {"range", json::array({json::array({1, 0}), json::array({2, 1})})}}},
           {"legend", {{"orient", "top"}, {"direction", "horizontal"}, {"symbolType", "stroke"},
-                      {"symbolSize", 120}, {"symbolStrokeWidth", 1.1}, {"labelFontSize", 9},
+                      {"symbolSize", 120}, {"symbolStrokeWidth", 1.1}, {"labelFontSize", 8},
                       {"labelExpr", "datum.value + ' pipe'"}, {"offset", 4}}}}}}},
   };
 }
@@ -423,7 +541,7 @@ json gantt_panel(const Gantt& g) {
   }
   if (g.window) add_window_bracket_layers(layers, g);
   return {
-      {"width", g.options.width_px},
+      {"width", g.width_px},
       {"height", {{"step", g.options.row_px}}},
       {"data", {{"name", "boxes"}}},
       {"layer", layers},
@@ -432,43 +550,17 @@ json gantt_panel(const Gantt& g) {
 
 bool shows_memory(const Gantt& g) { return g.options.show_memory && !g.result.memory.empty(); }
 
-std::int64_t memory_peak(const SimResult& result) {
-  std::int64_t peak = 0;
-  for (const MemorySample& s : result.memory) peak = std::max(peak, s.bytes.value);
-  return peak;
-}
-
-// Memory is a step function ("from t on"): of several samples at one instant only the
-// last holds, and each device's curve is closed at the end of the run.
-json memory_data(const Gantt& g, const MemoryUnit& unit) {
-  std::map<int, std::vector<std::pair<double, double>>> curves;
-  for (const MemorySample& s : g.result.memory) {
-    auto& curve = curves[s.device];
-    const double t = s.t.ms();
-    const double value = static_cast<double>(s.bytes.value) / unit.divisor;
-    if (!curve.empty() && curve.back().first == t) curve.back().second = value;
-    else curve.emplace_back(t, value);
-  }
-  json memory = json::array();
-  for (auto& [device, curve] : curves) {
-    if (curve.back().first < g.t1) curve.emplace_back(g.t1, curve.back().second);
-    for (const auto& [t, value] : curve)
-      memory.push_back({{"row", device_row(device)}, {"t", t}, {"value", value}});
-  }
-  return memory;
-}
-
 // One small panel per device, from zero to the run's peak, under the Gantt chart.
 json memory_panel(const Gantt& g, std::int64_t peak, const MemoryUnit& unit) {
   const double peak_in_unit = static_cast<double>(peak) / unit.divisor;
   json device_rows = json::array();
-  for (int d = 0; d < g.devices; ++d) device_rows.push_back(device_row(d));
+  for (int d = 0; d < g.devices; ++d) device_rows.push_back(device_row(g.options, d));
   const std::string y_title = std::string("memory (") + unit.name + ")";
   return {
       {"data", {{"name", "memory"}}},
       // The unit goes in a small title above the panels rather than a rotated axis
       // title beside them: at 3.3 inches every pixel of left margin counts.
-      {"title", {{"text", y_title}, {"anchor", "start"}, {"fontSize", 9},
+      {"title", {{"text", y_title}, {"anchor", "start"}, {"fontSize", 8},
                  {"fontWeight", "normal"}, {"offset", 3}}},
       {"facet", {{"row", {{"field", "row"}, {"type", "nominal"}, {"sort", device_rows},
                           {"title", nullptr},
@@ -476,7 +568,7 @@ json memory_panel(const Gantt& g, std::int64_t peak, const MemoryUnit& unit) {
                                       {"labelAlign", "right"}, {"labelPadding", 2}}}}}}},
       {"spacing", 3},
       {"spec",
-       {{"width", g.options.width_px},
+       {{"width", g.width_px},
         {"height", g.options.memory_row_px},
         {"mark", {{"type", "area"}, {"interpolate", "step-after"}, {"color", "#c8c8c8"},
                   {"line", {{"color", "#1a1a1a"}, {"strokeWidth", 0.8}}}}},
@@ -486,7 +578,7 @@ json memory_panel(const Gantt& g, std::int64_t peak, const MemoryUnit& unit) {
           {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", nullptr},
                  {"scale", {{"domain", {0.0, peak_in_unit}}, {"nice", false}}},
                  {"axis", {{"values", {0.0, peak_in_unit}}, {"grid", false},
-                           {"labelFontSize", 8}, {"labelFlush", true}, {"format", ".3~r"}}}}}}}}},
+                           {"labelFontSize", kMinFontPt}, {"labelFlush", true}, {"format", ".3~r"}}}}}}}}},
   };
 }
 
@@ -514,18 +606,40 @@ json config_block() {
       {"font", "DejaVu Sans, Helvetica, Arial, sans-serif"},
       {"padding", 4},
       {"view", {{"stroke", nullptr}}},
-      {"axis", {{"labelFontSize", 9}, {"titleFontSize", 9}, {"titleFontWeight", "normal"},
-                {"labelColor", "#1a1a1a"}, {"titleColor", "#1a1a1a"}}},
-      {"header", {{"labelFontSize", 9}}},
+      {"axis", {{"labelFontSize", 8}, {"titleFontSize", 8}, {"titleFontWeight", "normal"},
+                {"labelColor", "#1a1a1a"}, {"titleColor", "#1a1a1a"}, {"labelOverlap", "greedy"}}},
+      {"header", {{"labelFontSize", 8}}},
       // Stack the top legends (colours, then pipe outlines) instead of setting them
       // side by side, which would widen the figure past one column.
-      {"legend", {{"labelFontSize", 9}, {"labelColor", "#1a1a1a"},
+      {"legend", {{"labelFontSize", 8}, {"labelColor", "#1a1a1a"},
                   {"layout", {{"top", {{"direction", "vertical"}, {"anchor", "start"},
                                        {"margin", 2}}}}}}},
   };
 }
 
 }  // namespace
+
+std::optional<double> print_width_in(const std::string& text) {
+  if (text == "column") return 3.33;
+  if (text == "page") return 7.0;
+  static const std::pair<const char*, double> kUnits[] = {{"in", 1.0}, {"cm", 1 / 2.54}, {"mm", 1 / 25.4},
+                                                          {"pt", 1 / kPointsPerInch}};
+  for (const auto& [unit, inches] : kUnits) {
+    const std::size_t n = std::strlen(unit);
+    if (text.size() <= n || text.compare(text.size() - n, n, unit) != 0) continue;
+    const std::string number = text.substr(0, text.size() - n);
+    char* end = nullptr;
+    const double value = std::strtod(number.c_str(), &end);
+    if (end != number.c_str() + number.size() || !std::isfinite(value) || value <= 0) return std::nullopt;
+    // Narrower than 1.5 in leaves no plot beside the labels; wider than 40 in is a typo.
+    const double width = value * inches;
+    if (width < 1.5 || width > 40) return std::nullopt;
+    return width;
+  }
+  return std::nullopt;
+}
+
+std::string op_fill(OpKind kind, int chunk, int pipe) { return shade_for(kind, chunk, pipe).fill; }
 
 json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
   return vega_spec(schedule, result, pipeline_metrics(result), options);
@@ -537,23 +651,26 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics&
   json vconcat = json::array({gantt_panel(g)});
   json memory = json::array();
   if (shows_memory(g)) {
-    const std::int64_t peak = memory_peak(result);
-    const MemoryUnit unit = memory_unit(peak);
-    memory = memory_data(g, unit);
-    vconcat.push_back(memory_panel(g, peak, unit));
+    memory = memory_data(g);
+    vconcat.push_back(memory_panel(g, memory_peak(result), g.unit));
   }
-  const std::string title = title_text(g);
-  return {
+  const std::string title = options.title.empty() ? title_text(g) : options.title;
+  json spec = {
       {"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
       {"description", "ppsim Gantt chart: " + title},
+      // A title too long for the width is cut with an ellipsis rather than widening it.
       {"title", {{"text", title}, {"subtitle", subtitle(g, metrics)}, {"anchor", "start"},
-                 {"fontSize", 10}, {"subtitleFontSize", 9}, {"offset", 4}}},
+                 {"fontSize", 9}, {"subtitleFontSize", 8}, {"offset", 4},
+                 {"limit", g.width_px + (shows_memory(g) ? kMarginWithMemoryPt : kMarginPt) - 8}}},
       {"datasets", {{"boxes", boxes(g)}, {"memory", memory}}},
       {"vconcat", vconcat},
       {"spacing", 6},
       {"resolve", {{"scale", {{"x", "shared"}}}}},
       {"config", config_block()},
   };
+  // The renderer sets the figure's printed size from this (tools/render.mjs).
+  if (options.width_in > 0) spec["usermeta"] = {{"ppsim", {{"width_in", options.width_in}, {"min_font_pt", kMinFontPt}}}};
+  return spec;
 }
 
 }  // namespace ppsim

@@ -117,6 +117,9 @@ std::vector<SweepRow> run_sweep(const SweepSpec& spec, const SweepOptions& optio
 /// scalar report field (nested objects flattened with dots, numeric lists joined with
 /// spaces) in first-seen order.
 std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepRow>& rows);
+
+/// @brief One CSV field (RFC 4180): quoted when it holds a comma, quote or newline.
+std::string csv_field(const std::string& s);
 /// @brief JSON document with the grid and every row.
 nlohmann::json sweep_json(const SweepSpec& spec, const std::vector<SweepRow>& rows, const SweepOptions& options);
 /// @brief Vega-Lite spec (data inline): bubble rate against m per schedule, and

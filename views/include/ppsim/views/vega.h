@@ -23,18 +23,37 @@ struct VegaOptions {
   bool show_comm_lanes{true};
   /// Add a memory-over-time panel per device under the Gantt chart.
   bool show_memory{true};
-  /// Width of the plot area in pixels. With the axis labels the figure is about 350 px
-  /// wide, so scaled to one column of a two-column paper (about 3.3 inches) 1 px is
-  /// about 0.68 pt: axis text (9 px) prints at about 6 pt.
+  /// Printed width of the whole figure in inches (`--width`: column 3.33, page 7); 0
+  /// means use `width_px`. The spec is laid out so that 1 px is 1 pt at that width
+  /// (every text at least 7 pt) and carries the width in usermeta.ppsim.width_in, from
+  /// which tools/render.mjs sets the SVG's physical size.
+  double width_in{0};
+  /// Width of the plot area in pixels when `width_in` is 0.
   int width_px{300};
   /// Height of one device row in pixels.
   int row_px{16};
   /// Height of one device's memory panel in pixels.
   int memory_row_px{26};
-  /// Font size of the micro-batch numbers in the boxes (down to 2 px less where a box
-  /// is narrow; blank where even that does not fit).
+  /// Font size of the micro-batch numbers in the boxes (down to 2 px less, never under
+  /// 7, where a box is narrow; blank where even that does not fit).
   int label_font_px{8};
+  /// Number devices, stages, chunks and micro-batches from 1 in labels, rows and
+  /// tooltips (`--one-based`); the op tokens ("F3c1") stay as ppsim writes them.
+  bool one_based{false};
+  /// Replaces the title "schedule: p=.., m=.., v=.." when not empty (`--title`).
+  std::string title;
+  /// For the browser page (`--html`): zoom and pan on the time axis.
+  bool interactive{false};
 };
+
+/// @brief A printed width for `--width`, in inches: "column" (3.33, one column of a
+/// two-column paper), "page" (7, a full text width) or a positive length with its unit,
+/// "5in", "12cm", "90mm", "240pt". Nothing else: nullopt.
+std::optional<double> print_width_in(const std::string& text);
+
+/// @brief The fill colour ("#rrggbb") of an op box of this kind, chunk (taken mod 4) and
+/// pipe: the one colour table every figure uses.
+std::string op_fill(OpKind kind, int chunk, int pipe);
 
 /// @brief Builds a self-contained Vega-Lite v5 spec (data inline) for the run: one row
 /// per device (device 0 on top), one box per op coloured by kind with shades for chunk
