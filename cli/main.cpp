@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "ppsim/run/budget.h"
 #include "ppsim/run/config.h"
 #include "ppsim/engine/engine.h"
 #include "ppsim/metrics/metrics.h"
@@ -115,9 +116,16 @@ SimResult simulate_checked(const Run& run, LinkModel& links, const SimOptions& o
   }
 }
 
+void add_max_memory_option(CLI::App* cmd, std::string& max_memory) {
+  cmd->add_option("--max-memory", max_memory,
+                  "Refuse to start when the estimated peak memory exceeds SIZE (e.g. 16G; default: half the "
+                  "machine's memory)");
+}
+
 struct RunArgs {
   std::string config;
   Overrides overrides;
+  std::string max_memory;
   bool json_out{false};
   std::string report, timeline;
   std::string vega, trace, svg, png, pdf, html;
@@ -153,13 +161,17 @@ VegaOptions figure_options(const RunArgs& a, bool interactive) {
 int cmd_run(const RunArgs& a) {
   const VegaOptions print_options = figure_options(a, false);  // a bad --width fails before the run
   const Config config = load_config_with_overrides(a.config, a.overrides.config());
-  Run run = prepare_run(config);
-  if (a.unit_time) run = unit_time_run(std::move(run));
-  auto links = make_links(run.config, run.schedule.devices);
   // Memory samples feed the timeline, trace and chart, and the exact OOM instant; a run
   // that shows none of them skips them (about 24 bytes per op).
   const bool figures = !a.vega.empty() || !a.svg.empty() || !a.png.empty() || !a.pdf.empty() || !a.html.empty();
-  const bool samples = figures || !a.timeline.empty() || !a.trace.empty() || memory_limit_bytes(run.config) > 0;
+  const bool samples = figures || !a.timeline.empty() || !a.trace.empty() || memory_limit_bytes(config) > 0;
+  check_memory_budget(a.config,
+                      kBaseBytes + estimated_run_bytes(config.pipeline,
+                                                       RunOutputs{samples, !a.timeline.empty(), figures, !a.trace.empty()}),
+                      memory_budget(a.max_memory));
+  Run run = prepare_run(config);
+  if (a.unit_time) run = unit_time_run(std::move(run));
+  auto links = make_links(run.config, run.schedule.devices);
   const SimResult result = simulate_checked(run, *links, SimOptions{samples});
   const Metrics metrics = compute_metrics(run, result);
   const json report = report_json(run, metrics);
@@ -186,6 +198,7 @@ int cmd_run(const RunArgs& a) {
 struct CompareArgs {
   std::string config;
   Overrides overrides;
+  std::string max_memory;
   std::string schedules;
   bool json_out{false};
   bool csv_out{false};
@@ -280,7 +293,9 @@ int cmd_compare(const CompareArgs& a) {
   SweepOptions options;
   options.per_device = true;  // weight versions
   json results = json::array(), skipped = json::array();
-  for (const SweepRow& row : run_sweep(compare_sweep(base, compare_schedules(a.schedules)), options)) {
+  const SweepSpec spec = compare_sweep(base, compare_schedules(a.schedules));
+  check_memory_budget(a.config, estimated_sweep_bytes(spec, options), memory_budget(a.max_memory));
+  for (const SweepRow& row : run_sweep(spec, options)) {
     if (row.status == "error") throw std::runtime_error(row.reason);
     if (row.report.is_null()) skipped.push_back({{"schedule", row.overrides["schedule"]}, {"reason", row.reason}});
     else results.push_back(compare_result(row));
@@ -377,6 +392,7 @@ int main(int argc, char** argv) {
   run->add_option("--svg", run_args.svg, "Render the Gantt chart to an SVG FILE (needs tools/setup.sh)");
   run->add_option("--png", run_args.png, "Render the Gantt chart to a PNG FILE (needs tools/setup.sh)");
   run->add_option("--pdf", run_args.pdf, "Render the Gantt chart to a PDF FILE (needs tools/setup.sh)");
+  add_max_memory_option(run, run_args.max_memory);
   run->add_flag("--unit-time", run_args.unit_time,
                 "Textbook timing as the papers draw it: a stage's F one slot, backward two (split: B one, W one), "
                 "a chunk op 1/v of that, free links; the table counts slots");
@@ -398,6 +414,7 @@ int main(int argc, char** argv) {
   compare->add_flag("--csv", cmp_args.csv_out,
                     "Print CSV instead of the table (samples/s, tokens/s and MFU as the reports give them)")
       ->excludes(compare_json);
+  add_max_memory_option(compare, cmp_args.max_memory);
 
   ppsim::cli::SweepArgs sweep_args;
   auto* sweep = ppsim::cli::add_sweep_command(app, sweep_args);
@@ -416,8 +433,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A usage error is bad input like any other: one line, exit 2.
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    std::cerr << "ppsim: error: " << what << "\n";
+    return 2;
   }
   try {
     if (*run) return cmd_run(run_args);

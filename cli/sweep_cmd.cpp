@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "ppsim/run/budget.h"
 #include "ppsim/views/files.h"
 #include "ppsim/views/report.h"
 #include "ppsim/sweep/sweep.h"
@@ -23,6 +24,9 @@ CLI::App* add_sweep_command(CLI::App& app, SweepArgs& a) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--per-device", a.per_device, "Keep per_device and per_stage lists in the JSON rows");
   cmd->add_flag("--quiet,-q", a.quiet, "No progress on stderr");
+  cmd->add_option("--max-memory", a.max_memory,
+                  "Refuse to start when the estimated peak memory exceeds SIZE (e.g. 16G; default: half the "
+                  "machine's memory)");
   return cmd;
 }
 
@@ -40,6 +44,8 @@ int cmd_sweep(const SweepArgs& a) {
   const std::string csv = !a.csv.empty() ? a.csv : !spec.csv_path.empty() ? spec.csv_path : stem + ".csv";
   const std::string json_path = !a.json.empty() ? a.json : !spec.json_path.empty() ? spec.json_path : stem + ".json";
   const std::string vega = !a.vega.empty() ? a.vega : spec.vega_path;
+  check_memory_budget(a.sweep, estimated_sweep_bytes(spec, opt),
+                      memory_budget(a.max_memory));
   const auto rows = run_sweep(spec, opt);
   std::vector<std::pair<std::string, std::string>> files = {{csv, sweep_csv(spec, rows)},
                                                             {json_path, sweep_json(spec, rows, opt).dump(1) + "\n"}};

@@ -9,6 +9,7 @@ namespace ppsim::cli {
 struct SweepArgs {
   std::string sweep;
   std::string csv, json, vega, shard;
+  std::string max_memory;
   int jobs{0};
   int top{-1};
   bool per_device{false};

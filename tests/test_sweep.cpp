@@ -225,7 +225,7 @@ TEST_CASE("sweep file errors name the file and path", "[sweep]") {
   bad_base["base"]["pipeline"]["stages"] = "four";
   CHECK_THROWS_WITH(parse_sweep(bad_base, "s.json"),
                     Catch::StartsWith("s.json (base): pipeline.stages: must be an integer"));
-  CHECK_THROWS_WITH(load_sweep("/nonexistent/sweep.json"), "/nonexistent/sweep.json: cannot open file");
+  CHECK_THROWS_WITH(load_sweep("/nonexistent/sweep.json"), "/nonexistent/sweep.json: cannot open file (No such file or directory)");
 }
 
 #ifdef PPSIM_HAVE_PROFILES

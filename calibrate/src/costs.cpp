@@ -127,6 +127,8 @@ DeviceSpec device_from_json(const nlohmann::json& j, const std::string& where) {
       throw std::invalid_argument(where + ": " + path + key + ": must be a positive number");
     return v.get<double>();
   };
+  if (!j.is_object()) throw std::invalid_argument(where + ": a device spec must be a JSON object");
+  if (j.contains("name") && !j.at("name").is_string()) throw std::invalid_argument(where + ": name: must be a string");
   d.name = j.value("name", std::string{"device"});
   if (!j.contains("peak_dense_tflops") || !j.at("peak_dense_tflops").is_object())
     throw std::invalid_argument(where + ": peak_dense_tflops: missing or not an object");

@@ -1,6 +1,7 @@
 // ppsim-calibrate: measures per-layer costs and links and writes a profile for ppsim.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "ppsim/calibrate/measure.h"
 #include "ppsim/calibrate/p2p.h"
 #include "ppsim/calibrate/profile.h"
+#include "ppsim/input/json_file.h"
 
 #ifdef PPSIM_HAVE_CUDA
 namespace ppsim::cal {
@@ -64,13 +66,11 @@ struct ShapeArgs {
   }
   LayerShape block() {
     if (!model_file.empty()) {
-      std::ifstream in(model_file);
-      if (!in) throw BadInput(model_file + ": cannot open");
       nlohmann::json j;
       try {
-        j = nlohmann::json::parse(in);
-      } catch (const std::exception& e) {
-        throw BadInput(model_file + ": not valid JSON: " + e.what());
+        j = ppsim::read_json_input(model_file);
+      } catch (const ppsim::InputFileError& e) {
+        throw BadInput(e.what());
       }
       try {
         const ModelPreset m = model_from_json(j.contains("model") ? j.at("model") : j, model_file + ": model");
@@ -348,7 +348,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // A usage error is bad input like any other: one line, exit 2.
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    std::cerr << "ppsim-calibrate: error: " << what << "\n";
+    return 2;
   }
   try {
     if (*layers) return cmd_layers(backend_name, la, mbs, out, resume, no_ends, method);
@@ -358,16 +363,16 @@ int main(int argc, char** argv) {
     if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, square, gemm_out, method);
     if (*validate) return cmd_validate(validate_path);
   } catch (const NoDeviceError& e) {
-    std::cerr << "ppsim-calibrate: " << e.what() << std::endl;
+    std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
     return 2;
   } catch (const BadInput& e) {
-    std::cerr << "ppsim-calibrate: " << e.what() << std::endl;
+    std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
     return 2;
   } catch (const ProfileError& e) {
-    std::cerr << "ppsim-calibrate: " << e.what() << std::endl;
+    std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
     return 2;
   } catch (const std::invalid_argument& e) {
-    std::cerr << "ppsim-calibrate: " << e.what() << std::endl;
+    std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "ppsim-calibrate: internal error: " << e.what() << std::endl;

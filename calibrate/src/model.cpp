@@ -166,20 +166,23 @@ std::int64_t expected_activation_bytes(const LayerShape& s) {
 
 ModelPreset model_from_json(const nlohmann::json& j, const std::string& where) {
   ModelPreset m;
-  auto need = [&](const char* key) -> const nlohmann::json& {
+  if (!j.is_object()) throw std::invalid_argument(where + ": must be an object");
+  auto need = [&](const char* key, std::int64_t max) -> std::int64_t {
     if (!j.contains(key)) throw std::invalid_argument(where + "." + key + ": missing");
     const auto& v = j.at(key);
-    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
-      throw std::invalid_argument(where + "." + key + ": must be a positive integer");
-    return v;
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(max)) ||
+        v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > max)
+      throw std::invalid_argument(where + "." + key + ": must be an integer in 1.." + std::to_string(max));
+    return v.get<std::int64_t>();
   };
+  if (j.contains("name") && !j.at("name").is_string()) throw std::invalid_argument(where + ".name: must be a string");
   m.name = j.value("name", std::string{});
-  m.layers = need("layers").get<int>();
-  m.hidden = need("hidden").get<std::int64_t>();
-  m.heads = need("heads").get<std::int64_t>();
-  m.seq = need("seq_length").get<std::int64_t>();
-  m.vocab = need("vocab").get<std::int64_t>();
-  m.ffn_hidden = j.contains("ffn_hidden") ? need("ffn_hidden").get<std::int64_t>() : 4 * m.hidden;
+  m.layers = static_cast<int>(need("layers", kMaxModelLayers));
+  m.hidden = need("hidden", kMaxHidden);
+  m.heads = need("heads", kMaxHeads);
+  m.seq = need("seq_length", kMaxSeq);
+  m.vocab = need("vocab", kMaxVocab);
+  m.ffn_hidden = j.contains("ffn_hidden") ? need("ffn_hidden", 4 * kMaxHidden) : 4 * m.hidden;
   if (m.hidden % m.heads != 0)
     throw std::invalid_argument(where + ".heads: hidden must be a multiple of heads");
   return m;

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ppsim/input/json_file.h"
+
 namespace ppsim::cal {
 namespace {
 
@@ -177,13 +179,11 @@ void validate_profile(const nlohmann::json& p, const std::string& file) {
 }
 
 nlohmann::json load_profile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ProfileError(path + ": cannot open");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ProfileError(path + ": not valid JSON: " + e.what());
+    j = read_json_input(path);
+  } catch (const InputFileError& e) {
+    throw ProfileError(e.what());
   }
   validate_profile(j, path);
   return j;

@@ -1,7 +1,8 @@
-// Partitioning layers into contiguous stages. balanced_partition is the exact min-max
-// dynamic program of GPipe's and PipeDream's partitioners, solved over suffixes so that
-// the forward reconstruction can pick the lexicographically smallest optimal boundaries
-// (a deterministic answer among ties). device_balanced_partition balances devices that
+// Partitioning layers into contiguous stages. balanced_partition is exact min-max: without
+// a memory cap, a binary search over the bottleneck with a greedy feasibility test on
+// prefix sums (O(stages log(layers) log(total cost))); with a cap, the dynamic program of
+// GPipe's and PipeDream's partitioners, solved over suffixes. Both then take the
+// lexicographically smallest optimal boundaries (a deterministic answer among ties). device_balanced_partition balances devices that
 // run several stages: a branch-and-bound search described in partition.h.
 #include "ppsim/model/partition.h"
 
@@ -50,16 +51,32 @@ std::int64_t slowest_stage_cost(const std::vector<std::int64_t>& layer_cost, con
   return worst;
 }
 
-std::vector<int> balanced_partition(const std::vector<std::int64_t>& layer_cost, int stages,
-                                    const StageMemoryFn& memory, std::int64_t cap) {
+namespace {
+
+/// The last j with prefix[j] - prefix[i] <= bound: stage [i, j) is the longest from i.
+int farthest_end(const std::vector<std::int64_t>& prefix, int i, std::int64_t bound) {
+  return static_cast<int>(std::upper_bound(prefix.begin() + i, prefix.end(), prefix[i] + bound) - prefix.begin()) - 1;
+}
+
+/// Whether `stages` stages of cost <= bound cover all layers: greedy, each stage as long
+/// as the bound allows (a prefix the greedy cannot pass, no split can). With bound at
+/// least the costliest layer, fewer stages can be split into exactly `stages`.
+bool bound_feasible(const std::vector<std::int64_t>& prefix, int stages, std::int64_t bound) {
+  const int n = static_cast<int>(prefix.size()) - 1;
+  int i = 0;
+  for (int k = 0; k < stages && i < n; ++k) i = farthest_end(prefix, i, bound);
+  return i == n;
+}
+
+/// The exact dynamic program, for a memory cap (a stage's memory depends on its index
+/// and its first layer's input, so a greedy test of a bound does not hold).
+std::vector<int> capped_balanced_partition(const std::vector<std::int64_t>& layer_cost, int stages,
+                                           const StageMemoryFn& memory, std::int64_t cap) {
   const int n = static_cast<int>(layer_cost.size());
-  if (stages < 1 || stages > n)
-    throw std::invalid_argument("cannot split " + std::to_string(n) + " layers into " + std::to_string(stages) + " stages");
   constexpr std::int64_t kInf = std::numeric_limits<std::int64_t>::max();
   std::vector<std::int64_t> prefix(static_cast<std::size_t>(n) + 1, 0);
   for (int i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + layer_cost[i];
-  const bool capped = memory && cap > 0;
-  auto fits = [&](int stage, int first, int last) { return !capped || memory(stage, first, last) <= cap; };
+  auto fits = [&](int stage, int first, int last) { return memory(stage, first, last) <= cap; };
   // best[k][i]: smallest bottleneck for layers [i, n) in the last k stages (stage
   // indices stages-k .. stages-1); kInf when impossible.
   const auto width = static_cast<std::size_t>(n) + 1;
@@ -105,6 +122,48 @@ std::vector<int> balanced_partition(const std::vector<std::int64_t>& layer_cost,
   }
   counts.push_back(n - i);
   return counts;
+}
+
+}  // namespace
+
+std::vector<int> balanced_partition(const std::vector<std::int64_t>& layer_cost, int stages,
+                                    const StageMemoryFn& memory, std::int64_t cap) {
+  const int n = static_cast<int>(layer_cost.size());
+  if (stages < 1 || stages > n)
+    throw std::invalid_argument("cannot split " + std::to_string(n) + " layers into " + std::to_string(stages) + " stages");
+  if (memory && cap > 0) return capped_balanced_partition(layer_cost, stages, memory, cap);
+  std::vector<std::int64_t> prefix(static_cast<std::size_t>(n) + 1, 0);
+  for (int i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + layer_cost[i];
+  // The least bottleneck: binary search over bounds with the greedy test.
+  std::int64_t lo = *std::max_element(layer_cost.begin(), layer_cost.end()), hi = prefix[n];
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    if (bound_feasible(prefix, stages, mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  const std::int64_t target = lo;
+  // first_start[k]: the first layer from which k stages within the target cover the rest
+  // (greedy from the end); layers [i, n) split into k stages iff first_start[k] <= i <= n - k.
+  std::vector<int> first_start(static_cast<std::size_t>(stages), n);
+  for (int k = 1; k < stages; ++k) {
+    const int end = first_start[k - 1];
+    first_start[k] = static_cast<int>(std::lower_bound(prefix.begin(), prefix.begin() + end, prefix[end] - target) -
+                                      prefix.begin());
+  }
+  // Lexicographically smallest boundaries: each stage ends as early as the rest allows.
+  std::vector<int> counts;
+  int i = 0;
+  for (int k = stages; k >= 2; --k) {
+    const int j = std::max(i + 1, first_start[k - 1]);
+    counts.push_back(j - i);
+    i = j;
+  }
+  counts.push_back(n - i);
+  return counts;
+}
+
+double capped_partition_steps(int layers, int stages) {
+  return static_cast<double>(stages) * static_cast<double>(layers) * static_cast<double>(layers);
 }
 
 StagePlacement placement_of(const Schedule& s) {
@@ -157,6 +216,9 @@ constexpr std::int64_t kNoBound = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kLoadBudget = 2'000;
 constexpr std::int64_t kStageBudget = 500;
 constexpr std::int64_t kFinalBudget = 2'000;
+// Sizes up to which the local search and the branch and bound run (searchable).
+constexpr int kSearchLayers = 10'000;
+constexpr int kSearchStages = 256;
 
 /// One device running one stage, as the search sees it.
 struct Holder {
@@ -564,6 +626,12 @@ std::vector<int> least_slowest(DeviceSearch& search, int n, std::vector<int> bes
   return best;
 }
 
+/// Whether the local search and the branch and bound may run: their steps grow with
+/// layers^2 (least_slowest lists every stage cost) and stages^3 (each local-search round
+/// tries every run of boundaries), so beyond these sizes only the seeds, each
+/// near-linear, are taken (`exact` false).
+bool searchable(int layers, int stages) { return layers <= kSearchLayers && stages <= kSearchStages; }
+
 }  // namespace
 
 DeviceSplit device_balanced_partition(const std::vector<std::int64_t>& cost, int stages,
@@ -582,7 +650,13 @@ DeviceSplit device_balanced_partition(const std::vector<std::int64_t>& cost, int
     return finish(cost, placement, balanced_partition(cost, stages, stage_memory, cap));
   }
   DeviceSearch search(cost, stages, placement, memory, cap);
-  std::vector<int> best = improve(search, placement, memory, cap, seed_split(search, cost, stages, placement, memory, cap));
+  std::vector<int> seeded = seed_split(search, cost, stages, placement, memory, cap);
+  if (!searchable(n, stages)) {  // the seeds alone: near-linear in layers x stages
+    DeviceSplit split = finish(cost, placement, std::move(seeded));
+    split.exact = false;
+    return split;
+  }
+  std::vector<int> best = improve(search, placement, memory, cap, std::move(seeded));
   // Branch and bound, largest stages first (good splits come early): a busiest load
   // below the best seed's (any split that fits when no seed does).
   best = search.minimise(Objective::Busiest, best.empty() ? kNoBound : search.load_of(best) - 1, kNoBound, best, true,

@@ -1,9 +1,8 @@
 #include "ppsim/run/config.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "config_sections.h"
+#include "ppsim/run/budget.h"
+#include "ppsim/input/json_file.h"
 #include "ppsim/run/json_reader.h"
 #include "transformer_costs.h"
 #include "ppsim/schedules/registry.h"
@@ -50,9 +49,9 @@ void parse_layers(const JsonReader& r, const json& model, Config& c) {
     LayerSpec l;
     l.name = r.string(g, "name", p, "layer");
     const std::int64_t repeat = r.integer(g, "repeat", p, 1, 1, kMaxLayers);
-    l.forward_ms = r.number(g, "forward_ms", p, std::nullopt);
-    l.backward_ms = r.number(g, "backward_ms", p, std::nullopt);
-    l.weight_grad_ms = r.number(g, "weight_grad_ms", p, l.backward_ms / 3.0);
+    l.forward_ms = r.time_ms(g, "forward_ms", p, std::nullopt);
+    l.backward_ms = r.time_ms(g, "backward_ms", p, std::nullopt);
+    l.weight_grad_ms = r.time_ms(g, "weight_grad_ms", p, l.backward_ms / 3.0);
     if (l.weight_grad_ms > l.backward_ms)
       r.fail(p + ".weight_grad_ms", "is part of backward_ms and cannot exceed it");
     l.activation_bytes = r.integer(g, "activation_bytes", p, 0, 0, kMaxBytes);
@@ -64,16 +63,51 @@ void parse_layers(const JsonReader& r, const json& model, Config& c) {
     l.parameter_bytes = r.integer(g, "parameter_bytes", p, 0, 0, kMaxBytes);
     l.output_bytes = r.integer(g, "output_bytes", p, 0, 0, kMaxBytes);
     l.static_bytes = r.integer(g, "static_bytes", p, 0, 0, kMaxBytes);
-    l.flops = r.number(g, "flops", p, 0.0);
+    l.flops = r.number(g, "flops", p, 0.0, 0.0, false, 1e24);
     l.selective_recompute_bytes = r.integer(g, "selective_recompute_bytes", p, 0, 0, kMaxBytes);
     if (l.selective_recompute_bytes > l.activation_bytes)
       r.fail(p + ".selective_recompute_bytes", "is part of activation_bytes and cannot exceed it");
-    l.selective_recompute_ms = r.number(g, "selective_recompute_ms", p, 0.0);
+    l.selective_recompute_ms = r.time_ms(g, "selective_recompute_ms", p, 0.0);
     if (g.contains("tensor_parallel_comm")) parse_layer_collectives(r, r.object(g, "tensor_parallel_comm", p), p + ".tensor_parallel_comm", l);
     total += repeat;
     if (total > kMaxLayers) r.fail(path, "more than " + std::to_string(kMaxLayers) + " layers in all");
     for (std::int64_t k = 0; k < repeat; ++k) c.layers.push_back(l);
   }
+}
+
+/// Refuses a shape whose time or memory could leave int64: an upper bound on one
+/// device's busy time over the whole run (every layer's compute for every micro-batch,
+/// every boundary transfer at the slowest link shared by a whole node, the gradient
+/// all-reduce) against kMaxRunNs, and on any memory figure (all the model's bytes, for
+/// every micro-batch in flight and every weight version) against kMaxRunBytes.
+void check_run_size(const JsonReader& r, const Config& c) {
+  const auto& p = c.pipeline;
+  double compute_ms = 0, bytes = 0, output = 0, params = 0;
+  for (const LayerSpec& l : c.layers) {
+    compute_ms += 2 * l.forward_ms + l.backward_ms + l.selective_recompute_ms;
+    bytes += static_cast<double>(l.activation_bytes + l.weight_activation_bytes + l.parameter_bytes + l.output_bytes +
+                                 l.static_bytes + l.selective_recompute_bytes);
+    output = std::max(output, static_cast<double>(l.output_bytes));
+    params += static_cast<double>(l.parameter_bytes + l.static_bytes);
+  }
+  double latency_ms = 0, slowest_GBps = 0;
+  for (const NetLink& link : {NetLink{c.link.latency_us, c.link.bandwidth_GBps}, c.cluster.intra, c.cluster.inter}) {
+    latency_ms = std::max(latency_ms, link.latency_us / 1e3);
+    if (link.bandwidth_GBps > 0 && (slowest_GBps == 0 || link.bandwidth_GBps < slowest_GBps)) slowest_GBps = link.bandwidth_GBps;
+  }
+  const double sharing = std::max(1, c.cluster.gpus_per_node);
+  auto transfer_ms = [&](double b) { return latency_ms + (slowest_GBps > 0 ? b * sharing / (slowest_GBps * 1e6) : 0.0); };
+  const double stages = static_cast<double>(p.stages) * p.chunks;
+  const double microbatches = static_cast<double>(p.microbatches) * std::max(1, p.iterations) + 4.0 * (p.microbatches + stages);
+  const double replicas = std::max(1, c.devices / std::max(1, p.stages));
+  const double run_ns = 1e6 * (microbatches * (compute_ms + 2 * stages * transfer_ms(output)) +
+                               2 * replicas * transfer_ms(2 * params));
+  if (run_ns > kMaxRunNs)
+    r.fail("model.layers", "times too large for this shape: one device's work could reach " + std::to_string(run_ns / 1e9) +
+                               " s, over the limit of " + std::to_string(kMaxRunNs / 1e9) + " s (int64 nanoseconds)");
+  if (bytes * (static_cast<double>(p.microbatches) + stages + 2) > kMaxRunBytes)
+    r.fail("model.layers", "byte counts too large for this shape: the model's " + std::to_string(bytes) +
+                               " bytes times (micro-batches + stages + 2) exceed 2^62");
 }
 
 }  // namespace
@@ -90,9 +124,11 @@ Config parse_config(const json& doc_in, const std::string& file, bool check) {
   if (doc_in.is_object() && doc_in.contains("costs")) c.costed = doc_in;
   if (!doc.is_object()) r.fail("", "the top level must be a JSON object");
   r.check_keys(doc, "", {"model", "cluster", "pipeline", "description", "memory", "parallel"});
+  (void)r.string(doc, "description", "", "");
 
   const json& model = r.object(doc, "model", "");
   r.check_keys(model, "model", {"name", "layers", "micro_batch_size", "sequence_length"});
+  (void)r.string(model, "name", "model", "");
   parse_layers(r, model, c);
   c.micro_batch_size = static_cast<int>(r.integer(model, "micro_batch_size", "model", 1, 1, 1 << 20));
   c.sequence_length = static_cast<int>(r.integer(model, "sequence_length", "model", 0, 0, 1 << 24));
@@ -107,12 +143,12 @@ Config parse_config(const json& doc_in, const std::string& file, bool check) {
   if (all_gpus && c.devices > *all_gpus)
     r.fail("cluster.devices", std::to_string(c.devices) + " devices, but nodes x gpus_per_node = " + std::to_string(*all_gpus));
   c.cluster_devices = c.devices;
-  c.device_peak_tflops = r.number(cluster, "device_peak_tflops", "cluster", c.device_peak_tflops);
+  c.device_peak_tflops = r.number(cluster, "device_peak_tflops", "cluster", c.device_peak_tflops, 0.0, false, 1e9);
   if (cluster.contains("link")) {
     const json& link = r.object(cluster, "link", "cluster");
     r.check_keys(link, "cluster.link", {"latency_us", "bandwidth_GBps"});
-    c.link.latency_us = r.number(link, "latency_us", "cluster.link", 0.0);
-    c.link.bandwidth_GBps = r.number(link, "bandwidth_GBps", "cluster.link", std::nullopt, 0.0, true);
+    c.link.latency_us = r.latency_us(link, "latency_us", "cluster.link", 0.0);
+    c.link.bandwidth_GBps = r.bandwidth_GBps(link, "bandwidth_GBps", "cluster.link", std::nullopt, false);
   }
 
   const json& pipe = r.object(doc, "pipeline", "");
@@ -143,7 +179,7 @@ void check_pipeline(const Config& c) {
   if (p.chunks < 1 || p.chunks > kMaxChunks)
     r.fail("pipeline.chunks", "must be in 1.." + std::to_string(kMaxChunks) + " (got " + std::to_string(p.chunks) + ")");
   const std::int64_t stages = std::int64_t{p.stages} * p.chunks;
-  const std::int64_t ops = stages * p.microbatches * 3 * std::max(1, p.iterations);
+  const std::int64_t ops = estimated_ops(p);
   if (ops > kMaxOps)
     r.fail("pipeline", std::to_string(p.stages) + " stages x " + std::to_string(p.chunks) + " chunks x " +
                            std::to_string(p.microbatches) + " micro-batches is about " + std::to_string(ops) +
@@ -166,24 +202,14 @@ void check_pipeline(const Config& c) {
     r.fail("pipeline", std::to_string(layers) + " layers cannot fill " + std::to_string(stages) + " stages (stages x chunks)");
   if (p.partition.kind == PartitionSpec::Kind::Uniform || p.partition.kind == PartitionSpec::Kind::Explicit)
     (void)stage_layer_counts(c);  // throws ConfigError naming pipeline.partition
+  check_run_size(r, c);
 }
 
 json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path, "", "cannot open file");
-  std::stringstream buf;
-  buf << in.rdbuf();
   try {
-    return json::parse(buf.str());
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    if (auto pos = what.find("parse error"); pos != std::string::npos) what = what.substr(pos);
-    throw ConfigError(path, "", "malformed JSON: " + what);
-  } catch (const json::out_of_range& e) {
-    // nlohmann refuses numbers that overflow a double (1e999): non-finite input.
-    std::string what = e.what();
-    if (auto pos = what.find("number overflow"); pos != std::string::npos) what = what.substr(pos);
-    throw ConfigError(path, "", "numbers must be finite: " + what);
+    return read_json_input(path);
+  } catch (const InputFileError& e) {
+    throw ConfigError(e.file(), "", e.problem());
   }
 }
 

@@ -35,19 +35,27 @@ NetLink profile_link(const JsonReader& r, const json& obj, const std::string& pa
   } catch (const ConfigError& e) {
     r.fail(path + ".profile", e.what());
   }
-  const json links = profile.is_object() ? profile.value("links", json::array()) : json::array();
+  const JsonReader pr(file.string());
+  if (!profile.is_object()) pr.fail("", "a profile must be a JSON object");
+  const json links = profile.contains("links") ? profile.at("links") : json::array();
+  if (!links.is_array()) pr.fail("links", "must be an array");
+  std::vector<std::string> link_kinds;  // each link's kind, checked to be a string
   std::string kinds;
-  for (const auto& l : links)
-    if (l.is_object() && l.contains("kind")) kinds += (kinds.empty() ? "" : ", ") + l["kind"].dump();
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    const std::string lp = "links[" + std::to_string(i) + "]";
+    if (!links[i].is_object()) pr.fail(lp, "must be an object");
+    link_kinds.push_back(pr.string(links[i], "kind", lp, ""));
+    if (links[i].contains("kind")) kinds += (kinds.empty() ? "" : ", ") + links[i].at("kind").dump();
+  }
   if (!obj.contains("kind") && links.size() != 1)
     r.fail(path + ".kind", "missing: the profile has " + std::to_string(links.size()) + " link curves (" + kinds + ")");
-  const std::string kind = obj.contains("kind") ? r.string(obj, "kind", path, std::nullopt) : links[0].value("kind", "");
-  for (const auto& l : links) {
-    if (!l.is_object() || l.value("kind", "") != kind) continue;
+  const std::string kind = obj.contains("kind") ? r.string(obj, "kind", path, std::nullopt) : link_kinds[0];
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    const json& l = links[i];
+    if (link_kinds[i] != kind) continue;
     if (!l.contains("fit") || !l["fit"].is_object()) r.fail(path + ".profile", "link '" + kind + "' in '" + name + "' has no fit");
-    const JsonReader pr(file.string());
-    return NetLink{pr.number(l["fit"], "latency_us", "links." + kind + ".fit", std::nullopt),
-                   pr.number(l["fit"], "bandwidth_GBps", "links." + kind + ".fit", std::nullopt, 0.0, true)};
+    return NetLink{pr.latency_us(l["fit"], "latency_us", "links." + kind + ".fit", std::nullopt),
+                   pr.bandwidth_GBps(l["fit"], "bandwidth_GBps", "links." + kind + ".fit", std::nullopt, false)};
   }
   r.fail(path + ".kind", "no link curve '" + kind + "' in '" + name + "' (it has: " + (kinds.empty() ? "none" : kinds) + ")");
 }
@@ -61,7 +69,7 @@ NetLink net_link(const JsonReader& r, const json& obj, const std::string& path) 
     return profile_link(r, obj, path);
   }
   if (obj.contains("kind")) r.fail(path + ".kind", "only with a profile");
-  return NetLink{r.number(obj, "latency_us", path, 0.0), r.number(obj, "bandwidth_GBps", path, std::nullopt, 0.0, true)};
+  return NetLink{r.latency_us(obj, "latency_us", path, 0.0), r.bandwidth_GBps(obj, "bandwidth_GBps", path, std::nullopt, false)};
 }
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
@@ -102,7 +110,7 @@ void parse_memory(const JsonReader& r, const json& doc, Config& c) {
     r.fail("memory.limit_GiB", "give limit_bytes or limit_GiB, not both");
   if (m.contains("limit_bytes")) spec.limit_bytes = r.integer(m, "limit_bytes", "memory", 0, 1, std::int64_t{1} << 50);
   if (m.contains("limit_GiB"))
-    spec.limit_bytes = static_cast<std::int64_t>(std::llround(r.number(m, "limit_GiB", "memory", 0.0, 0.0, true) * kGiB));
+    spec.limit_bytes = static_cast<std::int64_t>(std::llround(r.gib(m, "limit_GiB", "memory") * kGiB));
   const std::string opt = r.string(m, "optimizer", "memory", "adam");
   if (opt == "adam") spec.optimizer = Optimizer::Adam;
   else if (opt == "sgd") spec.optimizer = Optimizer::Sgd;
@@ -142,7 +150,7 @@ void parse_cluster_topology(const JsonReader& r, const json& cluster, Config& c)
     if (merged.contains("intra_link")) net_link(pr, merged["intra_link"], "intra_link");
     if (merged.contains("inter_link")) net_link(pr, merged["inter_link"], "inter_link");
     if (merged.contains("device_peak_tflops") && !cluster.contains("device_peak_tflops"))
-      c.device_peak_tflops = pr.number(merged, "device_peak_tflops", "", 0.0);
+      c.device_peak_tflops = pr.number(merged, "device_peak_tflops", "", 0.0, 0.0, false, 1e9);
     if (!merged.contains("nodes")) merged["nodes"] = 1;
   }
   for (const char* key : kClusterTopologyKeys)
@@ -152,7 +160,7 @@ void parse_cluster_topology(const JsonReader& r, const json& cluster, Config& c)
     for (const char* key : {"nics_per_node", "intra_link", "inter_link", "placement"})
       if (merged.contains(key)) r.fail(std::string("cluster.") + key, "needs cluster.nodes and cluster.gpus_per_node");
     if (merged.contains("gpu_memory_GiB"))
-      spec.gpu_memory_bytes = static_cast<std::int64_t>(std::llround(r.number(merged, "gpu_memory_GiB", "cluster", 0.0, 0.0, true) * kGiB));
+      spec.gpu_memory_bytes = static_cast<std::int64_t>(std::llround(r.gib(merged, "gpu_memory_GiB", "cluster") * kGiB));
     return;
   }
   spec.nodes = static_cast<int>(r.integer(merged, "nodes", "cluster", 1, 1, 65536));
@@ -162,7 +170,7 @@ void parse_cluster_topology(const JsonReader& r, const json& cluster, Config& c)
   NetLink flat;
   if (cluster.contains("link") && cluster.at("link").is_object()) {
     const json& link = cluster.at("link");
-    flat = NetLink{r.number(link, "latency_us", "cluster.link", 0.0), r.number(link, "bandwidth_GBps", "cluster.link", 0.0)};
+    flat = NetLink{r.latency_us(link, "latency_us", "cluster.link", 0.0), r.bandwidth_GBps(link, "bandwidth_GBps", "cluster.link", 0.0, true)};
   }
   spec.intra = merged.contains("intra_link") ? net_link(r, merged["intra_link"], "cluster.intra_link") : flat;
   spec.inter = merged.contains("inter_link") ? net_link(r, merged["inter_link"], "cluster.inter_link") : flat;
@@ -171,7 +179,7 @@ void parse_cluster_topology(const JsonReader& r, const json& cluster, Config& c)
   else if (placement == "data") spec.placement = Placement::DataInner;
   else r.fail("cluster.placement", "must be \"pipeline\" (stages on consecutive GPUs) or \"data\" (data-parallel replicas of a stage side by side), got \"" + placement + "\"");
   if (merged.contains("gpu_memory_GiB"))
-    spec.gpu_memory_bytes = static_cast<std::int64_t>(std::llround(r.number(merged, "gpu_memory_GiB", "cluster", 0.0, 0.0, true) * kGiB));
+    spec.gpu_memory_bytes = static_cast<std::int64_t>(std::llround(r.gib(merged, "gpu_memory_GiB", "cluster") * kGiB));
   if (static_cast<std::int64_t>(spec.nodes) * spec.gpus_per_node > kMaxStages * 1024)
     r.fail("cluster.nodes", "more than " + std::to_string(kMaxStages * 1024) + " GPUs in all");
 }

@@ -95,19 +95,23 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
     if (shape.contains("layers")) shape["num_layers"] = shape.at("layers");
     if (shape.contains("seq_length")) shape["sequence_length"] = shape.at("seq_length");
   }
-  auto pick = [&](const char* key, std::optional<std::int64_t> fallback, std::int64_t min) {
-    if (model.contains(key)) return r.integer(model, key, "model", fallback, min, std::int64_t{1} << 40);
-    if (shape.contains(key)) return r.integer(shape, key, "model.preset", fallback, min, std::int64_t{1} << 40);
+  // Shape bounds (calibrate/model.h): every byte count and FLOP figure the formulas
+  // derive from them stays inside int64.
+  auto pick = [&](const char* key, std::optional<std::int64_t> fallback, std::int64_t min, std::int64_t max) {
+    if (model.contains(key)) return r.integer(model, key, "model", fallback, min, max);
+    if (shape.contains(key)) return r.integer(shape, key, "model.preset", fallback, min, max);
     if (!fallback) r.fail(std::string("model.") + key, "missing (required for a transformer costed from \"costs\")");
     return *fallback;
   };
-  t.layers = static_cast<int>(pick("num_layers", std::nullopt, 1));
-  t.hidden = pick("hidden", std::nullopt, 1);
-  t.heads = pick("heads", std::nullopt, 1);
-  t.ffn_hidden = pick("ffn_hidden", 4 * t.hidden, 1);
-  t.vocab = pick("vocab", 0, 0);
-  t.seq = pick("sequence_length", std::nullopt, 1);
-  t.micro_batch = pick("micro_batch_size", 1, 1);
+  (void)r.string(model, "name", "model", "");
+  (void)r.string(doc, "description", "", "");
+  t.layers = static_cast<int>(pick("num_layers", std::nullopt, 1, std::min(kMaxLayers, cal::kMaxModelLayers)));
+  t.hidden = pick("hidden", std::nullopt, 1, cal::kMaxHidden);
+  t.heads = pick("heads", std::nullopt, 1, cal::kMaxHeads);
+  t.ffn_hidden = pick("ffn_hidden", 4 * t.hidden, 1, 4 * cal::kMaxHidden);
+  t.vocab = pick("vocab", 0, 0, cal::kMaxVocab);
+  t.seq = pick("sequence_length", std::nullopt, 1, cal::kMaxSeq);
+  t.micro_batch = pick("micro_batch_size", 1, 1, cal::kMaxMicroBatch);
   try {
     t.dtype = cal::parse_dtype(r.string(model, "dtype", "model", "bf16"));
   } catch (const std::invalid_argument& e) {

@@ -1,8 +1,6 @@
 #include "ppsim/schedules/user_schedule.h"
 
-#include <fstream>
-#include <sstream>
-
+#include "ppsim/input/json_file.h"
 #include "ppsim/schedules/registry.h"
 
 namespace ppsim {
@@ -49,6 +47,8 @@ Schedule parse_user_schedule(const json& doc) {
     if (!ok) fail(it.key(), "unknown key (allowed: name, devices, microbatches, chunks, pipes, split_backward, ops, description)");
   }
   Schedule s;
+  for (const char* key : {"name", "description"})
+    if (doc.contains(key) && !doc.at(key).is_string()) fail(key, "must be a string");
   s.name = doc.value("name", std::string("user"));
   s.devices = get_int(doc, "devices", -1, 1, 16384);
   s.microbatches = get_int(doc, "microbatches", -1, 1, 1'000'000);
@@ -111,15 +111,11 @@ Schedule parse_user_schedule(const json& doc) {
 }
 
 Schedule load_user_schedule(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ScheduleError(path + ": cannot open file");
-  std::stringstream buf;
-  buf << in.rdbuf();
   json doc;
   try {
-    doc = json::parse(buf.str());
-  } catch (const json::exception& e) {
-    throw ScheduleError(path + ": malformed JSON: " + e.what());
+    doc = read_json_input(path);
+  } catch (const InputFileError& e) {
+    throw ScheduleError(e.what());
   }
   try {
     return parse_user_schedule(doc);

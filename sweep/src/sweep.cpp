@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ppsim/run/cluster.h"
+#include "ppsim/run/budget.h"
 #include "ppsim/run/json_reader.h"
 #include "ppsim/run/overrides.h"
 #include "ppsim/schedules/registry.h"
@@ -100,7 +101,8 @@ namespace {
 /// Checks one override value's type; `path` names it in the sweep file.
 void check_value(const JsonReader& r, const std::string& name, const json& v, const std::string& path) {
   auto positive_int = [&] {
-    if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > (1 << 24))
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > (1 << 24)) ||
+        v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > (1 << 24))
       r.fail(path, "must be a positive integer (got " + JsonReader::brief(v) + ")");
   };
   if (name == "schedule") {
@@ -117,11 +119,16 @@ void check_value(const JsonReader& r, const std::string& name, const json& v, co
       r.fail(path, "must be \"none\", \"selective\" or \"full\" (got " + JsonReader::brief(v) + ")");
   } else if (name == "partition") {
     const bool word = v.is_string() && (v == "uniform" || v == "balanced");
-    bool list = v.is_array() && !v.empty();
-    if (list)
-      for (const auto& x : v) list = list && x.is_number_integer() && x.get<std::int64_t>() >= 1;
+    const bool list = v.is_array() && !v.empty();
     if (!word && !list)
       r.fail(path, "must be \"uniform\", \"balanced\" or a list of layer counts (got " + JsonReader::brief(v) + ")");
+    // The same bounds as a config's pipeline.partition list (1..kMaxLayers each).
+    if (list && v.size() > static_cast<std::size_t>(kMaxStages * kMaxChunks))
+      r.fail(path, "lists " + std::to_string(v.size()) + " stages, over the limit of " + std::to_string(kMaxStages * kMaxChunks));
+    for (std::size_t i = 0; list && i < v.size(); ++i)
+      if (!v[i].is_number_integer() || v[i].get<std::int64_t>() < 1 || v[i].get<std::int64_t>() > kMaxLayers)
+        r.fail(path + "[" + std::to_string(i) + "]",
+               "must be a layer count in 1.." + std::to_string(kMaxLayers) + " (got " + JsonReader::brief(v[i]) + ")");
   } else {
     positive_int();
   }
@@ -175,6 +182,7 @@ SweepSpec parse_sweep(const json& doc, const std::string& file) {
   JsonReader r(file);
   if (!doc.is_object()) r.fail("", "a sweep must be a JSON object");
   r.check_keys(doc, "", {"description", "base", "grid", "output", "top", "gpus", "global_batch"});
+  (void)r.string(doc, "description", "", "");
   SweepSpec spec;
   spec.file = file;
   if (!doc.contains("base")) r.fail("base", "missing (a config path relative to this file, or an inline config)");
@@ -323,14 +331,45 @@ SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions&
 
 }  // namespace
 
+int sweep_jobs(const SweepOptions& opt, std::size_t points) {
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, std::min<int>(opt.jobs > 0 ? opt.jobs : hw, static_cast<int>(std::max<std::size_t>(1, points))));
+}
+
+std::int64_t estimated_sweep_bytes(const SweepSpec& spec, const SweepOptions& opt) {
+  // The largest shape any point can take, axis by axis, for each schedule it names.
+  PipelineSpec largest = spec.base.pipeline;
+  std::vector<std::string> schedules{largest.schedule};
+  auto widest = [](int& field, const json& v) {
+    if (v.is_number_integer()) field = std::max<int>(field, static_cast<int>(std::min<std::int64_t>(v.get<std::int64_t>(), 1 << 24)));
+  };
+  auto take = [&](const std::string& name, const json& v) {
+    if (name == "stages") widest(largest.stages, v);
+    if (name == "microbatches") widest(largest.microbatches, v);
+    if (name == "chunks") widest(largest.chunks, v);
+    if (name == "schedule" && v.is_string()) schedules.push_back(v.get<std::string>());
+  };
+  for (const auto& a : spec.axes)
+    for (const json& v : a.values) take(a.name, v);
+  for (const json& point : spec.points)
+    for (auto it = point.begin(); it != point.end(); ++it) take(it.key(), it.value());
+  std::int64_t per_run = 0;
+  for (const std::string& name : schedules) {
+    largest.schedule = name;
+    per_run = std::max(per_run, estimated_run_bytes(largest, RunOutputs{memory_limit_bytes(spec.base) > 0}));
+  }
+  const std::size_t points = (spec.size() + static_cast<std::size_t>(opt.shard_count) - 1 - static_cast<std::size_t>(opt.shard_index)) /
+                             static_cast<std::size_t>(opt.shard_count);
+  return kBaseBytes + sweep_jobs(opt, points) * per_run + static_cast<std::int64_t>(points) * kSweepBytesPerPoint;
+}
+
 std::vector<SweepRow> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
   std::vector<std::size_t> points;
   for (std::size_t i = static_cast<std::size_t>(opt.shard_index); i < spec.size(); i += static_cast<std::size_t>(opt.shard_count))
     points.push_back(i);
   std::vector<SweepRow> rows(points.size());
   std::atomic<std::size_t> next{0}, done{0};
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int jobs = std::max(1, std::min<int>(opt.jobs > 0 ? opt.jobs : hw, static_cast<int>(std::max<std::size_t>(1, points.size()))));
+  const int jobs = sweep_jobs(opt, points.size());
   auto worker = [&] {
     for (std::size_t k; (k = next.fetch_add(1)) < points.size();) {
       rows[k] = run_point(spec, points[k], opt);

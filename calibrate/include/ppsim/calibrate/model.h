@@ -99,6 +99,16 @@ std::int64_t korthikanti_attention_bytes(const LayerShape& s);
 std::int64_t expected_activation_bytes(const LayerShape& s);
 
 /// @brief A model preset from configs/models/*.json.
+/// @brief Bounds on a transformer's shape (model presets, ppsim's "costs" configs,
+/// ppsim-calibrate's --model): with all of them at their largest, the attention scores
+/// of one layer (heads x seq^2 x micro-batch x 5 bytes) are 5 x 2^60 bytes, inside int64.
+inline constexpr std::int64_t kMaxModelLayers = 10'000'000;
+inline constexpr std::int64_t kMaxHidden = 1 << 17;      ///< 131,072
+inline constexpr std::int64_t kMaxHeads = 1 << 10;       ///< 1,024
+inline constexpr std::int64_t kMaxSeq = 1 << 20;         ///< 1,048,576 tokens
+inline constexpr std::int64_t kMaxVocab = 1 << 22;       ///< 4,194,304
+inline constexpr std::int64_t kMaxMicroBatch = 1 << 10;  ///< 1,024 samples
+
 struct ModelPreset {
   std::string name;
   int layers{0};

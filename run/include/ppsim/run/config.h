@@ -91,9 +91,28 @@ inline constexpr std::int64_t kMaxStages = 16'384;
 inline constexpr std::int64_t kMaxChunks = 256;
 inline constexpr std::int64_t kMaxLayers = 10'000'000;
 inline constexpr std::int64_t kMaxOps = 100'000'000;
+/// @brief Largest "balanced" partition under a memory limit, in the dynamic program's
+/// steps (capped_partition_steps: stages x layers^2); without a limit the search is
+/// near-linear and unbounded here.
+inline constexpr double kMaxCappedPartitionSteps = 1e11;
 
-/// @brief Reads and parses a JSON file; throws ConfigError(path, "", reason) when it cannot
-/// be opened, is malformed, or holds a number that overflows a double.
+/// @brief Bounds on numbers that keep every derived time (int64 ns) and byte count
+/// inside int64 (docs/config.md, "Limits"). Per field:
+inline constexpr double kMaxLayerMs = 1e6;          ///< one layer's forward/backward/... time: 1000 s
+inline constexpr double kMaxLatencyUs = 1e6;        ///< a link's latency: 1 s
+inline constexpr double kMinBandwidthGBps = 1e-3;   ///< a link's bandwidth: 1 MB/s ...
+inline constexpr double kMaxBandwidthGBps = 1e6;    ///< ... to 1 PB/s
+inline constexpr double kMaxGiB = 1 << 20;          ///< a memory size: 1 PiB
+/// @brief and for the whole run (check_pipeline, with the shape): all work of one
+/// iteration on one device, compute and transfers, under kMaxRunNs; all bytes of the
+/// model times (micro-batches + stages + 2) under kMaxRunBytes.
+inline constexpr double kMaxRunNs = 1e18;  ///< about 31.7 years
+inline constexpr double kMaxRunBytes = 4.6e18;  ///< 2^62
+
+/// @brief Reads and parses a JSON file through read_json_input (ppsim/input/json_file.h:
+/// regular files only, bounded size, depth and strings); throws ConfigError(path, "",
+/// reason) when it cannot be read, is malformed, breaks a limit, or holds a number that
+/// overflows a double.
 nlohmann::json read_json_file(const std::string& path);
 
 /// @brief Parses and validates a config document; throws ConfigError.

@@ -3,6 +3,7 @@
 // file and the JSON path. Unknown keys are errors so that a typo never passes silently.
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -46,9 +47,10 @@ class JsonReader {
     }
   }
 
-  /// Finite number >= min (strictly > min when `strict`).
+  /// Finite number >= min (strictly > min when `strict`) and <= max.
   double number(const nlohmann::json& obj, const std::string& key, const std::string& path,
-                std::optional<double> fallback, double min = 0.0, bool strict = false) const {
+                std::optional<double> fallback, double min = 0.0, bool strict = false,
+                double max = std::numeric_limits<double>::max()) const {
     const std::string p = join(path, key);
     if (!obj.contains(key)) {
       if (!fallback) fail(p, "missing (required number)");
@@ -60,7 +62,32 @@ class JsonReader {
     if (!std::isfinite(x)) fail(p, "must be finite");
     if (strict ? !(x > min) : !(x >= min))
       fail(p, std::string("must be ") + (strict ? "> " : ">= ") + trim(min) + " (got " + brief(v) + ")");
+    if (x > max) fail(p, "must be at most " + trim(max) + " (got " + brief(v) + ")");
     return x;
+  }
+
+  /// A layer's time in ms, in [0, kMaxLayerMs] (config.h: keeps every derived time in int64 ns).
+  double time_ms(const nlohmann::json& obj, const std::string& key, const std::string& path,
+                 std::optional<double> fallback) const {
+    return number(obj, key, path, fallback, 0.0, false, kMaxLayerMs);
+  }
+  /// A link latency in us, in [0, kMaxLatencyUs].
+  double latency_us(const nlohmann::json& obj, const std::string& key, const std::string& path,
+                    std::optional<double> fallback) const {
+    return number(obj, key, path, fallback, 0.0, false, kMaxLatencyUs);
+  }
+  /// A link bandwidth in GB/s: 0 (free, only where `zero_is_free`) or in
+  /// [kMinBandwidthGBps, kMaxBandwidthGBps].
+  double bandwidth_GBps(const nlohmann::json& obj, const std::string& key, const std::string& path,
+                        std::optional<double> fallback, bool zero_is_free) const {
+    const double x = number(obj, key, path, fallback, 0.0, !zero_is_free, kMaxBandwidthGBps);
+    if (x > 0 && x < kMinBandwidthGBps)
+      fail(join(path, key), "must be at least " + trim(kMinBandwidthGBps) + " GB/s (got " + trim(x) + ")");
+    return x;
+  }
+  /// A memory size in GiB, in (0, kMaxGiB].
+  double gib(const nlohmann::json& obj, const std::string& key, const std::string& path) const {
+    return number(obj, key, path, 0.0, 0.0, true, kMaxGiB);
   }
 
   /// Integer in [min, max].

@@ -101,6 +101,13 @@ struct SweepOptions {
   std::ostream* progress{nullptr};
 };
 
+/// @brief Threads a sweep of `points` points runs on (SweepOptions::jobs, else all cores).
+int sweep_jobs(const SweepOptions& opt, std::size_t points);
+
+/// @brief Estimated peak bytes of run_sweep (budget.h): its threads, each simulating the
+/// largest shape a point can take, and the rows it keeps.
+std::int64_t estimated_sweep_bytes(const SweepSpec& spec, const SweepOptions& opt);
+
 /// @brief One point's outcome.
 struct SweepRow {
   std::size_t point{0};
