@@ -160,6 +160,14 @@ VegaOptions figure_options(const RunArgs& a, bool interactive) {
 
 int cmd_run(const RunArgs& a) {
   const VegaOptions print_options = figure_options(a, false);  // a bad --width fails before the run
+  // Every output is checked before the run (one path twice, a path that is not a regular
+  // file) and published together at the end: all of them, or none.
+  OutputSet outputs;
+  const std::pair<const std::string*, const char*> declared[] = {
+      {&a.report, "--report"}, {&a.timeline, "--timeline"}, {&a.vega, "--vega"}, {&a.trace, "--trace"},
+      {&a.svg, "--svg"},       {&a.png, "--png"},           {&a.pdf, "--pdf"},
+      {&a.html, "--html"}};
+  for (const auto& [path, flag] : declared) outputs.add(*path, flag);
   const Config config = load_config_with_overrides(a.config, a.overrides.config());
   // Memory samples feed the timeline, trace and chart, and the exact OOM instant; a run
   // that shows none of them skips them (about 24 bytes per op).
@@ -175,21 +183,29 @@ int cmd_run(const RunArgs& a) {
   const SimResult result = simulate_checked(run, *links, SimOptions{samples});
   const Metrics metrics = compute_metrics(run, result);
   const json report = report_json(run, metrics);
-  std::vector<std::pair<std::string, std::string>> files;
-  if (!a.report.empty()) files.emplace_back(a.report, report.dump(2) + "\n");
-  if (!a.timeline.empty()) files.emplace_back(a.timeline, make_timeline(run.schedule, result).dump() + "\n");
-  json vega;
-  if (figures) vega = vega_spec(run.schedule, result, metrics, print_options);
-  if (!a.vega.empty()) files.emplace_back(a.vega, vega.dump() + "\n");
-  if (!a.html.empty()) {
-    const json page_spec = vega_spec(run.schedule, result, metrics, figure_options(a, true));
-    files.emplace_back(a.html, gantt_html(page_spec, page_spec["title"]["text"].get<std::string>(),
-                                          format_report_table(report)));
+  if (!a.report.empty()) outputs.write(a.report, report.dump(2) + "\n");
+  // The timeline and the trace stream to their files, event by event.
+  if (!a.timeline.empty())
+    outputs.write(a.timeline, [&](std::ostream& out) {
+      write_timeline(out, run.schedule, result);
+      out << "\n";
+    });
+  if (!a.trace.empty())
+    outputs.write(a.trace, [&](std::ostream& out) {
+      write_chrome_trace(out, run.schedule, result, metrics);
+      out << "\n";
+    });
+  if (figures) {
+    const json vega = vega_spec(run.schedule, result, metrics, print_options);
+    if (!a.vega.empty()) outputs.write(a.vega, vega.dump() + "\n");
+    if (!a.html.empty()) {
+      const json page_spec = vega_spec(run.schedule, result, metrics, figure_options(a, true));
+      outputs.write(a.html, gantt_html(page_spec, page_spec["title"]["text"].get<std::string>(), format_report_table(report)));
+    }
+    // Rendered figures join the other outputs: all are written, or none.
+    for (const auto& [path, bytes] : render_vega_files(vega, RenderTargets{a.svg, a.png, a.pdf})) outputs.write(path, bytes);
   }
-  if (!a.trace.empty()) files.emplace_back(a.trace, chrome_trace(run.schedule, result, metrics).dump() + "\n");
-  // Rendered figures join the other outputs: all are written, or none.
-  for (auto& f : render_vega_files(vega, RenderTargets{a.svg, a.png, a.pdf})) files.push_back(std::move(f));
-  write_files_atomically(files);
+  outputs.commit();
   if (a.json_out) std::cout << report.dump(2) << "\n";
   else std::cout << format_report_table(report);
   return 0;
@@ -376,6 +392,7 @@ void reexec_with_huge_pages(char** argv) {
 
 int main(int argc, char** argv) {
   reexec_with_huge_pages(argv);
+  install_output_signal_handlers();
   CLI::App app{"ppsim: discrete-event simulator of pipeline-parallel training schedules"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ppsim 0.1.0");

@@ -1,6 +1,7 @@
 #include "sweep_cmd.h"
 
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 
 #include "ppsim/run/budget.h"
@@ -44,13 +45,18 @@ int cmd_sweep(const SweepArgs& a) {
   const std::string csv = !a.csv.empty() ? a.csv : !spec.csv_path.empty() ? spec.csv_path : stem + ".csv";
   const std::string json_path = !a.json.empty() ? a.json : !spec.json_path.empty() ? spec.json_path : stem + ".json";
   const std::string vega = !a.vega.empty() ? a.vega : spec.vega_path;
+  // The outputs are checked before the points run and published together at the end.
+  OutputSet outputs;
+  outputs.add(csv, "--csv");
+  outputs.add(json_path, "--json");
+  outputs.add(vega, "--vega");
   check_memory_budget(a.sweep, estimated_sweep_bytes(spec, opt),
                       memory_budget(a.max_memory));
   const auto rows = run_sweep(spec, opt);
-  std::vector<std::pair<std::string, std::string>> files = {{csv, sweep_csv(spec, rows)},
-                                                            {json_path, sweep_json(spec, rows, opt).dump(1) + "\n"}};
-  if (!vega.empty()) files.emplace_back(vega, sweep_vega(spec, rows).dump(1) + "\n");
-  write_files_atomically(files);
+  outputs.write(csv, [&](std::ostream& out) { out << sweep_csv(spec, rows); });
+  outputs.write(json_path, [&](std::ostream& out) { out << std::setw(1) << sweep_json(spec, rows, opt) << "\n"; });
+  if (!vega.empty()) outputs.write(vega, [&](std::ostream& out) { out << std::setw(1) << sweep_vega(spec, rows) << "\n"; });
+  outputs.commit();
   std::cout << format_best_points(rows, a.top >= 0 ? a.top : spec.top);
   std::cout << "wrote " << csv << ", " << json_path << (vega.empty() ? "" : ", " + vega) << "\n";
   return 0;

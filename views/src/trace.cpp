@@ -3,10 +3,13 @@
 #include "ppsim/views/trace.h"
 
 #include <algorithm>
+#include <sstream>
 #include <map>
 #include <vector>
 #include <string>
 #include <utility>
+
+#include "json_array_stream.h"
 
 namespace ppsim {
 namespace {
@@ -29,7 +32,7 @@ json metadata(const char* name, int pid, int tid, const char* key, json value) {
   return e;
 }
 
-void add_collective_slice(json& events, int device, const std::string& name, TimeNs start, TimeNs end, json args) {
+void add_collective_slice(JsonArrayStream& events, int device, const std::string& name, TimeNs start, TimeNs end, json args) {
   events.push_back({{"ph", "X"}, {"name", name}, {"cat", "collective"}, {"pid", device + 1},
                     {"tid", kTraceCollectiveTid}, {"ts", to_us(start)}, {"dur", to_us(end - start)},
                     {"args", std::move(args)}});
@@ -38,7 +41,7 @@ void add_collective_slice(json& events, int device, const std::string& name, Tim
 // The pipeline's gradient syncs (bidirectional schedules) and each device's
 // data-parallel all-reduce, drawn as its total time ending when the last one ends, on a
 // "collective" thread of the devices that take part.
-void add_collectives(json& events, const SimResult& result, const Metrics& metrics) {
+void add_collectives(JsonArrayStream& events, const SimResult& result, const Metrics& metrics) {
   std::vector<bool> named(static_cast<std::size_t>(result.devices), false);
   auto lane = [&](int d) {
     if (named[static_cast<std::size_t>(d)]) return;
@@ -61,7 +64,7 @@ void add_collectives(json& events, const SimResult& result, const Metrics& metri
 }
 
 // Each device a process with its compute, send and recv threads, named and in that order.
-void add_device_metadata(json& events, int devices) {
+void add_device_metadata(JsonArrayStream& events, int devices) {
   for (int d = 0; d < devices; ++d) {
     const int pid = trace_pid(d);
     events.push_back(metadata("process_name", pid, -1, "name", "device " + std::to_string(d)));
@@ -75,7 +78,7 @@ void add_device_metadata(json& events, int devices) {
   }
 }
 
-void add_op_slices(json& events, const SimResult& result, bool chunks, bool pipes) {
+void add_op_slices(JsonArrayStream& events, const SimResult& result, bool chunks, bool pipes) {
   for (std::size_t i = 0; i < result.ops.size(); ++i) {
     const OpRecord& r = result.ops[i];
     events.push_back({
@@ -101,7 +104,7 @@ void add_op_slices(json& events, const SimResult& result, bool chunks, bool pipe
 // lane 0 is the named send/recv thread, further lanes are extra threads ("send 2", ...).
 class TransferLanes {
  public:
-  explicit TransferLanes(json& events) : events_(events) {}
+  explicit TransferLanes(JsonArrayStream& events) : events_(events) {}
 
   // The thread id of the lane `t` takes on (pid, base_tid); names a new extra lane.
   int take(int pid, int base_tid, const TransferRecord& t) {
@@ -126,13 +129,13 @@ class TransferLanes {
     events_.push_back(metadata("thread_sort_index", pid, tid, "sort_index", tid));
   }
 
-  json& events_;
+  JsonArrayStream& events_;
   std::map<std::pair<int, int>, std::vector<TimeNs>> lane_free_;  // (pid, base tid) -> ends
 };
 
 // Transfer `i`: a send slice and a recv slice with the same args, joined to the
 // consuming op by one flow (`s` on the send, `t` on the recv, `f` on the consumer).
-void add_transfer(json& events, TransferLanes& lanes, const SimResult& result, std::size_t i,
+void add_transfer(JsonArrayStream& events, TransferLanes& lanes, const SimResult& result, std::size_t i,
                   bool chunks, bool pipes) {
   const TransferRecord& t = result.transfers[i];
   const int send_tid = lanes.take(trace_pid(t.src), kTraceSendTid, t);
@@ -167,12 +170,12 @@ void add_transfer(json& events, TransferLanes& lanes, const SimResult& result, s
                     {"ts", mid_us(consumer.start, consumer.end)}});
 }
 
-void add_transfers(json& events, const SimResult& result, bool chunks, bool pipes) {
+void add_transfers(JsonArrayStream& events, const SimResult& result, bool chunks, bool pipes) {
   TransferLanes lanes(events);
   for (std::size_t i = 0; i < result.transfers.size(); ++i) add_transfer(events, lanes, result, i, chunks, pipes);
 }
 
-void add_memory_counters(json& events, const SimResult& result) {
+void add_memory_counters(JsonArrayStream& events, const SimResult& result) {
   for (const MemorySample& s : result.memory) {
     events.push_back({{"ph", "C"}, {"name", "memory"}, {"pid", trace_pid(s.device)},
                       {"ts", to_us(s.t)}, {"args", {{"bytes", s.bytes.value}}}});
@@ -189,26 +192,37 @@ json chrome_trace(const Schedule& schedule, const SimResult& result) {
   return chrome_trace(schedule, result, pipeline_metrics(result));
 }
 
-json chrome_trace(const Schedule& schedule, const SimResult& result, const Metrics& metrics) {
+// Keys in nlohmann's (sorted) order, so the bytes match a dump() of the whole document.
+void write_chrome_trace(std::ostream& out, const Schedule& schedule, const SimResult& result, const Metrics& metrics) {
   const bool chunks = schedule.chunks > 1;
   const bool pipes = schedule.pipes > 1;
   const int devices = std::max(result.devices, schedule.devices);
-  json events = json::array();
+  const json other = {{"generator", "ppsim"},
+                      {"schedule", schedule.name},
+                      {"devices", devices},
+                      {"microbatches", schedule.microbatches},
+                      {"chunks", schedule.chunks},
+                      {"iteration_time_ms", metrics.iteration_time.ms()}};
+  out << '{';
+  write_json_key(out, "displayTimeUnit");
+  out << json("ms").dump() << ',';
+  write_json_key(out, "otherData");
+  out << other.dump() << ',';
+  write_json_key(out, "traceEvents");
+  JsonArrayStream events(out);
   add_device_metadata(events, devices);
   add_op_slices(events, result, chunks, pipes);
   add_transfers(events, result, chunks, pipes);
   add_collectives(events, result, metrics);
   add_memory_counters(events, result);
-  return {
-      {"traceEvents", std::move(events)},
-      {"displayTimeUnit", "ms"},
-      {"otherData", {{"generator", "ppsim"},
-                     {"schedule", schedule.name},
-                     {"devices", devices},
-                     {"microbatches", schedule.microbatches},
-                     {"chunks", schedule.chunks},
-                     {"iteration_time_ms", metrics.iteration_time.ms()}}},
-  };
+  events.close();
+  out << '}';
+}
+
+json chrome_trace(const Schedule& schedule, const SimResult& result, const Metrics& metrics) {
+  std::ostringstream text;
+  write_chrome_trace(text, schedule, result, metrics);
+  return json::parse(text.str());
 }
 
 }  // namespace ppsim

@@ -708,6 +708,7 @@ std::pair<int, std::string> run_capturing_stderr(const std::vector<std::string>&
   args.push_back(nullptr);
   pid_t pid = 0;
   const int spawned = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  if (spawned == 0) register_child_process(pid);  // a signal kills it before removing temporaries
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_fds[1]);
   std::string err;
@@ -718,6 +719,7 @@ std::pair<int, std::string> run_capturing_stderr(const std::vector<std::string>&
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  register_child_process(0);
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   // Keep the last non-empty line: render.mjs says what failed in one line at the end.
   std::string line;
@@ -754,6 +756,7 @@ void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
   std::string tmpl = (fs::temp_directory_path() / "ppsim-vega-XXXXXX.json").string();
   const int fd = ::mkstemps(tmpl.data(), 5);
   if (fd < 0) throw OutputError("cannot create a temporary file for the Vega-Lite spec");
+  const int spec_slot = register_temp_path(tmpl, TempKind::file);
   const std::string text = spec.dump();
   const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ::close(fd);
@@ -767,9 +770,11 @@ void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
     result = run_capturing_stderr(argv);
   } catch (...) {
     fs::remove(tmpl);
+    unregister_temp_path(spec_slot);
     throw;
   }
   fs::remove(tmpl);
+  unregister_temp_path(spec_slot);
   if (result.first != 0) {
     std::string why = result.second.empty() ? "node exited with status " + std::to_string(result.first)
                                             : result.second;
@@ -785,6 +790,7 @@ std::vector<std::pair<std::string, std::string>> render_vega_files(const nlohman
   std::string tmpl = (fs::temp_directory_path() / "ppsim-render-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) throw OutputError("cannot create a temporary folder for rendering");
   const fs::path dir = tmpl;
+  const int dir_slot = register_temp_path(tmpl, TempKind::folder_with_files);
   RenderTargets staged;
   std::vector<std::pair<std::string, fs::path>> pairs;
   auto stage = [&](const std::string& target, std::string& field, const char* name) {
@@ -807,10 +813,12 @@ std::vector<std::pair<std::string, std::string>> render_vega_files(const nlohman
   } catch (...) {
     std::error_code ec;
     fs::remove_all(dir, ec);
+    unregister_temp_path(dir_slot);
     throw;
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
+  unregister_temp_path(dir_slot);
   return out;
 }
 

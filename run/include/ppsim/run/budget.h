@@ -23,9 +23,9 @@ struct RunOutputs {
 struct BytesPerOp {
   static constexpr std::int64_t simulation = 130;
   static constexpr std::int64_t samples = 35;
-  static constexpr std::int64_t timeline = 4000;
+  static constexpr std::int64_t timeline = 40;   // streamed to its file: 35 B/op measured (hard-out, BENCHMARKS.md)
   static constexpr std::int64_t vega = 7700;
-  static constexpr std::int64_t trace = 9200;
+  static constexpr std::int64_t trace = 45;      // streamed: 38 B/op measured
 };
 /// @brief Bytes a sweep keeps per point (its row, its report, the CSV and JSON built at
 /// the end), measured likewise.

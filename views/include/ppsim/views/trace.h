@@ -1,6 +1,8 @@
 #pragma once
 /// @file trace.h
 /// @brief Chrome Trace Event / Perfetto JSON of a simulated run: a view over SimResult.
+#include <ostream>
+
 #include <nlohmann/json.hpp>
 
 #include "ppsim/engine/engine.h"
@@ -33,6 +35,9 @@ int extra_lane_tid(int base_tid, int lane);
 /// `args.bytes`) per device with one value per memory sample. Pure: no I/O.
 /// `otherData.iteration_time_ms` is the Metrics' iteration time (metrics.h).
 nlohmann::json chrome_trace(const Schedule& schedule, const SimResult& result, const Metrics& metrics);
+/// @brief Writes the same document, compact as `chrome_trace(...).dump()`, event by
+/// event: a few hundred bytes of memory per op (the transfer lanes), not the whole trace.
+void write_chrome_trace(std::ostream& out, const Schedule& schedule, const SimResult& result, const Metrics& metrics);
 /// @brief The same with pipeline_metrics(result).
 nlohmann::json chrome_trace(const Schedule& schedule, const SimResult& result);
 

@@ -1,0 +1,12 @@
+// libFuzzer target: the sweep reader (load_sweep: the grid, outputs and an inline or
+// referenced base config). Refusals must be ConfigError or ScheduleError.
+#include "fuzz_input.h"
+#include "ppsim/run/config.h"
+#include "ppsim/schedules/schedule.h"
+#include "ppsim/sweep/sweep.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string& path = ppsim_fuzz::input_file(data, size);
+  ppsim_fuzz::expect_only<ppsim::ConfigError, ppsim::ScheduleError>([&] { (void)ppsim::load_sweep(path); });
+  return 0;
+}
