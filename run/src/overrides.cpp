@@ -35,7 +35,7 @@ void scale_micro_batch(Config& c, int b) {
 Config apply_overrides(const Config& base, ConfigOverrides o) {
   Config c = base;
   if (!o.schedule_file.empty()) {
-    const Schedule user = load_user_schedule(o.schedule_file);
+    const Schedule user = load_user_schedule(o.schedule_file, o.chunks.value_or(c.pipeline.chunks));
     c.pipeline.schedule = user.name;
     c.pipeline.schedule_file = o.schedule_file;
     o.stages = user.devices;
@@ -52,6 +52,7 @@ Config apply_overrides(const Config& base, ConfigOverrides o) {
   if (o.partition) c.pipeline.partition = *o.partition;
   if (o.recompute) c.memory.recompute = *o.recompute;
   if (o.data_parallel) c.parallel.data_parallel = *o.data_parallel;
+  if (o.communication) c.pipeline.communication = *o.communication;
   if (o.micro_batch_size && *o.micro_batch_size != c.micro_batch_size) scale_micro_batch(c, *o.micro_batch_size);
   // The world size stays; resolve_devices sets stages x data_parallel when a degree is
   // given (hand-built configs without cluster_devices keep their devices).
@@ -84,6 +85,7 @@ ConfigOverrides overrides_from_json(const json& o) {
     }
     out.partition = std::move(spec);
   }
+  if (o.contains("communication")) out.communication = parse_comm_semantics(o["communication"].get<std::string>());
   if (o.contains("schedule_file")) out.schedule_file = o["schedule_file"].get<std::string>();
   return out;
 }

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "ppsim/schedules/registry.h"
+#include "ppsim/schedules/schedule_formats.h"
 
 namespace ppsim {
 
@@ -38,15 +39,36 @@ int read_number(const std::string& t, std::size_t& pos) {
   return pos == begin ? -1 : static_cast<int>(x);
 }
 
+/// The fields `ppsim schedule --format json` writes for asynchronous schedules and
+/// weight policies other than one version.
+void parse_async_fields(const json& doc, Schedule& s) {
+  if (doc.contains("synchronous")) {
+    if (!doc["synchronous"].is_boolean()) fail("synchronous", "must be true or false");
+    s.synchronous = doc["synchronous"].get<bool>();
+  }
+  s.iterations = get_int(doc, "iterations", 1, 1, 1000);
+  s.measure_from = get_int(doc, "measure_from", 0, 0, 1000);
+  if (doc.contains("weights")) {
+    const json& w = doc["weights"];
+    if (w == "single") s.weights = WeightPolicy::Single;
+    else if (w == "stash") s.weights = WeightPolicy::StashInFlight;
+    else if (w == "double-buffer") s.weights = WeightPolicy::DoubleBuffer;
+    else fail("weights", "must be \"single\", \"stash\" or \"double-buffer\"");
+  }
+}
+
 }  // namespace
 
 Schedule parse_user_schedule(const json& doc) {
   if (!doc.is_object()) fail("(top level)", "must be an object");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
-    static const char* allowed[] = {"name", "devices", "microbatches", "chunks", "pipes", "split_backward", "ops", "description"};
+    static const char* allowed[] = {"name",  "devices", "microbatches", "chunks",       "pipes",  "split_backward",
+                                    "ops",   "description", "synchronous", "iterations", "measure_from", "weights"};
     bool ok = false;
     for (const char* a : allowed) ok = ok || it.key() == a;
-    if (!ok) fail(it.key(), "unknown key (allowed: name, devices, microbatches, chunks, pipes, split_backward, ops, description)");
+    if (!ok)
+      fail(it.key(), "unknown key (allowed: name, devices, microbatches, chunks, pipes, split_backward, ops, description, "
+                     "synchronous, iterations, measure_from, weights)");
   }
   Schedule s;
   s.name = doc.value("name", std::string("user"));
@@ -102,6 +124,8 @@ Schedule parse_user_schedule(const json& doc) {
       s.device_ops[d].push_back(op);
     }
   }
+  parse_async_fields(doc, s);
+  add_replica_syncs(s);
   try {
     validate_schedule(s);
   } catch (const ScheduleError& e) {
@@ -110,11 +134,18 @@ Schedule parse_user_schedule(const json& doc) {
   return s;
 }
 
-Schedule load_user_schedule(const std::string& path) {
+Schedule load_user_schedule(const std::string& path, int chunks) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ScheduleError(path + ": cannot open file");
   std::stringstream buf;
   buf << in.rdbuf();
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".csv") == 0) {
+    try {
+      return parse_torch_csv(buf.str(), chunks);
+    } catch (const ScheduleError& e) {
+      throw ScheduleError(path + ": " + e.what());
+    }
+  }
   json doc;
   try {
     doc = json::parse(buf.str());

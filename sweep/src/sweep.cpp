@@ -34,7 +34,8 @@ constexpr std::size_t kMaxPoints = 10'000'000;
 
 const std::vector<std::string>& sweep_axis_names() {
   static const std::vector<std::string> names = {"schedule",         "stages",    "microbatches", "chunks",
-                                                 "micro_batch_size", "partition", "recompute",    "data_parallel"};
+                                                 "micro_batch_size", "partition", "recompute",    "data_parallel",
+                                                 "communication"};
   return names;
 }
 
@@ -68,6 +69,9 @@ void check_value(const JsonReader& r, const std::string& name, const json& v, co
     if (!v.is_string()) r.fail(path, "must be a schedule name (got " + JsonReader::brief(v) + ")");
     if (find_schedule(v.get<std::string>()) == nullptr)
       r.fail(path, "unknown schedule '" + v.get<std::string>() + "' (known: " + known_schedule_names() + ")");
+  } else if (name == "communication") {
+    if (!v.is_string() || !parse_comm_semantics(v.get<std::string>()))
+      r.fail(path, "must be one of " + known_comm_semantics() + " (got " + JsonReader::brief(v) + ")");
   } else if (name == "recompute") {
     if (!v.is_string() || !parse_recompute(v.get<std::string>()))
       r.fail(path, "must be \"none\", \"selective\" or \"full\" (got " + JsonReader::brief(v) + ")");
@@ -209,7 +213,7 @@ SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions&
     const Run run = prepare_run(c);
     auto links = make_links(c, run.schedule.devices);
     // Memory samples give the exact OOM instant; skip them when no limit applies.
-    const SimResult result = simulate(run.schedule, run.costs, *links, SimOptions{memory_limit_bytes(c) > 0});
+    const SimResult result = simulate_run(run, *links, SimOptions{memory_limit_bytes(c) > 0});
     json rep = make_report(run, result);
     if (!opt.per_device) {  // keep rows small: the critical path's totals, not its steps
       rep.erase("per_device");

@@ -60,7 +60,10 @@ std::string format_report_table(const json& rep) {
   std::ostringstream o;
   o << std::fixed;
   o << "schedule " << rep["schedule"].get<std::string>() << "  stages " << rep["stages"] << "  microbatches "
-    << rep["microbatches"] << "  chunks " << rep["chunks"] << "  devices " << rep["devices"] << "\n";
+    << rep["microbatches"] << "  chunks " << rep["chunks"] << "  devices " << rep["devices"];
+  const bool comm = rep.contains("communication");
+  if (comm) o << "  communication " << rep["communication"].get<std::string>();
+  o << "\n";
   if (rep.contains("model") && rep["model"].is_string() && rep["model"].get<std::string>().find("[costs:") != std::string::npos)
     o << "model " << rep["model"].get<std::string>() << "\n";
   o << std::setprecision(4) << "iteration time " << rep["iteration_time_ms"].get<double>() << " ms";
@@ -82,12 +85,16 @@ std::string format_report_table(const json& rep) {
   }
   o << format_cluster_lines(rep);
   o << "\n";
-  o << std::left << std::setw(7) << "device" << std::right << std::setw(12) << "compute_ms" << std::setw(12) << "idle_ms"
+  o << std::left << std::setw(7) << "device" << std::right << std::setw(12) << "compute_ms";
+  if (comm) o << std::setw(12) << "blocked_ms";
+  o << std::setw(12) << "idle_ms"
     << std::setw(8) << "bubble" << std::setw(14) << "peak_memory" << std::setw(14) << "activations" << std::setw(14)
     << "weights" << std::setw(9) << "versions" << "\n";
   for (const auto& d : rep["per_device"]) {
     o << std::left << std::setw(7) << d["device"].get<int>() << std::right << std::setprecision(3) << std::setw(12)
-      << d["compute_ms"].get<double>() << std::setw(12) << d["idle_ms"].get<double>() << std::setw(8)
+      << d["compute_ms"].get<double>();
+    if (comm) o << std::setw(12) << d["blocked_ms"].get<double>();
+    o << std::setw(12) << d["idle_ms"].get<double>() << std::setw(8)
       << d["bubble_rate"].get<double>() << std::setw(14) << human_bytes(d["peak_memory_bytes"].get<double>())
       << std::setw(14) << human_bytes(d["peak_activation_bytes"].get<double>()) << std::setw(14)
       << human_bytes(d["weights_bytes"].get<double>()) << std::setw(9) << d["weight_versions"].get<int>() << "\n";

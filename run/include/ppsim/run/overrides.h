@@ -23,6 +23,7 @@ struct ConfigOverrides {
   std::optional<Recompute> recompute;       ///< memory.recompute
   std::optional<int> data_parallel;         ///< parallel.data_parallel
   std::string schedule_file;                ///< a user schedule; "" = none
+  std::optional<CommSemantics> communication;  ///< pipeline.communication
 };
 
 /// @brief The config with `o` applied and checked again (resolve_devices, check_pipeline):
