@@ -22,6 +22,7 @@
 #include "ppsim/views/report.h"
 #include "ppsim/views/timeline.h"
 #include "ppsim/sweep/sweep.h"
+#include "ppsim/schedules/schedule_formats.h"
 #include "ppsim/schedules/user_schedule.h"
 #include "plan_cmd.h"
 #include "sweep_cmd.h"
@@ -48,6 +49,7 @@ struct Overrides {
   std::string zero;
   std::string recompute;
   std::string schedule_file;
+  std::string communication;
 
   [[nodiscard]] ConfigOverrides config() const {
     ConfigOverrides o;
@@ -66,6 +68,7 @@ struct Overrides {
     if (!zero.empty()) o.zero = zero == "distributed" ? -1 : std::stoi(zero);
     if (!recompute.empty()) o.recompute = parse_recompute(recompute);
     o.schedule_file = schedule_file;
+    if (!communication.empty()) o.communication = parse_comm_semantics(communication);
     return o;
   }
 };
@@ -83,6 +86,9 @@ void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--microbatches", o.microbatches, "Micro-batches m (overrides pipeline.microbatches)")->check(CLI::PositiveNumber);
   cmd->add_option("--chunks", o.chunks, "Chunks per device v (overrides pipeline.chunks)")->check(CLI::PositiveNumber);
+  cmd->add_option("--comm", o.communication,
+                  "Communication semantics: ideal, torch or megatron (overrides pipeline.communication)")
+      ->check(CLI::IsMember({"ideal", "torch", "megatron"}));
   cmd->add_option("--data-parallel", o.data_parallel,
                   "Data-parallel degree (overrides parallel.data_parallel); devices = stages x degree")
       ->check(CLI::PositiveNumber);
@@ -106,7 +112,7 @@ void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
 /// a built-in one is our bug (exit 1).
 SimResult simulate_checked(const Run& run, LinkModel& links, const SimOptions& options) {
   try {
-    return simulate(run.schedule, run.costs, links, options);
+    return simulate_run(run, links, options);
   } catch (const DeadlockError& e) {
     if (run.config.pipeline.schedule_file.empty()) throw;
     throw ScheduleError(run.config.pipeline.schedule_file + ": " + e.what());
@@ -282,7 +288,10 @@ void print_compare_csv(const json& results) {
 
 void print_compare_table(const Config& base, const json& results, const json& skipped) {
   std::cout << base.file << ": stages " << base.pipeline.stages << ", micro-batches " << base.pipeline.microbatches
-            << ", devices " << base.devices << "; sorted by iteration time\n";
+            << ", devices " << base.devices;
+  if (base.pipeline.communication != CommSemantics::Ideal)
+    std::cout << ", communication " << comm_semantics_name(base.pipeline.communication);
+  std::cout << "; sorted by iteration time\n";
   std::cout << std::left << std::setw(13) << "schedule" << std::right << std::setw(7) << "chunks" << std::setw(14)
             << "iteration_ms" << std::setw(9) << "bubble" << std::setw(14) << "peak_mem_GiB" << std::setw(10)
             << "versions" << std::setw(6) << "sync" << std::setw(6) << "fits" << "\n";
@@ -325,14 +334,15 @@ int cmd_compare(const CompareArgs& a) {
     return 0;
   }
   if (a.json_out) {
-    std::cout << json{{"config", base.file},
-                      {"stages", base.pipeline.stages},
-                      {"microbatches", base.pipeline.microbatches},
-                      {"devices", base.devices},
-                      {"results", results},
-                      {"not_applicable", skipped}}
-                     .dump(2)
-              << "\n";
+    json out{{"config", base.file},
+             {"stages", base.pipeline.stages},
+             {"microbatches", base.pipeline.microbatches},
+             {"devices", base.devices},
+             {"results", results},
+             {"not_applicable", skipped}};
+    if (base.pipeline.communication != CommSemantics::Ideal)
+      out["communication"] = comm_semantics_name(base.pipeline.communication);
+    std::cout << out.dump(2) << "\n";
     return 0;
   }
   print_compare_table(base, results, skipped);
@@ -343,7 +353,36 @@ struct ScheduleArgs {
   std::string schedule;
   int stages{0}, microbatches{0}, chunks{1};
   bool list{false};
+  std::string format{"text"};
+  std::string communication{"ideal"};
 };
+
+/// One device's program as text: compute tokens as the user-schedule reader reads them,
+/// sends and receives as SEND_F3>d1, RECV_B3<d1, a batched call in brackets.
+std::string program_line(const Schedule& s, const CommProgram& prog, int d) {
+  std::string line;
+  std::int32_t open_call = -1;
+  for (const CommStep& st : prog.devices[d]) {
+    const bool comm = st.kind != StepKind::Compute;
+    const bool new_call = comm && st.call != open_call;
+    if (open_call >= 0 && (!comm || new_call)) line += "]";
+    line += new_call ? " [" : " ";
+    open_call = comm ? st.call : -1;
+    if (!comm) {
+      line += user_token(s, d, s.device_ops[d][static_cast<std::size_t>(st.index)]);
+      continue;
+    }
+    const CommTransfer& t = prog.transfers[static_cast<std::size_t>(st.index)];
+    const Op* from = nullptr;
+    for (int i = 0, e = 0; i < s.devices && from == nullptr; e += static_cast<int>(s.device_ops[i].size()), ++i)
+      if (t.producer < e + static_cast<int>(s.device_ops[i].size())) from = &s.device_ops[i][static_cast<std::size_t>(t.producer - e)];
+    const char dir = from->kind == OpKind::Forward ? 'F' : 'B';
+    line += st.kind == StepKind::Send ? std::string("SEND_") + dir + std::to_string(from->microbatch) + ">d" + std::to_string(t.dst)
+                                      : std::string("RECV_") + dir + std::to_string(from->microbatch) + "<d" + std::to_string(t.src);
+  }
+  if (open_call >= 0) line += "]";
+  return line;
+}
 
 int cmd_schedule(const ScheduleArgs& a) {
   if (a.list) {
@@ -360,9 +399,23 @@ int cmd_schedule(const ScheduleArgs& a) {
   if (static_cast<std::int64_t>(a.stages) * a.chunks * a.microbatches * 3 > kMaxOps)
     throw ConfigError("ppsim schedule", "", "shape too large (over " + std::to_string(kMaxOps) + " ops)");
   const Schedule s = make_schedule(a.schedule, ScheduleParams{a.stages, a.microbatches, a.chunks, 0});
+  const CommProgram prog = lower_communication(s, *parse_comm_semantics(a.communication));
+  if (a.format == "json") {
+    if (!prog.devices.empty())
+      throw ConfigError("ppsim schedule", "", "--format json holds compute ops only; use --format torch-csv or text with --comm");
+    std::cout << schedule_to_json(s).dump(1) << "\n";
+    return 0;
+  }
+  if (a.format == "torch-csv") {
+    std::cout << schedule_to_torch_csv(s, &prog);
+    return 0;
+  }
   for (int d = 0; d < s.devices; ++d) {
     std::cout << "device " << d << ":";
-    for (const Op& op : s.device_ops[d]) std::cout << ' ' << op_token(op);
+    if (prog.devices.empty())
+      for (const Op& op : s.device_ops[d]) std::cout << ' ' << user_token(s, d, op);
+    else
+      std::cout << program_line(s, prog, d);
     std::cout << "\n";
   }
   return 0;
@@ -446,6 +499,12 @@ int main(int argc, char** argv) {
   sched->add_option("--microbatches", sch_args.microbatches, "Micro-batches m")->check(CLI::PositiveNumber);
   sched->add_option("--chunks", sch_args.chunks, "Chunks per device v")->check(CLI::PositiveNumber);
   sched->add_flag("--list", sch_args.list, "List the known schedules");
+  sched->add_option("--format", sch_args.format,
+                    "text (default), json (a user schedule --schedule-file reads back) or torch-csv (PyTorch's "
+                    "schedule CSV; with --comm, its compute+comms form)")
+      ->check(CLI::IsMember({"text", "json", "torch-csv"}));
+  sched->add_option("--comm", sch_args.communication, "Show the sends and receives of: ideal (none), torch or megatron")
+      ->check(CLI::IsMember({"ideal", "torch", "megatron"}));
 
   try {
     app.parse(argc, argv);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <string>
 
 #include "ppsim/engine/op_graph.h"
@@ -41,6 +42,8 @@ bool UniformLinkModel::is_free() const { return latency_.ns == 0 && bandwidth_GB
 namespace {
 
 constexpr std::int64_t kMaxEngineOps = std::int64_t{1} << Event::kTargetBits;
+constexpr std::int32_t kSyncNode = -1;      // NodeState::device of a gradient sync
+constexpr std::int32_t kTransferNode = -2;  // ... of a transfer (a graph with communication steps)
 
 template <EventQueue Queue>
 class Engine {
@@ -77,6 +80,14 @@ class Engine {
     if (--node_[index].waiting == 0) start(index);
   }
   void transfer(std::uint32_t producer, std::uint32_t consumer, int dst);
+  [[nodiscard]] Bytes sent_bytes(const Op& op) const {
+    return costs_[op.kind == OpKind::Forward ? op.stage : op.stage - 1].output;
+  }
+  void start_transfer(std::uint32_t node);
+  void transfer_done(std::uint32_t node);
+  void record_blocked();
+  void record_blocked_calls(int device);
+  void record_blocked_waits(int device);
   void adjust_memory(int device, Bytes delta);
   void summarize();
   void run_gradient_syncs();
@@ -105,6 +116,7 @@ class Engine {
   std::vector<int> inflight_;           // micro-batches stashed per device
   std::vector<int> slot_inflight_;      // per (pipe, stage): micro-batches stashed
   std::vector<int> slot_peak_;
+  std::vector<std::size_t> transfer_record_;  // per transfer node: its index in r_.transfers
   Queue queue_;
   std::uint64_t seq_{0};
   TimeNs now_{};
@@ -138,7 +150,9 @@ void Engine<Queue>::setup() {
       r_.ops.push_back(OpRecord{op, d, {}, {}});
       node_.push_back({in_[node_.size()], d});
     }
-  for (std::size_t v = total; v < in_.size(); ++v) node_.push_back({in_[v], -1});  // gradient syncs
+  for (std::size_t v = total; v < in_.size(); ++v)  // gradient syncs, then transfers
+    node_.push_back({in_[v], v < total + g_.num_syncs ? kSyncNode : kTransferNode});
+  transfer_record_.assign(g_.transfers.size(), 0);
   sync_ready_.assign(s_.gradient_syncs.size(), TimeNs{});
   activation_.assign(n, Bytes{});
   inflight_.assign(n, 0);
@@ -187,15 +201,42 @@ void Engine<Queue>::start(std::uint32_t index) {
 template <EventQueue Queue>
 void Engine<Queue>::transfer(std::uint32_t producer, std::uint32_t consumer, int dst) {
   const OpRecord& from = r_.ops[producer];
-  const Bytes bytes = costs_[from.op.kind == OpKind::Forward ? from.op.stage : from.op.stage - 1].output;
+  const Bytes bytes = sent_bytes(from.op);
   const TransferSlot slot = links_.reserve(from.device, dst, bytes, now_);
   r_.transfers.push_back({from.device, dst, static_cast<int>(producer), static_cast<int>(consumer), bytes,
                           slot.start, slot.end});
   push(slot.end, consumer, true);
 }
 
+// A transfer node (a graph with communication steps) starts once both sides posted it
+// and what it waits for ended; it holds its link like any transfer.
+template <EventQueue Queue>
+void Engine<Queue>::start_transfer(std::uint32_t node) {
+  const std::size_t t = node - g_.num_ops - g_.num_syncs;
+  const CommTransfer& tr = g_.transfers[t];
+  const Bytes bytes = sent_bytes(r_.ops[static_cast<std::size_t>(tr.producer)].op);
+  const TransferSlot slot = links_.reserve(tr.src, tr.dst, bytes, now_);
+  transfer_record_[t] = r_.transfers.size();
+  r_.transfers.push_back({tr.src, tr.dst, tr.producer, tr.consumer, bytes, slot.start, slot.end});
+  push(slot.end, node, false);
+}
+
+template <EventQueue Queue>
+void Engine<Queue>::transfer_done(std::uint32_t node) {
+  for (const auto e : boost::make_iterator_range(boost::out_edges(node, g_.csr))) {
+    const auto v = static_cast<std::uint32_t>(boost::target(e, g_.csr));
+    if (--node_[v].waiting != 0) continue;
+    if (node_[v].device >= 0) start(v);
+    else if (node_[v].device == kTransferNode) start_transfer(v);
+  }
+}
+
 template <EventQueue Queue>
 void Engine<Queue>::finish(std::uint32_t index) {
+  if (index >= g_.num_ops) {
+    transfer_done(index);
+    return;
+  }
   const OpRecord& rec = r_.ops[index];
   const Op& op = rec.op;
   const int device = rec.device;
@@ -213,6 +254,8 @@ void Engine<Queue>::finish(std::uint32_t index) {
     NodeState& target = node_[v];
     if (target.device == device) {
       if (--target.waiting == 0) start(v);
+    } else if (target.device == kTransferNode) {
+      if (--target.waiting == 0) start_transfer(v);
     } else if (target.device < 0) {
       sync_ready_[v - g_.num_ops] = now_;  // edges come from each member's last op, in time order
     } else if (free_links_) {
@@ -264,7 +307,57 @@ void Engine<Queue>::summarize() {
       !(s_.synchronous || s_.iterations <= 1 || s_.measure_from < 1 || s_.measure_from >= s_.iterations);
   measure_window(steady_state);
   summarize_devices(steady_state);
+  if (opt_.comm != nullptr && !opt_.comm->devices.empty()) record_blocked();
   if (opt_.record_timeline) finish_memory_timeline();
+}
+
+template <EventQueue Queue>
+void Engine<Queue>::record_blocked() {
+  for (int d = 0; d < s_.devices; ++d) {
+    if (opt_.comm->blocking) record_blocked_calls(d);
+    else record_blocked_waits(d);
+  }
+  for (const BlockedRecord& b : r_.blocked) r_.per_device[b.device].comm_blocked += b.end - b.start;
+}
+
+// Blocking calls: a call is posted when the step before it ends (the run's start for a
+// first step) and returns when its last transfer ends.
+template <EventQueue Queue>
+void Engine<Queue>::record_blocked_calls(int d) {
+  const auto& steps = opt_.comm->devices[d];
+  TimeNs prev_end = r_.first_start;
+  for (std::size_t i = 0; i < steps.size();) {
+    if (steps[i].kind == StepKind::Compute) {
+      prev_end = r_.ops[static_cast<std::size_t>(r_.device_first_op[d] + steps[i].index)].end;
+      ++i;
+      continue;
+    }
+    TimeNs returned = prev_end;
+    const std::int32_t call = steps[i].call;
+    for (; i < steps.size() && steps[i].kind != StepKind::Compute && steps[i].call == call; ++i)
+      returned = std::max(returned, r_.transfers[transfer_record_[static_cast<std::size_t>(steps[i].index)]].end);
+    if (returned > prev_end) r_.blocked.push_back({d, prev_end, returned});
+    prev_end = returned;
+  }
+}
+
+// Non-blocking sends and receives: a compute that starts when the receive of its input
+// ends, later than the op before it on its device, was blocked in that wait.
+template <EventQueue Queue>
+void Engine<Queue>::record_blocked_waits(int d) {
+  std::vector<std::size_t> into(static_cast<std::size_t>(r_.device_first_op[d + 1] - r_.device_first_op[d]), SIZE_MAX);
+  for (const CommStep& st : opt_.comm->devices[d])
+    if (st.kind == StepKind::Recv) {
+      const CommTransfer& t = g_.transfers[static_cast<std::size_t>(st.index)];
+      into[static_cast<std::size_t>(t.consumer - r_.device_first_op[d])] = transfer_record_[static_cast<std::size_t>(st.index)];
+    }
+  TimeNs prev_end = r_.first_start;
+  for (std::size_t i = 0; i < into.size(); ++i) {
+    const OpRecord& rec = r_.ops[static_cast<std::size_t>(r_.device_first_op[d]) + i];
+    if (into[i] != SIZE_MAX && rec.start > prev_end && r_.transfers[into[i]].end == rec.start)
+      r_.blocked.push_back({d, prev_end, rec.start});
+    prev_end = rec.end;
+  }
 }
 
 template <EventQueue Queue>
@@ -350,7 +443,12 @@ SimResult simulate(const Schedule& schedule, const std::vector<StageCost>& costs
     throw ScheduleError("schedule has " + std::to_string(total) + " ops; the engine handles fewer than " +
                         std::to_string(kMaxEngineOps));
   std::vector<std::uint32_t> in;
-  auto graph = std::make_shared<const OpGraph>(build_op_graph(schedule, &in));
+  const bool with_comm = options.comm != nullptr && !options.comm->devices.empty();
+  auto graph = std::make_shared<const OpGraph>(with_comm ? build_comm_graph(schedule, *options.comm, &in)
+                                                         : build_op_graph(schedule, &in));
+  if (graph->num_nodes() >= kMaxEngineOps)
+    throw ScheduleError("schedule has " + std::to_string(graph->num_nodes()) + " ops and transfers; the engine handles fewer than " +
+                        std::to_string(kMaxEngineOps));
   check_acyclic(schedule, *graph, in);
   if (options.queue == EventQueueKind::QuaternaryHeap)
     return Engine<QuaternaryHeapQueue>(schedule, costs, links, options, std::move(graph), in).run();

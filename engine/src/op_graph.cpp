@@ -167,7 +167,52 @@ class EdgeIterator {
   value_type edge_{};
 };
 
+std::string describe(const Schedule& s, const OpGraph& g, std::uint32_t node);
+
+/// The program's waits between steps (communication.h): edges into `edges`.
+void add_program_edges(const OpGraph& g, const CommProgram& prog, std::vector<std::pair<std::uint32_t, std::uint32_t>>& edges) {
+  const std::uint32_t base = g.num_ops + g.num_syncs;
+  for (std::size_t d = 0; d < prog.devices.size(); ++d) {
+    const auto& steps = prog.devices[d];
+    const auto node = [&](const CommStep& st) {
+      return st.kind == StepKind::Compute ? static_cast<std::uint32_t>(g.device_first_op[d] + st.index)
+                                          : base + static_cast<std::uint32_t>(st.index);
+    };
+    if (prog.blocking) {
+      // Units: a compute op, or all the transfers of one call. Each waits for the one before.
+      std::size_t prev_begin = 0, prev_end = 0;
+      for (std::size_t i = 0; i < steps.size();) {
+        std::size_t j = i + 1;
+        while (steps[i].kind != StepKind::Compute && j < steps.size() && steps[j].kind != StepKind::Compute &&
+               steps[j].call == steps[i].call)
+          ++j;
+        for (std::size_t a = prev_begin; a < prev_end; ++a)
+          for (std::size_t b = i; b < j; ++b) edges.emplace_back(node(steps[a]), node(steps[b]));
+        prev_begin = i;
+        prev_end = j;
+        i = j;
+      }
+    } else {
+      // One ordered stream per device pair: each transfer waits for the previous one
+      // this device posted with the same peer.
+      std::vector<std::int64_t> last(prog.devices.size(), -1);
+      for (const CommStep& st : steps) {
+        if (st.kind == StepKind::Compute) continue;
+        const CommTransfer& t = prog.transfers[static_cast<std::size_t>(st.index)];
+        const std::size_t peer = static_cast<std::size_t>(st.kind == StepKind::Send ? t.dst : t.src);
+        if (last[peer] >= 0) edges.emplace_back(static_cast<std::uint32_t>(last[peer]), node(st));
+        last[peer] = node(st);
+      }
+    }
+  }
+}
+
 std::string describe(const Schedule& s, const OpGraph& g, std::uint32_t node) {
+  if (g.is_transfer(node)) {
+    const CommTransfer& t = g.transfers[node - g.num_ops - g.num_syncs];
+    return "the transfer device " + std::to_string(t.src) + " -> " + std::to_string(t.dst) + " after " +
+           describe(s, g, static_cast<std::uint32_t>(t.producer));
+  }
   const auto it = std::upper_bound(g.device_first_op.begin(), g.device_first_op.end(), static_cast<int>(node));
   const int device = static_cast<int>(it - g.device_first_op.begin()) - 1;
   const Op& op = s.device_ops[device][node - static_cast<std::uint32_t>(g.device_first_op[device])];
@@ -189,7 +234,45 @@ OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_
                      EdgeIterator(&rule, false, in_degrees != nullptr ? in_degrees->data() : nullptr),
                      EdgeIterator(&rule, true), nodes, static_cast<std::uint32_t>(bound));
   g.num_ops = rule.num_ops();
+  g.num_syncs = static_cast<std::uint32_t>(schedule.gradient_syncs.size());
   g.device_first_op = rule.device_first_op();
+  return g;
+}
+
+OpGraph build_comm_graph(const Schedule& schedule, const CommProgram& program, std::vector<std::uint32_t>* in_degrees) {
+  const DependencyRule rule(schedule);
+  OpGraph g;
+  g.num_ops = rule.num_ops();
+  g.num_syncs = static_cast<std::uint32_t>(schedule.gradient_syncs.size());
+  g.device_first_op = rule.device_first_op();
+  g.transfers = program.transfers;
+  const std::uint32_t base = g.num_ops + g.num_syncs;
+  const std::uint32_t nodes = base + static_cast<std::uint32_t>(program.transfers.size());
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> edges = rule.sync_edges();
+  std::vector<int> device(g.num_ops);
+  for (int d = 0; d < schedule.devices; ++d)
+    for (int u = g.device_first_op[d]; u < g.device_first_op[d + 1]; ++u) device[static_cast<std::size_t>(u)] = d;
+  std::uint32_t out[3];
+  for (int d = 0; d < schedule.devices; ++d)
+    for (std::size_t i = 0; i < schedule.device_ops[d].size(); ++i) {
+      const auto u = static_cast<std::uint32_t>(g.device_first_op[d]) + static_cast<std::uint32_t>(i);
+      const int n = rule.consumers(d, i, u, out);
+      for (int k = 0; k < n; ++k)  // cross-device data edges go through their transfer
+        if (device[out[k]] == d) edges.emplace_back(u, out[k]);
+    }
+  for (std::size_t t = 0; t < program.transfers.size(); ++t) {
+    const auto x = base + static_cast<std::uint32_t>(t);
+    edges.emplace_back(static_cast<std::uint32_t>(program.transfers[t].producer), x);
+    edges.emplace_back(x, static_cast<std::uint32_t>(program.transfers[t].consumer));
+  }
+  add_program_edges(g, program, edges);
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  g.csr = OpGraphCsr(boost::edges_are_sorted, edges.begin(), edges.end(), nodes);
+  if (in_degrees != nullptr) {
+    in_degrees->assign(nodes, 0);
+    for (const auto& e : edges) ++(*in_degrees)[e.second];
+  }
   return g;
 }
 

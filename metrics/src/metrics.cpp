@@ -31,6 +31,11 @@ void add_device_times(Metrics& m, const SimResult& r, TimeNs exposed) {
     send_ms[t.src] += (t.end - t.start).ms();
     recv_ms[t.dst] += (t.end - t.start).ms();
   }
+  std::vector<double> blocked_ns(static_cast<std::size_t>(r.devices), 0.0);
+  for (const BlockedRecord& b : r.blocked) {
+    const TimeNs lo = std::max(b.start, r.window_start), hi = std::min(b.end, r.window_end);
+    if (hi > lo) blocked_ns[static_cast<std::size_t>(b.device)] += static_cast<double>((hi - lo).ns);
+  }
   double bubble_sum = 0, overhead_sum = 0;
   for (int d = 0; d < r.devices; ++d) {
     const DeviceSummary& sum = r.per_device[d];
@@ -39,7 +44,8 @@ void add_device_times(Metrics& m, const SimResult& r, TimeNs exposed) {
     dm.device = d;
     dm.compute = sum.compute_busy;
     dm.window_busy = sum.window_busy;
-    dm.idle_ms = (window_ns - busy) / 1e6 / r.window_iterations;
+    dm.idle_ms = (window_ns - busy - blocked_ns[d]) / 1e6 / r.window_iterations;
+    dm.blocked_ms = blocked_ns[d] / 1e6 / r.window_iterations;
     if (exposed.ns > 0) dm.idle_ms += exposed.ms();
     dm.bubble_rate = grown_ns > 0 ? 1.0 - busy / grown_ns : 0.0;
     dm.bubble_overhead = ratio(grown_ns - busy, busy);
@@ -193,7 +199,7 @@ struct BindingInputs {
 };
 
 int carried_by(const SimResult& r, const BindingInputs& b, std::uint32_t u, std::uint32_t v) {
-  const int t = r.graph->is_sync(v) ? -1 : b.transfer_into[v];
+  const int t = !r.graph->is_op(v) ? -1 : b.transfer_into[v];
   return t >= 0 && r.transfers[static_cast<std::size_t>(t)].producer == static_cast<int>(u) ? t : -1;
 }
 
@@ -210,7 +216,7 @@ BindingInputs binding_inputs(const SimResult& r) {
   for (std::uint32_t u = 0; u < g.num_ops; ++u)
     for (const auto e : boost::make_iterator_range(boost::out_edges(u, g.csr))) {
       const auto v = static_cast<std::uint32_t>(boost::target(e, g.csr));
-      if (g.is_sync(v)) continue;
+      if (!g.is_op(v)) continue;
       const int t = carried_by(r, b, u, v);
       if ((t >= 0 ? r.transfers[static_cast<std::size_t>(t)].end : r.ops[u].end) != r.ops[v].start) continue;
       if (b.pred[v] < 0 || rank(u, v) > rank(static_cast<std::uint32_t>(b.pred[v]), v)) b.pred[v] = static_cast<int>(u);

@@ -152,12 +152,15 @@ Config parse_config(const json& doc_in, const std::string& file, bool check) {
   }
 
   const json& pipe = r.object(doc, "pipeline", "");
-  r.check_keys(pipe, "pipeline", {"schedule", "stages", "microbatches", "chunks", "iterations", "partition"});
+  r.check_keys(pipe, "pipeline", {"schedule", "stages", "microbatches", "chunks", "iterations", "partition", "communication"});
   c.pipeline.schedule = r.string(pipe, "schedule", "pipeline", "1f1b");
   c.pipeline.stages = static_cast<int>(r.integer(pipe, "stages", "pipeline", std::nullopt, 1, kMaxStages));
   c.pipeline.microbatches = static_cast<int>(r.integer(pipe, "microbatches", "pipeline", std::nullopt, 1, kMaxMicrobatches));
   c.pipeline.chunks = static_cast<int>(r.integer(pipe, "chunks", "pipeline", 1, 1, kMaxChunks));
   c.pipeline.iterations = static_cast<int>(r.integer(pipe, "iterations", "pipeline", 0, 0, 1000));
+  const std::string comm = r.string(pipe, "communication", "pipeline", "ideal");
+  if (const auto semantics = parse_comm_semantics(comm)) c.pipeline.communication = *semantics;
+  else r.fail("pipeline.communication", "must be one of " + known_comm_semantics() + " (got \"" + comm + "\")");
   detail::parse_partition(r, pipe, c);
   detail::parse_memory(r, doc, c);
   detail::parse_parallel(r, doc, c);

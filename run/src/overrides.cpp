@@ -61,7 +61,7 @@ Config apply_overrides(const Config& base, ConfigOverrides o) {
     o.micro_batch_size.reset();  // costed at this size already
   }
   if (!o.schedule_file.empty()) {
-    const Schedule user = load_user_schedule(o.schedule_file);
+    const Schedule user = load_user_schedule(o.schedule_file, o.chunks.value_or(c.pipeline.chunks));
     c.pipeline.schedule = user.name;
     c.pipeline.schedule_file = o.schedule_file;
     o.stages = user.devices;
@@ -86,6 +86,7 @@ Config apply_overrides(const Config& base, ConfigOverrides o) {
     c.memory.distributed_optimizer = *o.zero < 0;
     c.memory.zero = std::max(0, *o.zero);
   }
+  if (o.communication) c.pipeline.communication = *o.communication;
   if (o.micro_batch_size && *o.micro_batch_size != c.micro_batch_size) scale_micro_batch(c, *o.micro_batch_size);
   // The world size stays; resolve_devices sets stages x data_parallel when a degree is
   // given (hand-built configs without cluster_devices keep their devices).
@@ -121,6 +122,7 @@ ConfigOverrides overrides_from_json(const json& o) {
     }
     out.partition = std::move(spec);
   }
+  if (o.contains("communication")) out.communication = parse_comm_semantics(o["communication"].get<std::string>());
   if (o.contains("schedule_file")) out.schedule_file = o["schedule_file"].get<std::string>();
   return out;
 }

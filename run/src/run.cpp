@@ -14,22 +14,28 @@ namespace ppsim {
 
 Run prepare_run(const Config& config) {
   check_pipeline(config);
-  Run run{config, {}, {}, {}};
+  Run run{config, {}, {}, {}, {}};
   ScheduleParams params{config.pipeline.stages, config.pipeline.microbatches, config.pipeline.chunks,
                         config.pipeline.iterations};
   if (config.pipeline.schedule_file.empty()) {
     run.schedule = make_schedule(config.pipeline.schedule, params);
   } else {
-    run.schedule = load_user_schedule(config.pipeline.schedule_file);
+    run.schedule = load_user_schedule(config.pipeline.schedule_file, params.chunks);
     if (run.schedule.devices != params.stages || run.schedule.microbatches != params.microbatches ||
         run.schedule.chunks != params.chunks)
       throw ScheduleError(config.pipeline.schedule_file + ": its shape (devices " + std::to_string(run.schedule.devices) +
                           ", microbatches " + std::to_string(run.schedule.microbatches) + ", chunks " +
                           std::to_string(run.schedule.chunks) + ") differs from the config's pipeline");
   }
+  run.comm = lower_communication(run.schedule, config.pipeline.communication);
   run.layers_per_stage = stage_layer_counts(config);
   run.costs = stage_costs(config, run.layers_per_stage);
   return run;
+}
+
+SimResult simulate_run(const Run& run, LinkModel& links, SimOptions options) {
+  options.comm = &run.comm;
+  return simulate(run.schedule, run.costs, links, options);
 }
 
 std::unique_ptr<LinkModel> make_links(const Config& config, int devices) {

@@ -115,7 +115,7 @@ namespace {
 /// (prepare_run reports why).
 std::optional<Schedule> schedule_of(const Config& c) {
   try {
-    if (!c.pipeline.schedule_file.empty()) return load_user_schedule(c.pipeline.schedule_file);
+    if (!c.pipeline.schedule_file.empty()) return load_user_schedule(c.pipeline.schedule_file, c.pipeline.chunks);
     return make_schedule(c.pipeline.schedule, ScheduleParams{c.pipeline.stages, c.pipeline.microbatches,
                                                              c.pipeline.chunks, c.pipeline.iterations});
   } catch (const ScheduleError&) {

@@ -2,6 +2,7 @@
 
 #include "ppsim/input/json_file.h"
 #include "ppsim/schedules/registry.h"
+#include "ppsim/schedules/schedule_formats.h"
 
 namespace ppsim {
 
@@ -36,15 +37,36 @@ int read_number(const std::string& t, std::size_t& pos) {
   return pos == begin ? -1 : static_cast<int>(x);
 }
 
+/// The fields `ppsim schedule --format json` writes for asynchronous schedules and
+/// weight policies other than one version.
+void parse_async_fields(const json& doc, Schedule& s) {
+  if (doc.contains("synchronous")) {
+    if (!doc["synchronous"].is_boolean()) fail("synchronous", "must be true or false");
+    s.synchronous = doc["synchronous"].get<bool>();
+  }
+  s.iterations = get_int(doc, "iterations", 1, 1, 1000);
+  s.measure_from = get_int(doc, "measure_from", 0, 0, 1000);
+  if (doc.contains("weights")) {
+    const json& w = doc["weights"];
+    if (w == "single") s.weights = WeightPolicy::Single;
+    else if (w == "stash") s.weights = WeightPolicy::StashInFlight;
+    else if (w == "double-buffer") s.weights = WeightPolicy::DoubleBuffer;
+    else fail("weights", "must be \"single\", \"stash\" or \"double-buffer\"");
+  }
+}
+
 }  // namespace
 
 Schedule parse_user_schedule(const json& doc) {
   if (!doc.is_object()) fail("(top level)", "must be an object");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
-    static const char* allowed[] = {"name", "devices", "microbatches", "chunks", "pipes", "split_backward", "ops", "description"};
+    static const char* allowed[] = {"name",  "devices", "microbatches", "chunks",       "pipes",  "split_backward",
+                                    "ops",   "description", "synchronous", "iterations", "measure_from", "weights"};
     bool ok = false;
     for (const char* a : allowed) ok = ok || it.key() == a;
-    if (!ok) fail(it.key(), "unknown key (allowed: name, devices, microbatches, chunks, pipes, split_backward, ops, description)");
+    if (!ok)
+      fail(it.key(), "unknown key (allowed: name, devices, microbatches, chunks, pipes, split_backward, ops, description, "
+                     "synchronous, iterations, measure_from, weights)");
   }
   Schedule s;
   for (const char* key : {"name", "description"})
@@ -102,6 +124,8 @@ Schedule parse_user_schedule(const json& doc) {
       s.device_ops[d].push_back(op);
     }
   }
+  parse_async_fields(doc, s);
+  add_replica_syncs(s);
   try {
     validate_schedule(s);
   } catch (const ScheduleError& e) {
@@ -110,7 +134,20 @@ Schedule parse_user_schedule(const json& doc) {
   return s;
 }
 
-Schedule load_user_schedule(const std::string& path) {
+Schedule load_user_schedule(const std::string& path, int chunks) {
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".csv") == 0) {
+    std::string text;
+    try {
+      text = read_input_file(path);  // regular files only, bounded size
+    } catch (const InputFileError& e) {
+      throw ScheduleError(e.what());
+    }
+    try {
+      return parse_torch_csv(text, chunks);
+    } catch (const ScheduleError& e) {
+      throw ScheduleError(path + ": " + e.what());
+    }
+  }
   json doc;
   try {
     doc = read_json_input(path);

@@ -37,7 +37,7 @@ constexpr std::size_t kMaxPoints = 10'000'000;
 const std::vector<std::string>& sweep_axis_names() {
   static const std::vector<std::string> names = {
       "schedule",  "tensor_parallel", "sequence_parallel", "stages", "microbatches", "chunks", "micro_batch_size",
-      "partition", "recompute",       "zero",              "data_parallel"};
+      "partition", "recompute",       "zero",              "data_parallel", "communication"};
   return names;
 }
 
@@ -114,6 +114,9 @@ void check_value(const JsonReader& r, const std::string& name, const json& v, co
   } else if (name == "zero") {
     const bool stage = v.is_number_integer() && v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= 3;
     if (!stage && v != "distributed") r.fail(path, "must be 0, 1, 2, 3 or \"distributed\" (got " + JsonReader::brief(v) + ")");
+  } else if (name == "communication") {
+    if (!v.is_string() || !parse_comm_semantics(v.get<std::string>()))
+      r.fail(path, "must be one of " + known_comm_semantics() + " (got " + JsonReader::brief(v) + ")");
   } else if (name == "recompute") {
     if (!v.is_string() || !parse_recompute(v.get<std::string>()))
       r.fail(path, "must be \"none\", \"selective\" or \"full\" (got " + JsonReader::brief(v) + ")");
@@ -301,7 +304,7 @@ SweepRow run_point(const SweepSpec& spec, std::size_t point, const SweepOptions&
     const Run run = prepare_run(c);
     auto links = make_links(c, run.schedule.devices);
     // Memory samples give the exact OOM instant; skip them when no limit applies.
-    const SimResult result = simulate(run.schedule, run.costs, *links, SimOptions{memory_limit_bytes(c) > 0});
+    const SimResult result = simulate_run(run, *links, SimOptions{memory_limit_bytes(c) > 0});
     json rep = make_report(run, result);
     if (!opt.per_device) {  // keep rows small: the critical path's totals, not its steps
       rep.erase("per_device");

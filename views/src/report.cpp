@@ -162,6 +162,11 @@ json report_json(const Run& run, const Metrics& m) {
   rep["collective_ms"] = m.collective_ms;
   rep["recompute_ms"] = m.recompute_ms;
   if (!s.note.empty()) rep["note"] = s.note;
+  // Ideal communication (the default) keeps the report as it was: no key means ideal.
+  if (c.pipeline.communication != CommSemantics::Ideal) {
+    rep["communication"] = comm_semantics_name(c.pipeline.communication);
+    for (std::size_t d = 0; d < m.per_device.size(); ++d) rep["per_device"][d]["blocked_ms"] = m.per_device[d].blocked_ms;
+  }
   add_cluster_report(rep, run, m);
   return rep;
 }

@@ -100,13 +100,17 @@ std::string format_device_lines(const json& rep, bool slots) {
   const int w = slots ? 14 : 12;  // the ms table keeps its columns
   std::ostringstream o;
   o << std::fixed;
-  o << std::left << std::setw(7) << "device" << std::right << std::setw(w) << (slots ? "compute_slots" : "compute_ms")
-    << std::setw(12) << (slots ? "idle_slots" : "idle_ms") << std::setw(8) << "bubble" << std::setw(14)
+  const bool comm = rep.contains("communication");  // blocked time exists only beyond ideal communication
+  o << std::left << std::setw(7) << "device" << std::right << std::setw(w) << (slots ? "compute_slots" : "compute_ms");
+  if (comm) o << std::setw(12) << (slots ? "blocked_slots" : "blocked_ms");
+  o << std::setw(12) << (slots ? "idle_slots" : "idle_ms") << std::setw(8) << "bubble" << std::setw(14)
     << "peak_memory" << std::setw(14) << "activations" << std::setw(14) << "weights" << std::setw(9) << "versions"
     << "\n";
   for (const auto& d : rep["per_device"]) {
     o << std::left << std::setw(7) << d["device"].get<int>() << std::right << std::setprecision(3) << std::setw(w)
-      << d["compute_ms"].get<double>() << std::setw(12) << d["idle_ms"].get<double>() << std::setw(8)
+      << d["compute_ms"].get<double>();
+    if (comm) o << std::setw(12) << d["blocked_ms"].get<double>();
+    o << std::setw(12) << d["idle_ms"].get<double>() << std::setw(8)
       << d["bubble_rate"].get<double>() << std::setw(14) << human_bytes(d["peak_memory_bytes"].get<double>())
       << std::setw(14) << human_bytes(d["peak_activation_bytes"].get<double>()) << std::setw(14)
       << human_bytes(d["weights_bytes"].get<double>()) << std::setw(9) << d["weight_versions"].get<int>() << "\n";
@@ -120,7 +124,9 @@ std::string format_report_table(const json& rep) {
   const bool slots = rep.value("unit_time", false);
   std::ostringstream o;
   o << "schedule " << rep["schedule"].get<std::string>() << "  stages " << rep["stages"] << "  microbatches "
-    << rep["microbatches"] << "  chunks " << rep["chunks"] << "  devices " << rep["devices"] << "\n";
+    << rep["microbatches"] << "  chunks " << rep["chunks"] << "  devices " << rep["devices"];
+  if (rep.contains("communication")) o << "  communication " << rep["communication"].get<std::string>();
+  o << "\n";
   if (slots)
     o << "unit time: a stage's F is 1 slot, its backward 2 (split: B 1, W 1); a chunk op is 1/v of that\n";
   else if (rep.contains("model") && rep["model"].is_string() &&

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ppsim/engine/event_queue.h"
+#include "ppsim/schedules/communication.h"
 #include "ppsim/schedules/schedule.h"
 #include "ppsim/engine/units.h"
 
@@ -117,11 +118,23 @@ struct DeviceSummary {
   Bytes peak_memory;         ///< weights + static_extra + peak activations
   TimeNs peak_time;          ///< when peak_memory is first reached
   int peak_inflight{0};      ///< most micro-batches stashed at once
+  TimeNs comm_blocked;       ///< blocked in communication over the run (BlockedRecord)
 };
 
 struct SimOptions {
   bool record_timeline{true};  ///< keep memory samples (op and transfer records are always kept)
   EventQueueKind queue{EventQueueKind::BinaryHeap};  ///< same results on each; a matter of speed
+  /// The schedule's communication steps (lower_communication); null or without steps:
+  /// ideal communication, today's op graph.
+  const CommProgram* comm{nullptr};
+};
+
+/// @brief A span of time a device spends blocked in communication: inside a blocking
+/// call (Megatron), or a compute waiting for the receive of its input (torch).
+struct BlockedRecord {
+  int device{0};
+  TimeNs start;
+  TimeNs end;
 };
 
 /// @brief Everything the outputs are views of.
@@ -131,6 +144,7 @@ struct SimResult {
   std::vector<int> device_first_op;      ///< index of each device's first op; size devices+1
   std::vector<TransferRecord> transfers; ///< in the order they were started
   std::vector<CollectiveRecord> collectives;  ///< gradient all-reduces, in start order
+  std::vector<BlockedRecord> blocked;    ///< per device, time-ordered; empty for ideal communication
   /// The op graph the run followed (nodes in `ops` order, then one per gradient sync):
   /// the critical path is its longest path.
   std::shared_ptr<const OpGraph> graph;

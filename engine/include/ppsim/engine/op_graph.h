@@ -11,6 +11,7 @@
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <boost/range/iterator_range.hpp>
 
+#include "ppsim/schedules/communication.h"
 #include "ppsim/schedules/schedule.h"
 
 namespace ppsim {
@@ -26,18 +27,36 @@ using OpGraphCsr = boost::compressed_sparse_row_graph<boost::directedS, boost::n
 /// consumers (F: the next stage's F, then its own B; B: the previous stage's B, then its
 /// W), then the next op on its device (unless already a data consumer: one edge per
 /// pair), then the gradient syncs it is last for.
+/// A graph built with communication (build_comm_graph) has, after the syncs, one node per
+/// transfer of the program (`num_ops + num_syncs + t`): it runs on its link, waits for its
+/// producer and for what the framework makes it wait for, and its consumer waits for it.
 struct OpGraph {
   OpGraphCsr csr;
   std::uint32_t num_ops{0};
+  std::uint32_t num_syncs{0};
   std::vector<int> device_first_op;  ///< index of each device's first op; size devices + 1
+  std::vector<CommTransfer> transfers;  ///< the transfer nodes (empty without communication steps)
   [[nodiscard]] std::uint32_t num_nodes() const { return static_cast<std::uint32_t>(boost::num_vertices(csr)); }
-  [[nodiscard]] bool is_sync(std::uint32_t node) const { return node >= num_ops; }
+  [[nodiscard]] bool is_op(std::uint32_t node) const { return node < num_ops; }
+  [[nodiscard]] bool is_sync(std::uint32_t node) const { return node >= num_ops && node < num_ops + num_syncs; }
+  [[nodiscard]] bool is_transfer(std::uint32_t node) const { return node >= num_ops + num_syncs; }
 };
 
 /// @brief Builds the op graph of a schedule that passed validate_schedule. The one
 /// place the dependency rule (which op waits for which) is written. When `in_degrees`
 /// is given it receives in_degrees(graph), counted while the edges are laid down.
 OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_degrees = nullptr);
+
+/// @brief The op graph of a schedule run with explicit communication: the same-device
+/// edges of build_op_graph and its gradient syncs; each cross-device data edge becomes
+/// producer -> transfer -> consumer; then the program's waits: blocking (Megatron) makes
+/// every node of a step wait for every node of the step before it on the device (a call's
+/// nodes are its transfers, so a transfer waits for both sides to post and both sides'
+/// next steps wait for it); non-blocking (torch) makes each transfer wait for the one
+/// before it that the same two devices exchange, in each side's order (one ordered NCCL
+/// stream per device pair).
+OpGraph build_comm_graph(const Schedule& schedule, const CommProgram& program,
+                         std::vector<std::uint32_t>* in_degrees = nullptr);
 
 /// @brief Number of edges into each node (what each node waits for).
 std::vector<std::uint32_t> in_degrees(const OpGraph& graph);

@@ -13,7 +13,9 @@
 /// - device d busy in the window: B_d (SimResult::per_device[d].window_busy);
 ///   grown window G = |W| + X * I;
 ///   bubble_rate_d = 1 - B_d / G, bubble_overhead_d = (G - B_d) / B_d,
-///   idle_ms_d = (|W| - B_d) / I + X; overall bubble rate and overhead are the means over
+///   blocked_d = time device d is blocked in communication inside W (SimResult::blocked;
+///   zero under ideal communication), blocked_ms_d = blocked_d / I,
+///   idle_ms_d = (|W| - B_d - blocked_d) / I + X; overall bubble rate and overhead are the means over
 ///   devices;
 /// - samples/s = m * micro_batch_size * replicas / T; tokens/s = samples/s * sequence;
 ///   MFU = flops per micro-batch * t * m * replicas / T / (peak * devices), layer flops
@@ -36,7 +38,8 @@ struct DeviceMetrics {
   int device{0};
   TimeNs compute;          ///< all compute over the run
   TimeNs window_busy;      ///< compute inside the measured window
-  double idle_ms{0};       ///< per iteration, exposed all-reduce included
+  double idle_ms{0};       ///< per iteration, exposed all-reduce included; blocked time excluded
+  double blocked_ms{0};    ///< per iteration: blocked in communication inside the window (SimResult::blocked)
   double bubble_rate{0};
   double bubble_overhead{0};
   Bytes peak_memory;

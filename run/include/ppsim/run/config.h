@@ -12,6 +12,7 @@
 #include "ppsim/model/memory.h"
 #include "ppsim/model/partition.h"
 #include "ppsim/model/topology.h"
+#include "ppsim/schedules/communication.h"
 
 namespace ppsim {
 
@@ -58,6 +59,7 @@ struct PipelineSpec {
   int chunks{1};
   int iterations{0};  ///< asynchronous schedules; 0 lets the schedule choose
   std::string schedule_file;  ///< a user schedule (JSON token lists) instead of `schedule`
+  CommSemantics communication{CommSemantics::Ideal};  ///< how transfers behave (communication.h)
   PartitionSpec partition;  ///< how layers are split into stages
 };
 

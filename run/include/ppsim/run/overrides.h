@@ -26,6 +26,7 @@ struct ConfigOverrides {
   std::optional<bool> sequence_parallel;    ///< parallel.sequence_parallel
   std::optional<int> zero;                  ///< memory.zero 0..3; -1 = Megatron's distributed optimizer
   std::string schedule_file;                ///< a user schedule; "" = none
+  std::optional<CommSemantics> communication;  ///< pipeline.communication
 };
 
 /// @brief The config with `o` applied and checked again (resolve_devices, check_pipeline):

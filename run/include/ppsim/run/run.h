@@ -18,7 +18,12 @@ struct Run {
   std::vector<int> layers_per_stage;  ///< the partition, made once (stage_layer_counts)
   std::vector<StageCost> costs;
   bool unit_time{false};  ///< costs are unit slots (unit_time_run): 1 slot = 1 ms
+  CommProgram comm;  ///< the schedule's communication steps (empty for ideal communication)
 };
+
+/// @brief Simulates a prepared run with its communication steps (`options.comm` is set
+/// to the run's).
+SimResult simulate_run(const Run& run, LinkModel& links, SimOptions options = {});
 
 /// @brief Builds the schedule and costs for a config (throws ConfigError/ScheduleError).
 Run prepare_run(const Config& config);

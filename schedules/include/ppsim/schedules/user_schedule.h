@@ -18,7 +18,9 @@ namespace ppsim {
 /// Throws ScheduleError whose message starts with "<json path>: ".
 Schedule parse_user_schedule(const nlohmann::json& doc);
 
-/// @brief Reads and parses a user schedule file; errors name the file and JSON path.
-Schedule load_user_schedule(const std::string& path);
+/// @brief Reads and parses a user schedule file; errors name the file and JSON path. A
+/// file whose name ends in `.csv` is PyTorch's schedule CSV (parse_torch_csv), read for a
+/// pipeline of `chunks` chunks per device.
+Schedule load_user_schedule(const std::string& path, int chunks = 1);
 
 }  // namespace ppsim

@@ -1,0 +1,263 @@
+// Communication semantics (communication.h): hand-computed timelines, to the nanosecond,
+// for ideal, torch and megatron; the lowering's step lists; and the schedule formats
+// (user-schedule JSON and PyTorch's CSV) read back to the same schedule.
+#include <catch2/catch.hpp>
+
+#include "ppsim/engine/engine.h"
+#include "ppsim/metrics/metrics.h"
+#include "ppsim/schedules/communication.h"
+#include "ppsim/schedules/registry.h"
+#include "ppsim/schedules/schedule_formats.h"
+#include "ppsim/schedules/user_schedule.h"
+
+using namespace ppsim;
+
+namespace {
+
+// p = 2, uneven stages: stage 0 F 2 ms, B 4 ms; stage 1 F 3 ms, B 5 ms; every transfer
+// 1 ms (latency only, one link per direction).
+std::vector<StageCost> uneven_two() {
+  std::vector<StageCost> c(2);
+  c[0].forward = TimeNs::from_ms(2);
+  c[0].backward = TimeNs::from_ms(4);
+  c[1].forward = TimeNs::from_ms(3);
+  c[1].backward = TimeNs::from_ms(5);
+  for (auto& s : c) s.output = Bytes{1000};
+  return c;
+}
+
+struct Timeline {
+  SimResult r;
+  CommProgram prog;
+};
+
+Timeline run_with(const Schedule& s, const std::vector<StageCost>& costs, CommSemantics semantics, double link_ms) {
+  UniformLinkModel links(s.devices, TimeNs::from_ms(link_ms), 0.0);
+  Timeline t{{}, lower_communication(s, semantics)};
+  SimOptions o;
+  o.comm = &t.prog;
+  t.r = simulate(s, costs, links, o);
+  return t;
+}
+
+/// "F0 0-2" for each op of a device, in ms.
+std::vector<std::string> spans(const SimResult& r, int d) {
+  std::vector<std::string> out;
+  for (int i = r.device_first_op[d]; i < r.device_first_op[d + 1]; ++i) {
+    const auto& o = r.ops[static_cast<std::size_t>(i)];
+    out.push_back(op_token(o.op) + " " + std::to_string(o.start.ns / 1'000'000) + "-" + std::to_string(o.end.ns / 1'000'000));
+    CHECK(o.start.ns % 1'000'000 == 0);
+    CHECK(o.end.ns % 1'000'000 == 0);
+  }
+  return out;
+}
+
+std::vector<std::string> blocked(const SimResult& r, int d) {
+  std::vector<std::string> out;
+  for (const auto& b : r.blocked)
+    if (b.device == d) out.push_back(std::to_string(b.start.ns / 1'000'000) + "-" + std::to_string(b.end.ns / 1'000'000));
+  return out;
+}
+
+using V = std::vector<std::string>;
+
+}  // namespace
+
+// 1F1B, p = 2, m = 2: device 0 runs F0 F1 B0 B1, device 1 runs F0 B0 F1 B1.
+//
+// ideal: d0 F0 0-2, F1 2-4; F0 -> d1 over 2-3, F1 over 4-5 (link free at 3).
+//   d1 F0 3-6, B0 6-11; B0 -> d0 over 11-12; d1 F1 11-14 (its input came at 5), B1 14-19;
+//   B1 -> d0 over 19-20. d0 B0 12-16, B1 20-24. Iteration 24 ms.
+// torch (_add_send_recv): d0: 0F0 0SEND_F0 0F1 0SEND_F1 0RECV_B0 0B0 0RECV_B1 0B1;
+//   d1: 1RECV_F0 1F0 1RECV_F1 1B0 1SEND_B0 1F1 1B1 1SEND_B1. The pair's stream runs
+//   F0, F1, B0, B1 in that order on both sides, which is the order ideal ran them in:
+//   the same times, 24 ms. Blocked waiting for a receive: d0 4-12 (B0) and 16-20 (B1),
+//   d1 0-3 (F0).
+// megatron: d0: F0 [send_forward] F1 [send_forward_recv_backward] B0 [recv_backward] B1;
+//   d1: [recv_forward] F0 B0 [send_backward_recv_forward] F1 B1 [send_backward].
+//   d0 F0 0-2, its send meets d1's recv (posted at 0) over 2-3, so d0 F1 3-5;
+//   d1 F0 3-6, B0 6-11. d0's combined call is posted at 5, d1's at 11: F1 and B0 move
+//   over 11-12 and both calls return at 12. d0 B0 12-16, then recv_backward from 16;
+//   d1 F1 12-15, B1 15-20, send_backward at 20: B1 moves 20-21. d0 B1 21-25: 25 ms.
+//   Blocked: d0 2-3, 5-12, 16-21; d1 0-3, 11-12, 20-21.
+TEST_CASE("p=2 1F1B with uneven stages and costly links, per semantics", "[communication][timeline]") {
+  const Schedule s = make_schedule("1f1b", {2, 2, 1, 0});
+  const auto costs = uneven_two();
+  const Timeline ideal = run_with(s, costs, CommSemantics::Ideal, 1.0);
+  CHECK(spans(ideal.r, 0) == V{"F0 0-2", "F1 2-4", "B0 12-16", "B1 20-24"});
+  CHECK(spans(ideal.r, 1) == V{"F0 3-6", "B0 6-11", "F1 11-14", "B1 14-19"});
+  CHECK(ideal.r.iteration_time == TimeNs::from_ms(24));
+  CHECK(ideal.r.blocked.empty());
+
+  const Timeline torch = run_with(s, costs, CommSemantics::Torch, 1.0);
+  CHECK(schedule_to_torch_csv(s, &torch.prog) ==
+        "0F0,0SEND_F0,0F1,0SEND_F1,0RECV_B0,0B0,0RECV_B1,0B1\n"
+        "1RECV_F0,1F0,1RECV_F1,1B0,1SEND_B0,1F1,1B1,1SEND_B1\n");
+  CHECK(spans(torch.r, 0) == spans(ideal.r, 0));
+  CHECK(spans(torch.r, 1) == spans(ideal.r, 1));
+  CHECK(torch.r.iteration_time == TimeNs::from_ms(24));
+  CHECK(blocked(torch.r, 0) == V{"4-12", "16-20"});
+  CHECK(blocked(torch.r, 1) == V{"0-3"});
+
+  const Timeline meg = run_with(s, costs, CommSemantics::Megatron, 1.0);
+  CHECK(spans(meg.r, 0) == V{"F0 0-2", "F1 3-5", "B0 12-16", "B1 21-25"});
+  CHECK(spans(meg.r, 1) == V{"F0 3-6", "B0 6-11", "F1 12-15", "B1 15-20"});
+  CHECK(meg.r.iteration_time == TimeNs::from_ms(25));
+  CHECK(blocked(meg.r, 0) == V{"2-3", "5-12", "16-21"});
+  CHECK(blocked(meg.r, 1) == V{"0-3", "11-12", "20-21"});
+  CHECK(meg.r.per_device[0].comm_blocked == TimeNs::from_ms(1 + 7 + 5));
+  // The report's split per device: compute 12, blocked 13, idle 0 of 25 on device 0.
+  const Metrics m = pipeline_metrics(meg.r);
+  CHECK(m.per_device[0].compute == TimeNs::from_ms(12));
+  CHECK(m.per_device[0].blocked_ms == Approx(13.0));
+  CHECK(m.per_device[0].idle_ms == Approx(0.0));
+}
+
+// 1F1B, p = 3, m = 1: one micro-batch down and back. Stages F 1, 2, 3 ms; B 2, 4, 6 ms;
+// links 0.5 ms. Every semantics gives the same chain (nothing to overlap), but the waits
+// differ. ideal: d0 F0 0-1; 1-1.5; d1 F0 1.5-3.5; 3.5-4; d2 F0 4-7, B0 7-13; 13-13.5;
+// d1 B0 13.5-17.5; 17.5-18; d0 B0 18-20: 20 ms.
+// megatron: m = 1 leaves d0 and d1 no steady phase (warm-up p-d-1 >= m), so their
+// send_forward and recv_backward are separate calls: d0: F0 [sF] [rB] B0;
+// d1: [rF] F0 [sF] [rB] B0 [sB]; d2: [rF] F0 B0 [sB]. d1's recv_forward, posted at 0,
+// meets d0's send at 1: each call's partner is already waiting, so the times are ideal's:
+// 20 ms. Blocked: d0 1-1.5, 1.5-18 (17); d1 0-1.5, 3.5-4, 4-13.5, 17.5-18 (12);
+// d2 0-4, 13-13.5 (4.5).
+TEST_CASE("p=3 one micro-batch: the chain is the same, blocked time differs", "[communication][timeline]") {
+  const Schedule s = make_schedule("1f1b", {3, 1, 1, 0});
+  std::vector<StageCost> c(3);
+  for (int k = 0; k < 3; ++k) {
+    c[k].forward = TimeNs::from_ms(k + 1);
+    c[k].backward = TimeNs::from_ms(2 * (k + 1));
+  }
+  for (const CommSemantics sem : {CommSemantics::Ideal, CommSemantics::Torch, CommSemantics::Megatron}) {
+    const Timeline t = run_with(s, c, sem, 0.5);
+    CHECK(t.r.iteration_time == TimeNs{20'000'000});
+    CHECK(t.r.ops[0].end == TimeNs{1'000'000});
+    CHECK(t.r.ops[2].start == TimeNs{1'500'000});
+  }
+  const Timeline meg = run_with(s, c, CommSemantics::Megatron, 0.5);
+  CHECK(meg.r.per_device[0].comm_blocked == TimeNs{17'000'000});   // 1 to 18
+  CHECK(meg.r.per_device[1].comm_blocked == TimeNs{12'000'000});   // 0-1.5, 3.5-4, 4-13.5, 17.5-18
+  CHECK(meg.r.per_device[2].comm_blocked == TimeNs{4'500'000});    // 0-4, 13-13.5
+}
+
+TEST_CASE("ideal semantics lowers to no steps and leaves the op graph as it was", "[communication]") {
+  const Schedule s = make_schedule("interleaved", {4, 8, 2, 0});
+  const CommProgram prog = lower_communication(s, CommSemantics::Ideal);
+  CHECK(prog.devices.empty());
+  CHECK(cross_device_transfers(s).size() == 2u * 8 * (4 * 2 - 1));
+}
+
+TEST_CASE("every registered schedule runs under torch and megatron without deadlock", "[communication]") {
+  std::vector<std::string> failed;
+  for (const auto& info : all_schedules())
+    for (int p : {2, 4})
+      for (int m : {4, 8}) {
+        Schedule s;
+        try {
+          s = make_schedule(info.name, {p, m, info.chunks, 0});
+        } catch (const ScheduleError&) {
+          continue;
+        }
+        for (const CommSemantics sem : {CommSemantics::Torch, CommSemantics::Megatron}) {
+          INFO(info.name << " p=" << p << " m=" << m << " " << comm_semantics_name(sem));
+          const auto costs = std::vector<StageCost>(static_cast<std::size_t>(s.num_stages), uneven_two()[0]);
+          const Timeline ideal = run_with(s, costs, CommSemantics::Ideal, 0.3);
+          try {
+            const Timeline t = run_with(s, costs, sem, 0.3);
+            CHECK(t.r.iteration_time >= ideal.r.iteration_time);
+          } catch (const ScheduleError& e) {
+            // Megatron's blocking calls deadlock on orders Megatron never runs: a cycle
+            // of waits, reported as bad input. Torch's and Megatron's 1F1B must run.
+            if (sem == CommSemantics::Megatron && info.name != "1f1b") continue;
+            failed.push_back(info.name + " p=" + std::to_string(p) + " m=" + std::to_string(m) + " " +
+                             comm_semantics_name(sem) + ": " + e.what());
+          }
+        }
+      }
+  for (const auto& f : failed) WARN(f);
+  CHECK(failed.empty());
+}
+
+namespace {
+void check_same(const Schedule& a, const Schedule& b) {
+  CHECK(a.device_ops == b.device_ops);
+  CHECK(a.devices == b.devices);
+  CHECK(a.num_stages == b.num_stages);
+  CHECK(a.pipes == b.pipes);
+  CHECK(a.chunks == b.chunks);
+  CHECK(a.microbatches == b.microbatches);
+  CHECK(a.split_backward == b.split_backward);
+  CHECK(a.synchronous == b.synchronous);
+  CHECK(a.iterations == b.iterations);
+  CHECK(a.measure_from == b.measure_from);
+  CHECK(a.weights == b.weights);
+  REQUIRE(a.gradient_syncs.size() == b.gradient_syncs.size());
+  for (std::size_t g = 0; g < a.gradient_syncs.size(); ++g) {
+    CHECK(a.gradient_syncs[g].stage == b.gradient_syncs[g].stage);
+    CHECK(a.gradient_syncs[g].devices == b.gradient_syncs[g].devices);
+  }
+  std::vector<StageCost> costs(static_cast<std::size_t>(a.num_stages), uneven_two()[1]);
+  costs[0].forward = TimeNs::from_ms(1.25);
+  for (auto& c : costs) c.parameters = Bytes{1'000'000};
+  UniformLinkModel l1(a.devices, TimeNs::from_ms(0.2), 10.0), l2(a.devices, TimeNs::from_ms(0.2), 10.0);
+  CHECK(simulate(a, costs, l1).iteration_time == simulate(b, costs, l2).iteration_time);
+}
+}  // namespace
+
+TEST_CASE("ppsim schedule's JSON and torch CSV read back to the same schedule, for every registered one",
+          "[communication][formats]") {
+  int json_trips = 0, csv_trips = 0;
+  for (const auto& info : all_schedules())
+    for (int p : {1, 2, 3, 4, 6, 8})
+      for (int m : {1, 2, 3, 4, 8, 12})
+        for (int v : {1, 2, 3}) {
+          Schedule s;
+          try {
+            s = make_schedule(info.name, {p, m, v, 0});
+          } catch (const ScheduleError&) {
+            continue;
+          }
+          INFO(info.name << " p=" << p << " m=" << m << " v=" << v);
+          // A bidirectional schedule with too few micro-batches to use pipe 1: the
+          // generators disagree on its gradient syncs (chimera keeps them, gems drops
+          // them), so the file cannot say which; left out.
+          bool uses_pipe1 = false;
+          for (const auto& ops : s.device_ops)
+            for (const Op& op : ops) uses_pipe1 = uses_pipe1 || op.pipe == 1;
+          if (s.pipes == 2 && !uses_pipe1) continue;
+          check_same(s, parse_user_schedule(schedule_to_json(s)));
+          ++json_trips;
+          if (!s.synchronous) {
+            CHECK_THROWS_AS(schedule_to_torch_csv(s), ScheduleError);
+            continue;
+          }
+          check_same(s, parse_torch_csv(schedule_to_torch_csv(s), v));
+          const CommProgram torch = lower_communication(s, CommSemantics::Torch);
+          check_same(s, parse_torch_csv(schedule_to_torch_csv(s, &torch), v));
+          ++csv_trips;
+        }
+  CHECK(json_trips > 100);
+  CHECK(csv_trips > 80);
+}
+
+TEST_CASE("a malformed torch CSV names the row, the column and the cell", "[communication][formats]") {
+  auto message = [](const std::string& text) {
+    try {
+      parse_torch_csv(text, 1);
+    } catch (const ScheduleError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(message("0F0,0B0\n1F0,1X0\n") ==
+        "row 2, column 2, cell '1X0': unknown action type (F, I, B, W, SEND_F, RECV_F, SEND_B, RECV_B)");
+  CHECK(message("0F0,F1\n") == "row 1, column 2, cell 'F1': must start with a stage number, as in 0F3, 1I2, 1W2, 0B3, 2SEND_F0");
+  CHECK(message("0F0,0Fx\n") == "row 1, column 2, cell '0Fx': unexpected text after the micro-batch number");
+  CHECK(message("0F0,,0I0,0B1\n") == "row 1, column 4, cell '0B1': mixes full backward B with split backward I/W");
+  CHECK(message("0F0,5B0\n") == "row 1, column 2, cell '5B0': stage out of range 0..0 (pipe 1: 1..1)");
+  // Empty cells are idle steps; UNSHARD/RESHARD carry no time here.
+  const Schedule s = parse_torch_csv("0F0,,0UNSHARD,0B0\n", 1);
+  CHECK(s.device_ops[0] == std::vector<Op>{Op{OpKind::Forward, 0, 0, 0, 0}, Op{OpKind::Backward, 0, 0, 0, 0}});
+}
