@@ -21,8 +21,9 @@ using namespace ppsim::cal;
 
 namespace {
 
-LayerShape tiny(LayerKind kind, std::int64_t mb = 1) {
+LayerShape tiny(LayerKind kind, std::int64_t mb = 1, std::int64_t tp = 1) {
   LayerShape s;
+  s.tp = tp;
   s.kind = kind;
   s.hidden = 32;
   s.heads = 4;
@@ -182,32 +183,53 @@ TEST_CASE("tensor and sequence parallel shards: Korthikanti's per-GPU formulas b
   CHECK_THROWS_AS(s.validate(), std::invalid_argument);
 }
 
-TEST_CASE("allocator accounting measures exactly the saved activations", "[calibrate]") {
+TEST_CASE("allocator accounting measures exactly the saved activations", "[calibrate][tp]") {
   auto cpu = make_cpu_backend(Dtype::fp32);
-  for (LayerKind k : {LayerKind::block, LayerKind::embedding, LayerKind::head}) {
-    for (std::int64_t mb : {1, 2}) {
-      const LayerShape s = tiny(k, mb);
-      const LayerMeasurement m = measure_layer(*cpu, s, quick());
-      INFO(s.key());
-      CHECK(m.activation_bytes == expected_activation_bytes(s));
-      CHECK(m.forward.iterations == 3);
-      CHECK(m.forward.median > 0);
-      CHECK(m.backward_weight.median > 0);
+  for (std::int64_t tp : {1, 2, 4}) {
+    for (LayerKind k : {LayerKind::block, LayerKind::embedding, LayerKind::head}) {
+      for (std::int64_t mb : {1, 2}) {
+        const LayerShape s = tiny(k, mb, tp);
+        const LayerMeasurement m = measure_layer(*cpu, s, quick());
+        INFO(s.key());
+        CHECK(m.activation_bytes == expected_activation_bytes(s));
+        CHECK(m.forward.iterations == 3);
+        CHECK(m.forward.median > 0);
+        CHECK(m.backward_weight.median > 0);
+        // The layer holds its shard's weights and their gradients (the head also its labels).
+        Allocator a(*cpu);
+        auto layer = make_layer(a, s, 1);
+        CHECK(a.in_use() == 2 * parameter_bytes(s) + (k == LayerKind::head ? 4 * s.tokens() : 0));
+      }
     }
   }
   // Block at fp32: Korthikanti's fp32 form + 16 s b bytes of layer-norm statistics.
   const LayerShape b = tiny(LayerKind::block);
   CHECK(expected_activation_bytes(b) ==
         16 * 32 * (16 * 4 + 2) + 4 * 16 * 16 * (2 * 4 + 1) + 16 * 16);
+  // Its t = 2 shard (s = 16, b = 1, h = 32, e = 4): whole layer-norm/QKV/fc1 inputs and
+  // masks sbh(4e + 2) = 9216; Q, K, V, context 4e sb h/2 = 4096; GeLU in and out
+  // 2e sb ffn/2 = 8192; 2 of 4 heads' scores, probabilities, masks 2 s^2 (2e + 1) = 4608;
+  // layer-norm statistics 16 s = 256.
+  CHECK(expected_activation_bytes(tiny(LayerKind::block, 1, 2)) == 9216 + 4096 + 8192 + 4608 + 256);
+  // The t = 4 head: input and layer-norm output 2e s h = 4096, probabilities over
+  // ceil(50/4) = 13 rows e s 13 = 832, statistics 8 s = 128.
+  CHECK(expected_activation_bytes(tiny(LayerKind::head, 1, 4)) == 4096 + 832 + 128);
+  // The harness measures without sequence parallelism; the SP bytes are by formula.
+  LayerShape sp = tiny(LayerKind::block, 1, 2);
+  sp.sequence_parallel = true;
+  Allocator a(*cpu);
+  CHECK_THROWS_AS(make_layer(a, sp, 1), std::invalid_argument);
 }
 
-TEST_CASE("block backward-input matches finite differences", "[calibrate]") {
+TEST_CASE("block backward-input matches finite differences", "[calibrate][tp]") {
+  const std::int64_t tp = GENERATE(1, 2);  // the whole block and its tensor-parallel shard
   auto cpu = make_cpu_backend(Dtype::fp32);
   Allocator a(*cpu);
-  LayerShape s = tiny(LayerKind::block);
+  LayerShape s = tiny(LayerKind::block, 1, tp);
   s.hidden = 16;
   s.heads = 2;
   s.seq = 8;
+  INFO(s.key());
   auto layer = make_layer(a, s, 7);
   Tensor x = layer->make_input(1), dy = layer->make_output_grad(2);
   auto loss = [&](const Tensor& in) {  // L = sum(y * dy); dropout masks are seeded, so F is deterministic
@@ -276,6 +298,11 @@ TEST_CASE("profile validator names the JSON path of missing, negative and non-fi
   q = p;
   q["layers"][0]["shape"]["hidden"] = std::numeric_limits<double>::infinity();
   CHECK(refused(q) == "x.json: layers[0].shape.hidden: must be finite");
+  q = p;
+  q["layers"][0]["shape"]["tensor_parallel"] = 0;
+  CHECK(refused(q) == "x.json: layers[0].shape.tensor_parallel: must be a positive integer");
+  q["layers"][0]["shape"]["tensor_parallel"] = 2;
+  CHECK(refused(q) == "accepted");
   q = p;
   q["schema"] = "ppsim.profile/0";
   CHECK(refused(q).find("x.json: schema: unsupported") == 0);

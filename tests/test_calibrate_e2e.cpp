@@ -10,6 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ppsim/calibrate/costs.h"
+#include "ppsim/calibrate/model.h"
+
 #ifdef PPSIM_CALIBRATE_BIN
 
 namespace {
@@ -129,6 +132,76 @@ TEST_CASE("roofline costs from a device spec are labelled as an estimate", "[cal
   CHECK(rep.at("model").get<std::string>().find("[costs: roofline ESTIMATE from ") != std::string::npos);
   // 26 layers (embedding, 24 blocks, head): 13 per stage.
   CHECK(rep["per_stage"][0]["layers"] == json::array({0, 13}));
+}
+
+TEST_CASE("cpu calibration of tensor-parallel shards: --tp 1,2 and costs at t = 2", "[calibrate][e2e][tp]") {
+  Dir d("ppsim_cal_tp");
+  const fs::path profile = d.path / "profile.json";
+  const std::string tiny = " layers --backend cpu --model " + (kRoot / "configs/models/tiny.json").string() + " --dtype fp32";
+  REQUIRE(run(kCal + tiny + " --tp 1,2 -o " + profile.string() + kQuick + " 2>" + (d.path / "err.txt").string()) == 0);
+  CHECK(slurp(d.path / "err.txt").find("[6/6] head h=64 s=32 fp32 v=128 t=2 b=1") != std::string::npos);
+  const json p = read(profile);
+  REQUIRE(p.at("layers").size() == 6);
+  // Each layer: saved bytes as the formula of its shard, the shard in the shape, t in the key.
+  for (const auto& l : p.at("layers")) {
+    INFO(l.at("key"));
+    CHECK(l.at("activation_bytes") == l.at("expected_activation_bytes"));
+    const bool shard = l.at("key").get<std::string>().find(" t=2 ") != std::string::npos;
+    CHECK(l.at("shape").value("tensor_parallel", 1) == (shard ? 2 : 1));
+  }
+  // tiny: h = 64, a = 4, ffn = 256, s = 32; its t = 2 block has h^2(3 + 1)/2 + 2 h ffn/2
+  // weights, biases 3h/2 + h + ffn/2 + h, layer norms 4h: 4 bytes each (fp32).
+  const std::string blk2 = "transformer_block h=64 s=32 fp32 a=4 ffn=256 t=2 b=1";
+  std::int64_t params2 = 0;
+  for (const auto& l : p.at("layers"))
+    if (l.at("key") == blk2) params2 = l.at("parameter_bytes").get<std::int64_t>();
+  CHECK(params2 == 4 * (2 * 64 * 64 + 64 * 256 + 96 + 64 + 128 + 64 + 256));
+
+  // costs_from_profile at t = 2 takes the shard's measurements, not t = 1's halved.
+  ppsim::cal::TransformerSpec spec;
+  spec.layers = 2;
+  spec.hidden = 64;
+  spec.heads = 4;
+  spec.seq = 32;
+  spec.micro_batch = 1;
+  spec.ffn_hidden = 256;
+  spec.vocab = 128;
+  spec.dtype = ppsim::cal::Dtype::fp32;
+  spec.tp = 2;
+  const auto c = ppsim::cal::costs_from_profile(p, spec, "p.json");
+  REQUIRE(c.size() == 4);
+  CHECK(c[1].forward_ms == median_of(p, blk2, "forward_ms"));
+  CHECK(c[1].backward_ms == median_of(p, blk2, "backward_input_ms") + median_of(p, blk2, "backward_weight_ms"));
+  CHECK(c[1].parameter_bytes == params2);
+  CHECK(c[3].forward_ms == median_of(p, "head h=64 s=32 fp32 v=128 t=2 b=1", "forward_ms"));
+  spec.tp = 4;
+  CHECK_THROWS_WITH(ppsim::cal::costs_from_profile(p, spec, "p.json"),
+                    Catch::Contains("p.json: no measurement for embedding h=64 s=32 fp32 v=128 t=4;"));
+  spec.vocab = 0;
+  CHECK_THROWS_WITH(ppsim::cal::costs_from_profile(p, spec, "p.json"),
+                    Catch::Contains("p.json: no measurement for transformer_block h=64 s=32 fp32 a=4 ffn=256 t=4;"));
+
+  // --resume measures only the degree the profile lacks.
+  REQUIRE(run(kCal + tiny + " --tp 1,2,4 --resume -o " + profile.string() + kQuick + " 2>" + (d.path / "err2.txt").string()) == 0);
+  const std::string err2 = slurp(d.path / "err2.txt");
+  CHECK(err2.find("[6/9] head h=64 s=32 fp32 v=128 t=2 b=1: already measured, skipped (--resume)") != std::string::npos);
+  CHECK(err2.find("[7/9] embedding h=64 s=32 fp32 v=128 t=4 b=1 ...") != std::string::npos);
+  const json p2 = read(profile);
+  REQUIRE(p2.at("layers").size() == 9);
+  CHECK(p2.at("layers")[4] == p.at("layers")[4]);  // the t = 2 block, untouched
+
+  // A degree that does not divide the model: one error line, exit 2, nothing written.
+  const fs::path never = d.path / "never.json";
+  CHECK(run(kCal + tiny + " --tp 1,3 -o " + never.string() + kQuick + " 2>" + (d.path / "err3.txt").string()) == 2);
+  CHECK(slurp(d.path / "err3.txt") ==
+        "ppsim-calibrate: error: --tp 3: hidden (64) must be a multiple of the tensor-parallel degree 3\n");
+  CHECK(run(kCal + tiny + " --vocab 102 --tp 8 -o " + never.string() + kQuick + " 2>" + (d.path / "err4.txt").string()) == 2);
+  CHECK(slurp(d.path / "err4.txt") ==
+        "ppsim-calibrate: error: --tp 8: heads (4) must be a multiple of the tensor-parallel degree 8\n");
+  CHECK(run(kCal + tiny + " --vocab 102 --tp 2,4 -o " + never.string() + kQuick + " 2>" + (d.path / "err5.txt").string()) == 2);
+  CHECK(slurp(d.path / "err5.txt") ==
+        "ppsim-calibrate: error: --tp 4: vocab (102) must be a multiple of the tensor-parallel degree 4 (or measure --blocks-only)\n");
+  CHECK_FALSE(fs::exists(never));
 }
 
 #endif

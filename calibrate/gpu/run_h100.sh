@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared device run (issue 7): build ppsim-calibrate with CUDA, check every kernel
 # against the CPU backend, compute-sanitizer on a small shape, calibrate GPT-3 1.3B- and
-# 13B-like layers (bf16, seq 2048, micro-batch 1,2,4), p2p, GEMM TFLOP/s, and the
+# 13B-like layers (bf16, seq 2048, micro-batch 1,2,4) and 13B's tensor-parallel shards
+# (t = 2, 4, 8; SKIP_TP=1 skips them), p2p, GEMM TFLOP/s, and the
 # N-block chain accuracy test. Logs and results go to $OUT (at most 8 files come back).
 # Usage (repo root): OUT=/tmp/out calibrate/gpu/run_h100.sh   [needs .vendor/include]
 set -uo pipefail
@@ -45,6 +46,10 @@ step "calibrate GPT-3 1.3B-like layers (bf16, seq 2048, mb 1,2,4)"
 $C layers --backend cuda --model configs/models/gpt3-1.3b.json --dtype bf16 --micro-batches 1,2,4 -o "$P" $M; echo "rc=$?"
 step "calibrate GPT-3 13B-like layers (bf16, seq 2048, mb 1,2,4)"
 $C layers --backend cuda --model configs/models/gpt3-13b.json --dtype bf16 --micro-batches 1,2,4 -o "$P" --resume $M; echo "rc=$?"
+if [ "${SKIP_TP:-0}" != 1 ]; then
+  step "calibrate GPT-3 13B tensor-parallel shards on one GPU (--tp 2,4,8; bf16, seq 2048, mb 1,2,4)"
+  $C layers --backend cuda --model configs/models/gpt3-13b.json --dtype bf16 --micro-batches 1,2,4 --tp 1,2,4,8 -o "$P" --resume $M; echo "rc=$?"
+fi
 step "p2p (device-local copy; peer pairs if several GPUs)"
 $C p2p --backend cuda --min-size 4KiB --max-size 1GiB -o "$P" --warmup 10 --min-iters 10 --target-ms 100; echo "rc=$?"
 
@@ -66,10 +71,10 @@ import json, sys, glob, os
 out = sys.argv[1]
 p = json.load(open(os.path.join(out, "profile.json")))
 print("device:", p["device"])
-print(f"{'layer':58s} {'F ms':>8s} {'B ms':>8s} {'W ms':>8s} {'act MiB':>9s} {'formula':>9s} {'TFLOP/s F':>9s}")
+print(f"{'layer':62s} {'F ms':>8s} {'B ms':>8s} {'W ms':>8s} {'act MiB':>9s} {'formula':>9s} {'TFLOP/s F':>9s}")
 for l in p["layers"]:
     k = l.get("korthikanti_activation_bytes", l["expected_activation_bytes"])
-    print(f"{l['key']:58s} {l['forward_ms']['median']:8.3f} {l['backward_input_ms']['median']:8.3f} "
+    print(f"{l['key']:62s} {l['forward_ms']['median']:8.3f} {l['backward_input_ms']['median']:8.3f} "
           f"{l['backward_weight_ms']['median']:8.3f} {l['activation_bytes']/2**20:9.1f} {k/2**20:9.1f} "
           f"{l['achieved_tflops']['forward']:9.1f}")
 for f in sorted(glob.glob(os.path.join(out, "r", "chain_*.json"))):

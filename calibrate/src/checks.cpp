@@ -81,6 +81,51 @@ class Harness {
   }
 };
 
+/// One layer on both backends, same weights and inputs: output (or loss), input
+/// gradient and every weight gradient after forward + backward. Names carry "_t2" etc.
+/// for a tensor-parallel shard.
+void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t vocab, double layer_tol) {
+  Backend& T = H.test_;
+  Backend& R = H.ref_;
+  LayerShape s = blk;
+  s.kind = kind;
+  s.vocab = kind == LayerKind::block ? 0 : vocab;
+  LayerShape sr = s;
+  s.dtype = T.dtype();
+  sr.dtype = Dtype::fp32;
+  auto lt = make_layer(H.at_, s, 99);
+  auto lr = make_layer(H.ar_, sr, 99);
+  Tensor xt = lt->make_input(5), xr = lr->make_input(5);
+  if (kind != LayerKind::embedding) {  // reference input = the test backend's rounded values
+    auto hx = to_host(T, xt);
+    R.upload(hx.data(), xr.data(), xr.elements());
+  }
+  Tensor dyt = lt->make_output_grad(6), dyr = lr->make_output_grad(6);
+  if (dyt.data()) {
+    auto hd = to_host(T, dyt);
+    R.upload(hd.data(), dyr.data(), dyr.elements());
+  }
+  const std::string name = layer_kind_name(kind) + (s.tp > 1 ? "_t" + std::to_string(s.tp) : "");
+  Tensor yt = lt->forward(xt), yr = lr->forward(xr);
+  if (kind == LayerKind::head) {
+    Twin w{std::move(yt), std::move(yr)};
+    H.compare_f32(name + "_loss", w, 1e-2);
+  } else {
+    Twin w{std::move(yt), std::move(yr)};
+    H.compare(name + "_output", w, layer_tol);
+  }
+  Tensor dxt = lt->backward_input(dyt), dxr = lr->backward_input(dyr);
+  if (dxt.data()) {
+    Twin w{std::move(dxt), std::move(dxr)};
+    H.compare(name + "_input_grad", w, layer_tol);
+  }
+  lt->backward_weight();
+  lr->backward_weight();
+  auto gt = lt->gradients(), gr = lr->gradients();
+  for (std::size_t i = 0; i < gt.size(); ++i)
+    H.add(name + "." + gt[i].first, relative_l2_error(gt[i].second, gr[i].second), layer_tol, false);
+}
+
 }  // namespace
 
 double relative_l2_error(const std::vector<float>& out, const std::vector<float>& ref) {
@@ -206,46 +251,20 @@ std::vector<CheckResult> check_against_cpu(Backend& test, const LayerShape& blk,
     R.cross_entropy_backward(logits.r.data(), id.r.as<std::int32_t>(), tokens, V, 1.0f / tokens);
     H.compare("cross_entropy_backward", logits, tol);
   }
-  // Whole layers: outputs and every gradient after one forward + backward.
+  // Whole layers, and their tensor-parallel shards at t = 2 (the layer code is the same;
+  // the shard's narrower GEMM and attention strides are what this exercises).
   const double layer_tol = test.dtype() == Dtype::fp32 ? 1e-4 : 5e-2;
-  for (LayerKind kind : {LayerKind::embedding, LayerKind::block, LayerKind::head}) {
-    LayerShape s = blk;
-    s.kind = kind;
-    s.vocab = kind == LayerKind::block ? 0 : vocab;
-    LayerShape sr = s;
-    s.dtype = test.dtype();
-    sr.dtype = Dtype::fp32;
-    auto lt = make_layer(H.at_, s, 99);
-    auto lr = make_layer(H.ar_, sr, 99);
-    Tensor xt = lt->make_input(5), xr = lr->make_input(5);
-    if (kind != LayerKind::embedding) {  // reference input = the test backend's rounded values
-      auto hx = to_host(T, xt);
-      R.upload(hx.data(), xr.data(), xr.elements());
+  for (std::int64_t tp : {1, 2}) {
+    LayerShape shard = blk;
+    shard.tp = tp;
+    shard.vocab = vocab;
+    try {
+      shard.validate();
+    } catch (const std::invalid_argument&) {
+      continue;  // a small block whose heads do not split in two: only t = 1
     }
-    Tensor dyt = lt->make_output_grad(6), dyr = lr->make_output_grad(6);
-    if (dyt.data()) {
-      auto hd = to_host(T, dyt);
-      R.upload(hd.data(), dyr.data(), dyr.elements());
-    }
-    const std::string name = layer_kind_name(kind);
-    Tensor yt = lt->forward(xt), yr = lr->forward(xr);
-    if (kind == LayerKind::head) {
-      Twin w{std::move(yt), std::move(yr)};
-      H.compare_f32(name + "_loss", w, 1e-2);
-    } else {
-      Twin w{std::move(yt), std::move(yr)};
-      H.compare(name + "_output", w, layer_tol);
-    }
-    Tensor dxt = lt->backward_input(dyt), dxr = lr->backward_input(dyr);
-    if (dxt.data()) {
-      Twin w{std::move(dxt), std::move(dxr)};
-      H.compare(name + "_input_grad", w, layer_tol);
-    }
-    lt->backward_weight();
-    lr->backward_weight();
-    auto gt = lt->gradients(), gr = lr->gradients();
-    for (std::size_t i = 0; i < gt.size(); ++i)
-      H.add(name + "." + gt[i].first, relative_l2_error(gt[i].second, gr[i].second), layer_tol, false);
+    for (LayerKind kind : {LayerKind::embedding, LayerKind::block, LayerKind::head})
+      check_layer(H, shard, kind, vocab, layer_tol);
   }
   return H.results;
 }
@@ -291,9 +310,11 @@ Summary measure_chain(Backend& backend, const LayerShape& block, int n, const Me
 nlohmann::json measure_gemms(Backend& backend, const LayerShape& blk, int square, const Method& method) {
   Allocator alloc(backend);
   const int e = dtype_bytes(backend.dtype());
-  const int T = static_cast<int>(blk.tokens()), h = static_cast<int>(blk.hidden), f = static_cast<int>(blk.ffn());
+  // The block's GEMMs at its shard's shapes (tp = 1: the whole layer).
+  const int T = static_cast<int>(blk.tokens()), h = static_cast<int>(blk.hidden);
+  const int w = static_cast<int>(blk.attention_width()), f = static_cast<int>(blk.local_ffn());
   struct Case { std::string name; int M, N, K; };
-  std::vector<Case> cases{{"qkv_forward", T, 3 * h, h}, {"proj_forward", T, h, h},
+  std::vector<Case> cases{{"qkv_forward", T, 3 * w, h}, {"proj_forward", T, h, w},
                           {"fc1_forward", T, f, h},     {"fc2_forward", T, h, f}};
   if (square > 0) cases.push_back({"square_" + std::to_string(square), square, square, square});
   nlohmann::json out = nlohmann::json::array();

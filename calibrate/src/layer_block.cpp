@@ -2,6 +2,12 @@
 // batched GEMMs per micro-batch sample, output projection, MLP h->ffn->h with GeLU,
 // dropout 0.1 on attention probabilities and both residual branches. What forward
 // keeps for backward is exactly the list in Korthikanti et al. (2022), Sec. 4.1.
+// With shape.tp > 1 it is one GPU's Megatron shard (Shoeybi et al. 2019): QKV columns
+// 3h/t (heads/t heads of the model's head dimension h/heads), context T x h/t, the
+// projection h/t -> h, fc1 h -> ffn/t, fc2 ffn/t -> h; layer norms, the row-parallel
+// biases, dropouts and the residual stream stay whole. The all-reduces that follow the
+// projection and fc2 (and the backward ones after QKV and fc1) are not here: they are
+// communication, costed apart; this layer is the shard's compute and saved bytes.
 #include <cmath>
 
 #include "ppsim/calibrate/layers.h"
@@ -15,7 +21,8 @@ class BlockLayer final : public Layer {
  public:
   BlockLayer(Allocator& a, const LayerShape& s, std::uint64_t seed)
       : a_(a), b_(a.backend()), s_(s), e_(dtype_bytes(a.backend().dtype())),
-        h_(s.hidden), f_(s.ffn()), T_(s.tokens()), seed_(seed) {
+        h_(s.hidden), w_(s.attention_width()), f_(s.local_ffn()), heads_(s.local_heads()),
+        d_(s.hidden / s.heads), T_(s.tokens()), seed_(seed) {
     auto param = [&](Tensor& w, Tensor& g, std::int64_t n, float scale, float fill) {
       w = Tensor(a_, n, e_);
       g = Tensor(a_, n, e_);
@@ -28,9 +35,9 @@ class BlockLayer final : public Layer {
       b_.fill_zero_bytes(g.data(), g.bytes());
     };
     const float ws = 1.0f / std::sqrt(static_cast<float>(h_));
-    param(qkv_w_, dqkv_w_, 3 * h_ * h_, ws, 0);
-    param(qkv_b_, dqkv_b_, 3 * h_, 0.02f, 0);
-    param(proj_w_, dproj_w_, h_ * h_, ws, 0);
+    param(qkv_w_, dqkv_w_, 3 * w_ * h_, ws, 0);
+    param(qkv_b_, dqkv_b_, 3 * w_, 0.02f, 0);
+    param(proj_w_, dproj_w_, h_ * w_, ws, 0);
     param(proj_b_, dproj_b_, h_, 0.02f, 0);
     param(fc1_w_, dfc1_w_, f_ * h_, ws, 0);
     param(fc1_b_, dfc1_b_, f_, 0.02f, 0);
@@ -54,8 +61,8 @@ class BlockLayer final : public Layer {
 
   Tensor forward(const Tensor& x) override {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
+    const int w = static_cast<int>(w_), heads = static_cast<int>(heads_), d = static_cast<int>(d_);
     const int s = static_cast<int>(s_.seq), nb = static_cast<int>(s_.micro_batch);
-    const int heads = static_cast<int>(s_.heads), d = h / heads;
     const std::int64_t ss = static_cast<std::int64_t>(s) * s;
     const std::int64_t attn = static_cast<std::int64_t>(nb) * heads * ss;
     x_ = &x;
@@ -64,29 +71,29 @@ class BlockLayer final : public Layer {
     rstd1_ = Tensor(a_, T_, 4);
     b_.layernorm_forward(x.data(), ln1_g_.data(), ln1_b_.data(), ln1_.data(), mean1_.as<float>(),
                          rstd1_.as<float>(), T, h);
-    qkv_ = Tensor(a_, T_ * 3 * h_, e_);
-    linear_forward(ln1_, qkv_w_, qkv_b_, qkv_, T, 3 * h, h);
+    qkv_ = Tensor(a_, T_ * 3 * w_, e_);
+    linear_forward(ln1_, qkv_w_, qkv_b_, qkv_, T, 3 * w, h);
     // Scores -> probabilities P (saved) -> dropout Pd (saved, with its mask).
     P_ = Tensor(a_, attn, e_);
     for (int bi = 0; bi < nb; ++bi)
       b_.gemm_batched(false, true, s, s, d, 1.0f / std::sqrt(static_cast<float>(d)),
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * h), 3 * h, d,
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * h + h), 3 * h, d, 0.0f,
+                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w), 3 * w, d,
+                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w + w), 3 * w, d, 0.0f,
                       P_.at(bi * heads * ss), s, ss, heads);
     b_.softmax_causal_forward(P_.data(), attn / s, s);
     Pd_ = Tensor(a_, attn, e_);
     mask_attn_ = Tensor(a_, attn, 1);
     b_.dropout_forward(P_.data(), Pd_.data(), mask_attn_.as<std::uint8_t>(), attn, kDropout, seed_ + 101);
-    ctx_ = Tensor(a_, T_ * h_, e_);
+    ctx_ = Tensor(a_, T_ * w_, e_);
     for (int bi = 0; bi < nb; ++bi)
       b_.gemm_batched(false, false, s, d, s, 1.0f, Pd_.at(bi * heads * ss), s, ss,
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * h + 2 * h), 3 * h, d, 0.0f,
-                      ctx_.at(static_cast<std::int64_t>(bi) * s * h), h, d, heads);
+                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w + 2 * w), 3 * w, d, 0.0f,
+                      ctx_.at(static_cast<std::int64_t>(bi) * s * w), w, d, heads);
     h1_ = Tensor(a_, T_ * h_, e_);
     mask_o_ = Tensor(a_, T_ * h_, 1);
     {
       Tensor proj(a_, T_ * h_, e_);
-      linear_forward(ctx_, proj_w_, proj_b_, proj, T, h, h);
+      linear_forward(ctx_, proj_w_, proj_b_, proj, T, h, w);
       b_.dropout_forward(proj.data(), proj.data(), mask_o_.as<std::uint8_t>(), T_ * h_, kDropout, seed_ + 102);
       b_.residual_add(x.data(), proj.data(), h1_.data(), T_ * h_);
     }
@@ -112,8 +119,8 @@ class BlockLayer final : public Layer {
 
   Tensor backward_input(const Tensor& dy) override {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
+    const int w = static_cast<int>(w_), heads = static_cast<int>(heads_), d = static_cast<int>(d_);
     const int s = static_cast<int>(s_.seq), nb = static_cast<int>(s_.micro_batch);
-    const int heads = static_cast<int>(s_.heads), d = h / heads;
     const std::int64_t ss = static_cast<std::int64_t>(s) * s;
     const std::int64_t attn = static_cast<std::int64_t>(nb) * heads * ss;
     // MLP branch.
@@ -137,18 +144,18 @@ class BlockLayer final : public Layer {
     dProj_ = Tensor(a_, T_ * h_, e_);
     b_.dropout_backward(dH1.data(), mask_o_.as<std::uint8_t>(), dProj_.data(), T_ * h_, kDropout);
     mask_o_.reset();
-    dQKV_ = Tensor(a_, T_ * 3 * h_, e_);
+    dQKV_ = Tensor(a_, T_ * 3 * w_, e_);
     {
-      Tensor dCtx(a_, T_ * h_, e_);
-      b_.gemm(false, false, T, h, h, 1.0f, dProj_.data(), h, proj_w_.data(), h, 0.0f, dCtx.data(), h);
+      Tensor dCtx(a_, T_ * w_, e_);
+      b_.gemm(false, false, T, w, h, 1.0f, dProj_.data(), h, proj_w_.data(), w, 0.0f, dCtx.data(), w);
       Tensor dP(a_, attn, e_);
       for (int bi = 0; bi < nb; ++bi) {
         const std::int64_t row = static_cast<std::int64_t>(bi) * s;
-        b_.gemm_batched(false, true, s, s, d, 1.0f, dCtx.at(row * h), h, d,
-                        qkv_.at(row * 3 * h + 2 * h), 3 * h, d, 0.0f, dP.at(bi * heads * ss), s,
+        b_.gemm_batched(false, true, s, s, d, 1.0f, dCtx.at(row * w), w, d,
+                        qkv_.at(row * 3 * w + 2 * w), 3 * w, d, 0.0f, dP.at(bi * heads * ss), s,
                         ss, heads);
         b_.gemm_batched(true, false, s, d, s, 1.0f, Pd_.at(bi * heads * ss), s, ss,
-                        dCtx.at(row * h), h, d, 0.0f, dQKV_.at(row * 3 * h + 2 * h), 3 * h, d,
+                        dCtx.at(row * w), w, d, 0.0f, dQKV_.at(row * 3 * w + 2 * w), 3 * w, d,
                         heads);
       }
       Pd_.reset();
@@ -159,16 +166,16 @@ class BlockLayer final : public Layer {
       for (int bi = 0; bi < nb; ++bi) {
         const std::int64_t row = static_cast<std::int64_t>(bi) * s;
         b_.gemm_batched(false, false, s, d, s, 1.0f, dP.at(bi * heads * ss), s, ss,
-                        qkv_.at(row * 3 * h + h), 3 * h, d, 0.0f, dQKV_.at(row * 3 * h), 3 * h, d,
+                        qkv_.at(row * 3 * w + w), 3 * w, d, 0.0f, dQKV_.at(row * 3 * w), 3 * w, d,
                         heads);
         b_.gemm_batched(true, false, s, d, s, 1.0f, dP.at(bi * heads * ss), s, ss,
-                        qkv_.at(row * 3 * h), 3 * h, d, 0.0f, dQKV_.at(row * 3 * h + h), 3 * h, d,
+                        qkv_.at(row * 3 * w), 3 * w, d, 0.0f, dQKV_.at(row * 3 * w + w), 3 * w, d,
                         heads);
       }
     }
     qkv_.reset();
     dLN1_ = Tensor(a_, T_ * h_, e_);
-    b_.gemm(false, false, T, h, 3 * h, 1.0f, dQKV_.data(), 3 * h, qkv_w_.data(), h, 0.0f, dLN1_.data(), h);
+    b_.gemm(false, false, T, h, 3 * w, 1.0f, dQKV_.data(), 3 * w, qkv_w_.data(), h, 0.0f, dLN1_.data(), h);
     b_.layernorm_backward_input(dLN1_.data(), x_->data(), ln1_g_.data(), mean1_.as<float>(),
                                 rstd1_.as<float>(), dH1.data(), T, h, true);
     return dH1;  // dx = dH1 + LN1 backward (the residual path carries dH1 through)
@@ -176,8 +183,9 @@ class BlockLayer final : public Layer {
 
   void backward_weight() override {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
-    linear_weight_grad(dQKV_, ln1_, dqkv_w_, dqkv_b_, T, 3 * h, h);
-    linear_weight_grad(dProj_, ctx_, dproj_w_, dproj_b_, T, h, h);
+    const int w = static_cast<int>(w_);
+    linear_weight_grad(dQKV_, ln1_, dqkv_w_, dqkv_b_, T, 3 * w, h);
+    linear_weight_grad(dProj_, ctx_, dproj_w_, dproj_b_, T, h, w);
     linear_weight_grad(dF1_, ln2_, dfc1_w_, dfc1_b_, T, f, h);
     linear_weight_grad(dF2_, g_, dfc2_w_, dfc2_b_, T, h, f);
     b_.layernorm_backward_weight(dLN1_.data(), x_->data(), mean1_.as<float>(), rstd1_.as<float>(),
@@ -215,7 +223,7 @@ class BlockLayer final : public Layer {
   Backend& b_;
   LayerShape s_;
   int e_;
-  std::int64_t h_, f_, T_;
+  std::int64_t h_, w_, f_, heads_, d_, T_;  // w_, f_, heads_: this GPU's shard (h/t, ffn/t, heads/t)
   std::uint64_t seed_;
   Tensor qkv_w_, qkv_b_, proj_w_, proj_b_, fc1_w_, fc1_b_, fc2_w_, fc2_b_, ln1_g_, ln1_b_, ln2_g_, ln2_b_;
   Tensor dqkv_w_, dqkv_b_, dproj_w_, dproj_b_, dfc1_w_, dfc1_b_, dfc2_w_, dfc2_b_, dln1_g_, dln1_b_,

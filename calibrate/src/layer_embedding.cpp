@@ -1,6 +1,9 @@
 // Token + learned position embedding with dropout (GPT-2/3 style). Backward-input is
 // the dropout gradient (no gradient flows into token ids); backward-weight scatters it
-// into the two tables.
+// into the two tables. With shape.tp > 1 the token table is one GPU's vocabulary-parallel
+// shard of vocab/t rows (Megatron's VocabParallelEmbedding) and the ids fall in it; the
+// position table and the output stay whole (the all-reduce that sums the shards' outputs
+// is communication, costed apart).
 #include "ppsim/calibrate/layers.h"
 
 namespace ppsim::cal {
@@ -13,9 +16,9 @@ class EmbeddingLayer final : public Layer {
   EmbeddingLayer(Allocator& a, const LayerShape& s, std::uint64_t seed)
       : a_(a), b_(a.backend()), s_(s), e_(dtype_bytes(a.backend().dtype())), T_(s.tokens()),
         seed_(seed) {
-    table_ = Tensor(a_, s.vocab * s.hidden, e_);
+    table_ = Tensor(a_, s.local_vocab() * s.hidden, e_);
     pos_ = Tensor(a_, s.seq * s.hidden, e_);
-    dtable_ = Tensor(a_, s.vocab * s.hidden, e_);
+    dtable_ = Tensor(a_, s.local_vocab() * s.hidden, e_);
     dpos_ = Tensor(a_, s.seq * s.hidden, e_);
     b_.fill_uniform(table_.data(), table_.elements(), seed_ + 1, 0.02f);
     b_.fill_uniform(pos_.data(), pos_.elements(), seed_ + 2, 0.02f);
@@ -25,11 +28,12 @@ class EmbeddingLayer final : public Layer {
   [[nodiscard]] const LayerShape& shape() const override { return s_; }
 
   Tensor make_input(std::uint64_t seed) override {
+    const std::int64_t rows = s_.local_vocab();
     std::vector<std::int32_t> ids(static_cast<std::size_t>(T_));
     for (std::int64_t t = 0; t < T_; ++t)
       ids[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(
-          hash_uniform(seed, static_cast<std::uint64_t>(t)) * static_cast<float>(s_.vocab)) %
-          static_cast<std::int32_t>(s_.vocab);
+          hash_uniform(seed, static_cast<std::uint64_t>(t)) * static_cast<float>(rows)) %
+          static_cast<std::int32_t>(rows);
     Tensor t(a_, T_, 4);
     b_.upload_bytes(ids.data(), t.data(), t.bytes());
     return t;

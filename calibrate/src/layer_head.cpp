@@ -1,5 +1,8 @@
 // Output head: final layer norm, logits = x W^T over the vocabulary, cross-entropy
-// (softmax written over the logits in place, as Megatron's fused kernel does).
+// (softmax written over the logits in place, as Megatron's fused kernel does). With
+// shape.tp > 1 it is one GPU's vocabulary-parallel shard: vocab/t logit rows and the
+// softmax over them (the all-reduces of the row max and sum are communication, costed
+// apart); the final layer norm stays whole.
 #include <cmath>
 
 #include "ppsim/calibrate/layers.h"
@@ -12,8 +15,9 @@ class HeadLayer final : public Layer {
   HeadLayer(Allocator& a, const LayerShape& s, std::uint64_t seed)
       : a_(a), b_(a.backend()), s_(s), e_(dtype_bytes(a.backend().dtype())), T_(s.tokens()) {
     const std::int64_t h = s.hidden;
-    w_ = Tensor(a_, s.vocab * h, e_);
-    dw_ = Tensor(a_, s.vocab * h, e_);
+    const std::int64_t rows = s.local_vocab();
+    w_ = Tensor(a_, rows * h, e_);
+    dw_ = Tensor(a_, rows * h, e_);
     gamma_ = Tensor(a_, h, e_);
     beta_ = Tensor(a_, h, e_);
     dgamma_ = Tensor(a_, h, e_);
@@ -26,8 +30,8 @@ class HeadLayer final : public Layer {
     std::vector<std::int32_t> labels(static_cast<std::size_t>(T_));
     for (std::int64_t t = 0; t < T_; ++t)
       labels[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(
-          hash_uniform(seed + 2, static_cast<std::uint64_t>(t)) * static_cast<float>(s.vocab)) %
-          static_cast<std::int32_t>(s.vocab);
+          hash_uniform(seed + 2, static_cast<std::uint64_t>(t)) * static_cast<float>(rows)) %
+          static_cast<std::int32_t>(rows);
     labels_ = Tensor(a_, T_, 4);
     b_.upload_bytes(labels.data(), labels_.data(), labels_.bytes());
   }
@@ -41,7 +45,7 @@ class HeadLayer final : public Layer {
   [[nodiscard]] std::int64_t retained_input_bytes() const override { return T_ * s_.hidden * e_; }
 
   Tensor forward(const Tensor& x) override {
-    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.vocab);
+    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.local_vocab());
     x_ = &x;
     ln_ = Tensor(a_, T_ * h, e_);
     mean_ = Tensor(a_, T_, 4);
@@ -55,7 +59,7 @@ class HeadLayer final : public Layer {
     return loss;
   }
   Tensor backward_input(const Tensor&) override {
-    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.vocab);
+    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.local_vocab());
     b_.cross_entropy_backward(probs_.data(), labels_.as<std::int32_t>(), T, V, 1.0f / static_cast<float>(T));
     dln_ = Tensor(a_, T_ * h, e_);
     b_.gemm(false, false, T, h, V, 1.0f, probs_.data(), V, w_.data(), h, 0.0f, dln_.data(), h);
@@ -65,7 +69,7 @@ class HeadLayer final : public Layer {
     return dx;
   }
   void backward_weight() override {
-    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.vocab);
+    const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.local_vocab());
     b_.gemm(true, false, V, h, T, 1.0f, probs_.data(), V, ln_.data(), h, 1.0f, dw_.data(), h);
     b_.layernorm_backward_weight(dln_.data(), x_->data(), mean_.as<float>(), rstd_.as<float>(),
                                  dgamma_.data(), dbeta_.data(), T, h);

@@ -15,6 +15,8 @@ const std::vector<LayerKindEntry>& layer_kinds() {
 
 std::unique_ptr<Layer> make_layer(Allocator& alloc, const LayerShape& shape, std::uint64_t seed) {
   shape.validate();
+  if (shape.sequence_parallel)  // its compute is the TP shard's; its bytes are exact by formula
+    throw std::invalid_argument("the harness measures tensor-parallel shards without sequence parallelism");
   if (alloc.backend().dtype() != shape.dtype)
     throw std::invalid_argument("layer dtype " + dtype_name(shape.dtype) + " differs from the " +
                                 alloc.backend().name() + " backend's " +

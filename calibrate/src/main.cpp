@@ -99,6 +99,23 @@ struct ShapeArgs {
   }
 };
 
+/// One GPU's tensor-parallel shard of `block` at degree `tp`; BadInput naming the flag
+/// when the model's heads, hidden, ffn (or vocabulary, when the ends are measured) do
+/// not divide evenly.
+LayerShape shard_of(LayerShape block, std::int64_t tp, std::int64_t vocab) {
+  block.tp = tp;
+  try {
+    block.validate();
+  } catch (const std::invalid_argument& e) {
+    throw BadInput("--tp " + std::to_string(tp) + ": " + e.what());
+  }
+  if (vocab > 0 && vocab % tp != 0)
+    throw BadInput("--tp " + std::to_string(tp) + ": vocab (" + std::to_string(vocab) +
+                   ") must be a multiple of the tensor-parallel degree " + std::to_string(tp) +
+                   " (or measure --blocks-only)");
+  return block;
+}
+
 void add_method(CLI::App* app, Method& m) {
   app->add_option("--warmup", m.warmup, "untimed iterations first (>= 10 recommended)")->capture_default_str();
   app->add_option("--min-iters", m.min_iterations, "fewest timed iterations")->capture_default_str();
@@ -113,9 +130,13 @@ nlohmann::json read_existing(const std::string& path) {
 }
 
 int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string& mbs_text,
-               const std::string& out, bool resume, bool no_ends, const Method& method) {
+               const std::string& tps_text, const std::string& out, bool resume, bool no_ends,
+               const Method& method) {
   LayerShape block = sa.block();
   const auto mbs = parse_list(mbs_text, "--micro-batches");
+  std::vector<LayerShape> shards;  // every degree checked before anything is measured or written
+  for (std::int64_t tp : parse_list(tps_text, "--tp"))
+    shards.push_back(shard_of(block, tp, no_ends ? 0 : sa.vocab));
   auto backend = make_backend(backend_name, block.dtype);
   nlohmann::json profile = resume ? read_existing(out) : nullptr;
   if (profile.is_null()) {
@@ -124,14 +145,16 @@ int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string
     throw BadInput(out + ": --resume with a profile of another backend/dtype");
   }
   std::vector<LayerShape> todo;
-  for (std::int64_t mb : mbs) {
-    for (LayerKind k : {LayerKind::embedding, LayerKind::block, LayerKind::head}) {
-      if (k != LayerKind::block && (no_ends || sa.vocab <= 0)) continue;
-      LayerShape s = block;
-      s.kind = k;
-      s.micro_batch = mb;
-      s.vocab = k == LayerKind::block ? 0 : sa.vocab;
-      todo.push_back(s);
+  for (const LayerShape& shard : shards) {
+    for (std::int64_t mb : mbs) {
+      for (LayerKind k : {LayerKind::embedding, LayerKind::block, LayerKind::head}) {
+        if (k != LayerKind::block && (no_ends || sa.vocab <= 0)) continue;
+        LayerShape s = shard;
+        s.kind = k;
+        s.micro_batch = mb;
+        s.vocab = k == LayerKind::block ? 0 : sa.vocab;
+        todo.push_back(s);
+      }
     }
   }
   int done = 0;
@@ -229,9 +252,9 @@ int cmd_check(const std::string& backend_name, const std::string& dtype, const s
   return ok ? 0 : 1;
 }
 
-int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, int layers,
+int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, std::int64_t tp, int layers,
               const std::string& profile_path, const std::string& out, const Method& method) {
-  LayerShape block = sa.block();
+  LayerShape block = shard_of(sa.block(), tp, 0);
   block.micro_batch = mb;
   auto backend = make_backend(backend_name, block.dtype);
   std::int64_t peak = 0;
@@ -244,6 +267,7 @@ int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, i
   if (!profile_path.empty()) {
     const auto profile = load_profile(profile_path);
     TransformerSpec spec{layers, block.hidden, block.heads, block.seq, mb, block.ffn_hidden, 0, block.dtype};
+    spec.tp = tp;
     double predicted = 0;
     for (const auto& c : costs_from_profile(profile, spec, profile_path)) predicted += c.forward_ms + c.backward_ms;
     const double err = (predicted - s.median) / s.median * 100.0;
@@ -255,9 +279,9 @@ int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, i
   return 0;
 }
 
-int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, int square,
+int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, std::int64_t tp, int square,
              const std::string& out, const Method& method) {
-  LayerShape block = sa.block();
+  LayerShape block = shard_of(sa.block(), tp, 0);
   block.micro_batch = mb;
   auto backend = make_backend(backend_name, block.dtype);
   const auto j = measure_gemms(*backend, block, square, method);
@@ -266,7 +290,8 @@ int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, in
                 g.at("M").get<int>(), g.at("N").get<int>(), g.at("K").get<int>(), g.at("ms").at("median").get<double>(),
                 g.at("tflops").get<double>());
   if (!out.empty()) write_json_atomic(out, {{"backend", backend_name}, {"device", backend->device_info().name},
-                                            {"dtype", dtype_name(block.dtype)}, {"gemms", j}});
+                                            {"dtype", dtype_name(block.dtype)}, {"tensor_parallel", tp},
+                                            {"gemms", j}});
   return 0;
 }
 
@@ -291,11 +316,13 @@ int main(int argc, char** argv) {
 
   auto* layers = app.add_subcommand("layers", "measure embedding, transformer block and head (F, B-input, W, bytes)");
   ShapeArgs la;
-  std::string mbs = "1", out = "profile.json";
+  std::string mbs = "1", tps = "1", out = "profile.json";
   bool resume = false, no_ends = false;
   layers->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
   la.add(layers);
   layers->add_option("--micro-batches", mbs, "comma-separated micro-batch sizes")->capture_default_str();
+  layers->add_option("--tp", tps, "comma-separated tensor-parallel degrees: each measures one GPU's shard")
+      ->capture_default_str();
   layers->add_option("-o,--output", out, "profile JSON (written atomically after each layer)")->capture_default_str();
   layers->add_flag("--resume", resume, "keep what the output profile already holds and measure the rest");
   layers->add_flag("--blocks-only", no_ends, "skip embedding and head");
@@ -318,12 +345,13 @@ int main(int argc, char** argv) {
 
   auto* chain = app.add_subcommand("chain", "time N identical blocks forward then backward as one region; compare with a profile");
   ShapeArgs ca;
-  std::int64_t chain_mb = 1;
+  std::int64_t chain_mb = 1, chain_tp = 1;
   int chain_layers = 4;
   std::string chain_profile, chain_out;
   chain->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
   ca.add(chain);
   chain->add_option("--micro-batch", chain_mb, "micro-batch size")->capture_default_str();
+  chain->add_option("--tp", chain_tp, "tensor-parallel degree: chain one GPU's shards")->capture_default_str();
   chain->add_option("--layers", chain_layers, "blocks in the chain")->capture_default_str();
   chain->add_option("--profile", chain_profile, "profile to predict the chain time from");
   chain->add_option("-o,--output", chain_out, "result JSON");
@@ -331,12 +359,13 @@ int main(int argc, char** argv) {
 
   auto* gemm = app.add_subcommand("gemm", "TFLOP/s of the block's GEMMs and of a square GEMM");
   ShapeArgs ga;
-  std::int64_t gemm_mb = 1;
+  std::int64_t gemm_mb = 1, gemm_tp = 1;
   int square = 8192;
   std::string gemm_out;
   gemm->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
   ga.add(gemm);
   gemm->add_option("--micro-batch", gemm_mb, "micro-batch size")->capture_default_str();
+  gemm->add_option("--tp", gemm_tp, "tensor-parallel degree: the shard's GEMM shapes")->capture_default_str();
   gemm->add_option("--square", square, "also time an N x N x N GEMM (0: skip)")->capture_default_str();
   gemm->add_option("-o,--output", gemm_out, "result JSON");
   add_method(gemm, method);
@@ -356,11 +385,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (*layers) return cmd_layers(backend_name, la, mbs, out, resume, no_ends, method);
+    if (*layers) return cmd_layers(backend_name, la, mbs, tps, out, resume, no_ends, method);
     if (*p2p) return cmd_p2p(backend_name, transport, p2p_out, min_size, max_size, method);
     if (*check) return cmd_check(backend_name, check_dtype, check_out);
-    if (*chain) return cmd_chain(backend_name, ca, chain_mb, chain_layers, chain_profile, chain_out, method);
-    if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, square, gemm_out, method);
+    if (*chain) return cmd_chain(backend_name, ca, chain_mb, chain_tp, chain_layers, chain_profile, chain_out, method);
+    if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, gemm_tp, square, gemm_out, method);
     if (*validate) return cmd_validate(validate_path);
   } catch (const NoDeviceError& e) {
     std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
@@ -369,6 +398,9 @@ int main(int argc, char** argv) {
     std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
     return 2;
   } catch (const ProfileError& e) {
+    std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
+    return 2;
+  } catch (const MissingShapeError& e) {  // chain --profile without the chained shape
     std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
     return 2;
   } catch (const std::invalid_argument& e) {

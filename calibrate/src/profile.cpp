@@ -155,6 +155,11 @@ void validate_profile(const nlohmann::json& p, const std::string& file) {
       c.number(shape, path + ".shape", "vocab");
     }
     c.string(shape, path + ".shape", "dtype");
+    if (shape.contains("tensor_parallel")) {  // absent: 1, the whole layer
+      const auto& t = shape.at("tensor_parallel");
+      if (!t.is_number_integer() || t.get<std::int64_t>() < 1)
+        c.fail(path + ".shape.tensor_parallel", "must be a positive integer");
+    }
     for (const char* k : {"forward_ms", "backward_input_ms", "backward_weight_ms"}) c.summary(l, path, k);
     for (const char* k : {"activation_bytes", "output_bytes", "parameter_bytes"}) c.number(l, path, k);
   }
