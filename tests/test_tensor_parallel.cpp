@@ -13,7 +13,11 @@
 #include "ppsim/run/overrides.h"
 #include "ppsim/run/run.h"
 #include "ppsim/run/stages.h"
+#include "ppsim/metrics/metrics.h"
 #include "ppsim/sweep/plan.h"
+#include "ppsim/views/timeline.h"
+#include "ppsim/views/trace.h"
+#include "ppsim/views/vega.h"
 #include "ppsim/sweep/sweep.h"
 
 using namespace ppsim;
@@ -205,4 +209,31 @@ TEST_CASE("plan: ranked fitting shapes for fixed GPUs and global batch", "[tp][p
   json no_memory = doc;
   no_memory.erase("memory");
   CHECK_THROWS_WITH(plan_sweep(parse_config(no_memory, kFile), o), Catch::Contains("memory: missing"));
+}
+
+TEST_CASE("an op's collectives are its last part, on their own lane in the timeline, trace and chart", "[tp][views]") {
+  const json doc = gpt13b(2, {{"tensor_parallel", 8}}, {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 2},
+                                                          {"partition", "uniform"}});
+  const Run run = prepare_run(parse_config(doc, kFile));
+  auto links = make_links(run.config, run.schedule.devices);
+  const SimResult r = simulate(run.schedule, run.costs, *links);
+  for (const OpRecord& rec : r.ops) {
+    const StageCost& c = run.costs[static_cast<std::size_t>(rec.op.stage)];
+    CHECK(rec.collective == (rec.op.kind == OpKind::Forward ? c.forward_comm : c.backward_comm));
+    CHECK(rec.collective < rec.end - rec.start);
+  }
+  const json tl = make_timeline(run.schedule, r);
+  int lane = 0;
+  for (const json& e : tl["events"])
+    if (e["lane"] == "collective") {
+      ++lane;
+      CHECK(e["end"].get<double>() > e["start"].get<double>());
+    }
+  CHECK(lane == static_cast<int>(r.ops.size()));  // every F and B of this run has collectives
+  const json spec = vega_spec(run.schedule, r, compute_metrics(run, r), VegaOptions{});
+  CHECK(spec.dump().find("D0 collective") != std::string::npos);
+  CHECK(chrome_trace(run.schedule, r, compute_metrics(run, r)).dump().find("collectives of F0") != std::string::npos);
+  // Unit time draws slots only: no collective inside them.
+  const Run unit = unit_time_run(run);
+  for (const StageCost& c : unit.costs) CHECK(c.forward_comm.ns == 0);
 }

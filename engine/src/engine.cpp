@@ -186,6 +186,9 @@ void Engine<Queue>::start(std::uint32_t index) {
   OpRecord& rec = r_.ops[index];
   rec.start = now_;
   rec.end = now_ + duration(rec.op);
+  const StageCost& cost = costs_[rec.op.stage];
+  rec.collective = rec.op.kind == OpKind::Forward ? cost.forward_comm
+                   : rec.op.kind == OpKind::Backward ? cost.backward_comm : TimeNs{};
   if (rec.op.kind == OpKind::Forward) {
     const std::size_t slot = static_cast<std::size_t>(rec.op.pipe) * s_.num_stages + rec.op.stage;
     slot_peak_[slot] = std::max(slot_peak_[slot], ++slot_inflight_[slot]);

@@ -53,6 +53,7 @@ std::vector<StageCost> unit_time_costs(std::vector<StageCost> costs, int chunks)
     c.backward = op + op;
     c.weight_grad = op;
     c.output = Bytes{};
+    c.forward_comm = c.backward_comm = c.recompute = TimeNs{};  // a slot is all work: nothing inside it is told apart
   }
   return costs;
 }

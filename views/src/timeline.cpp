@@ -22,6 +22,9 @@ json event(int device, const char* lane, const Op& op, TimeNs start, TimeNs end)
 void write_events(std::ostream& out, const SimResult& r) {
   JsonArrayStream events(out);
   for (const auto& rec : r.ops) events.push_back(event(rec.device, "compute", rec.op, rec.start, rec.end));
+  // An op's blocking collectives (tensor parallel, ZeRO-3), drawn as its last part.
+  for (const auto& rec : r.ops)
+    if (rec.collective.ns > 0) events.push_back(event(rec.device, "collective", rec.op, rec.end - rec.collective, rec.end));
   for (const auto& t : r.transfers) {
     const Op& op = r.ops[t.producer].op;
     json send = event(t.src, "send", op, t.start, t.end);

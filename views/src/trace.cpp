@@ -55,6 +55,12 @@ void add_collectives(JsonArrayStream& events, const SimResult& result, const Met
       add_collective_slice(events, d, "gradient sync s" + std::to_string(c.stage), c.start, c.end,
                            {{"stage", c.stage}, {"devices", c.devices}, {"bytes", c.bytes.value}});
     }
+  for (const OpRecord& r : result.ops) {  // an op's tensor-parallel / ZeRO-3 collectives, as its last part
+    if (r.collective.ns <= 0) continue;
+    lane(r.device);
+    add_collective_slice(events, r.device, std::string("collectives of ") + op_letter(r.op.kind) + std::to_string(r.op.microbatch),
+                         r.end - r.collective, r.end, {{"stage", r.op.stage}, {"ms", r.collective.ms()}});
+  }
   for (const DeviceMetrics& d : metrics.per_device) {
     if (!d.has_allreduce || d.allreduce.ns <= 0) continue;
     lane(d.device);

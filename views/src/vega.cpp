@@ -57,6 +57,7 @@ constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
 }};
 constexpr const char* kActivationFill = "#bdbdbd";
 constexpr const char* kGradientFill = "#737373";
+constexpr const char* kCollectiveFill = "#252525";  // on its own lane, under the device's ops
 constexpr double kDigitEm = 0.64;  // digit advance of DejaVu Sans, the fallback sans font
 constexpr double kMinBoxPx = 1.5;
 // Print sizes: 1 px of the spec is 1 pt on paper when the figure is set at its --width,
@@ -145,6 +146,8 @@ struct Gantt {
   // Memory per device as a step function (time ms, value in `unit`), when sampled.
   std::map<int, std::vector<std::pair<double, double>>> memory_curves;
   MemoryUnit unit{"bytes", 1.0};
+  // A "collective" lane under each device: its ops' tensor-parallel / ZeRO-3 collectives.
+  bool collective_lanes{false};
 };
 
 std::int64_t memory_peak(const SimResult& result) {
@@ -183,6 +186,7 @@ Gantt make_gantt(const Schedule& schedule, const SimResult& result, const VegaOp
   g.pipes = schedule.pipes > 1;
   g.devices = std::max(result.devices, schedule.devices);
   g.comm_lanes = options.show_comm_lanes && !result.transfers.empty();
+  g.collective_lanes = std::any_of(result.ops.begin(), result.ops.end(), [](const OpRecord& r) { return r.collective.ns > 0; });
   g.t0 = result.first_start.ms();
   g.t1 = result.last_end.ms();
   if (g.t1 <= g.t0) g.t1 = g.t0 + 1.0;  // empty run: keep the scale non-degenerate
@@ -242,6 +246,7 @@ json row_order(const Gantt& g) {
   json rows = json::array();
   for (int d = 0; d < g.devices; ++d) {
     rows.push_back(device_row(g.options, d));
+    if (g.collective_lanes) rows.push_back(device_row(g.options, d) + " collective");
     if (g.comm_lanes) {
       rows.push_back(device_row(g.options, d) + " send");
       rows.push_back(device_row(g.options, d) + " recv");
@@ -273,6 +278,10 @@ ColourScale colour_scale(const Gantt& g) {
     const auto kind = static_cast<OpKind>(k);
     scale.domain.push_back(class_name(kind, c, p, g.chunks, g.pipes, g.options));
     scale.range.push_back(shade_for(kind, c, p).fill);
+  }
+  if (g.collective_lanes) {
+    scale.domain.push_back("collective");
+    scale.range.push_back(kCollectiveFill);
   }
   if (!g.comm_lanes) return scale;
   bool has_activation = false;
@@ -352,10 +361,32 @@ json transfer_box(const Gantt& g, const TransferRecord& t, int side) {
   };
 }
 
-// Every op box, then (when the lanes are shown) each transfer's send and recv boxes.
+// An op's blocking collectives as its last part, on the device's collective lane.
+json collective_box(const Gantt& g, const OpRecord& r) {
+  json box = op_box(g, r);
+  const double start = (r.end - r.collective).ms();
+  const double end = r.end.ms();
+  box["row"] = device_row(g.options, r.device) + " collective";
+  box["lane"] = "collective";
+  box["op"] = "collectives of " + box["op"].get<std::string>();
+  box["start"] = start;
+  box["duration"] = end - start;
+  box["draw_end"] = std::max(end, start + g.min_box_ms);
+  box["mid"] = (start + end) / 2;
+  box["class"] = "collective";
+  box["label"] = "";
+  box["text_color"] = "white";
+  return box;
+}
+
+// Every op box, its collectives' box when it has some, then (when the lanes are shown)
+// each transfer's send and recv boxes.
 json boxes(const Gantt& g) {
   json out = json::array();
   for (const OpRecord& r : g.result.ops) out.push_back(op_box(g, r));
+  if (g.collective_lanes)
+    for (const OpRecord& r : g.result.ops)
+      if (r.collective.ns > 0) out.push_back(collective_box(g, r));
   if (!g.comm_lanes) return out;
   for (const TransferRecord& t : g.result.transfers)
     for (int side = 0; side < 2; ++side) out.push_back(transfer_box(g, t, side));

@@ -75,6 +75,7 @@ struct OpRecord {
   int device{0};
   TimeNs start;
   TimeNs end;
+  TimeNs collective;  ///< part of [start, end) in blocking collectives (StageCost::forward_comm / backward_comm)
 };
 
 /// @brief One executed transfer: output of `producer` carried to `consumer`
