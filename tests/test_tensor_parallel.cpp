@@ -205,6 +205,15 @@ TEST_CASE("plan: ranked fitting shapes for fixed GPUs and global batch", "[tp][p
   const json j = plan_json(o, rows);
   CHECK(j["ranked"].size() == ranked.size());
   CHECK(j["ranked"][0]["iteration_ms"] == ranked[0]->report["iteration_time_ms"]);
+  // Explicit layers keep their own tensor degree by default: they cannot be re-costed.
+  json explicit_layers = {{"model", {{"layers", {{{"repeat", 8}, {"forward_ms", 1.0}, {"backward_ms", 2.0}, {"parameter_bytes", 1000}}}}}},
+                          {"cluster", {{"devices", 8}}},
+                          {"pipeline", {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 4}}},
+                          {"memory", {{"optimizer", "adam"}}}};
+  PlanOptions defaults;
+  defaults.gpus = 8;
+  defaults.global_batch = 16;
+  for (const json& p : plan_sweep(parse_config(explicit_layers, kFile), defaults).points) CHECK(p["tensor_parallel"] == 1);
   // A plan needs the memory model to know what fits.
   json no_memory = doc;
   no_memory.erase("memory");

@@ -15,6 +15,9 @@ using nlohmann::json;
 namespace {
 
 std::vector<int> default_tensor(const Config& base, int gpus) {
+  // Explicit layers are one GPU's costs and cannot be costed at another shard: keep
+  // their degree (a transformer costed from "costs" is costed at each t).
+  if (base.costed.is_null()) return {std::max(1, base.parallel.tensor_parallel)};
   std::vector<int> out;
   for (int t : {1, 2, 4, 8}) {
     if (gpus % t != 0) continue;

@@ -19,7 +19,8 @@ namespace ppsim {
 struct PlanOptions {
   int gpus{0};
   std::int64_t global_batch{0};
-  std::vector<int> tensor;               ///< default 1, 2, 4, 8 (within a node, dividing the GPUs)
+  std::vector<int> tensor;               ///< default 1, 2, 4, 8 (within a node, dividing the GPUs);
+                                         ///< the config's own t for explicit layers (no re-costing)
   std::vector<int> pipeline;             ///< default every divisor of the GPUs up to the layer count
   std::vector<int> micro_batch;          ///< default 1, 2, 4
   std::vector<std::string> schedules;    ///< default 1f1b, interleaved, zb-h1
