@@ -41,18 +41,24 @@ TimeNs collectives_time(const LayerCollectives& k, Bytes bytes, int n, const Net
 
 }  // namespace
 
-LayerComm layer_comm(const Config& c, const LayerSpec& l) {
+CommGroups comm_groups(const Config& c) {
+  CommGroups g;
+  g.tensor = tensor_parallel_degree(c);
+  if (g.tensor > 1) g.tensor_link = tensor_parallel_link(c);
+  g.zero3 = c.memory.given && c.memory.sharding() == 3 ? data_parallel_degree(c) : 1;
+  if (g.zero3 > 1) g.data_link = data_parallel_link(c);  // a topology walk: once per config, not per layer
+  return g;
+}
+
+LayerComm layer_comm(const CommGroups& g, const LayerSpec& l) {
   LayerComm out;
-  const int t = tensor_parallel_degree(c);
-  if (t > 1) {
-    const NetLink link = tensor_parallel_link(c);
-    out.forward += collectives_time(l.tp_forward, Bytes{l.tp_comm_bytes}, t, link);
-    out.backward += collectives_time(l.tp_backward, Bytes{l.tp_comm_bytes}, t, link);
+  if (g.tensor > 1) {
+    out.forward += collectives_time(l.tp_forward, Bytes{l.tp_comm_bytes}, g.tensor, g.tensor_link);
+    out.backward += collectives_time(l.tp_backward, Bytes{l.tp_comm_bytes}, g.tensor, g.tensor_link);
   }
-  const int d = data_parallel_degree(c);
-  if (c.memory.given && c.memory.sharding() == 3 && d > 1 && l.parameter_bytes > 0) {
+  if (g.zero3 > 1 && l.parameter_bytes > 0) {
     // ZeRO-3 gathers the layer's weights before its forward and again before its backward.
-    const TimeNs gather = ring_collective_time(Collective::AllGather, Bytes{l.parameter_bytes}, d, data_parallel_link(c));
+    const TimeNs gather = ring_collective_time(Collective::AllGather, Bytes{l.parameter_bytes}, g.zero3, g.data_link);
     out.forward += gather;
     out.backward += gather;
   }
@@ -94,14 +100,14 @@ std::int64_t memory_limit_bytes(const Config& c) {
 std::vector<std::int64_t> layer_costs_ns(const Config& c) {
   std::vector<std::int64_t> cost;
   cost.reserve(c.layers.size());
-  const bool comm = tensor_parallel_degree(c) > 1 || (c.memory.given && c.memory.sharding() == 3);
+  const CommGroups groups = comm_groups(c);
   for (const LayerSpec& l : c.layers) {
     double ms = l.forward_ms + l.backward_ms;
     if (c.memory.recompute == Recompute::Full) ms += l.forward_ms;
     if (c.memory.recompute == Recompute::Selective) ms += l.selective_recompute_ms;
     std::int64_t ns = TimeNs::from_ms(ms).ns;
-    if (comm) {
-      const LayerComm k = layer_comm(c, l);
+    if (groups.any()) {
+      const LayerComm k = layer_comm(groups, l);
       ns += k.forward.ns * (c.memory.recompute == Recompute::Full ? 2 : 1) + k.backward.ns;
     }
     cost.push_back(ns);
@@ -207,7 +213,7 @@ std::vector<StageCost> stage_costs(const Config& c) { return stage_costs(c, stag
 
 std::vector<StageCost> stage_costs(const Config& c, const std::vector<int>& counts) {
   std::vector<StageCost> costs;
-  const bool comm = tensor_parallel_degree(c) > 1 || (c.memory.given && c.memory.sharding() == 3);
+  const CommGroups groups = comm_groups(c);
   for (auto [first, last] : layer_ranges(counts)) {
     StageCost sc;
     double f = 0, b = 0, w = 0;
@@ -224,9 +230,9 @@ std::vector<StageCost> stage_costs(const Config& c, const std::vector<int>& coun
     sc.forward = TimeNs::from_ms(f);
     sc.backward = TimeNs::from_ms(b);
     sc.weight_grad = TimeNs::from_ms(w);
-    if (comm) {
+    if (groups.any()) {
       for (int i = first; i < last; ++i) {
-        const LayerComm k = layer_comm(c, c.layers[i]);
+        const LayerComm k = layer_comm(groups, c.layers[i]);
         sc.forward_comm += k.forward;
         sc.backward_comm += k.backward;
       }

@@ -36,11 +36,21 @@ struct LayerComm {
   TimeNs forward;
   TimeNs backward;
 };
+/// @brief The groups a config's layers run blocking collectives over, and their links.
+struct CommGroups {
+  int tensor{1};         ///< t; collectives on tensor_link when > 1
+  NetLink tensor_link;
+  int zero3{1};          ///< data-parallel degree under ZeRO-3 (1 otherwise); gathers on data_link
+  NetLink data_link;
+  [[nodiscard]] bool any() const { return tensor > 1 || zero3 > 1; }
+};
+CommGroups comm_groups(const Config& config);
+
 /// @brief Tensor parallelism: the layer's collectives (tp_forward, tp_backward) over the
 /// t GPUs on tensor_parallel_link, each ring_collective_time; ZeRO-3: one all-gather of
 /// the layer's weights over the data-parallel degree before F and one before B, on
 /// data_parallel_link. Full recompute repeats F's (stage_costs adds F to B).
-LayerComm layer_comm(const Config& config, const LayerSpec& layer);
+LayerComm layer_comm(const CommGroups& groups, const LayerSpec& layer);
 
 /// @brief Layer counts per model stage (stages * chunks of them) for the config's
 /// partition. "balanced" runs device_balanced_partition over the placement of the
