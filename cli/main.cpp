@@ -181,7 +181,8 @@ int cmd_run(const RunArgs& a) {
   const bool samples = figures || !a.timeline.empty() || !a.trace.empty() || memory_limit_bytes(config) > 0;
   check_memory_budget(a.config,
                       kBaseBytes + estimated_run_bytes(config.pipeline,
-                                                       RunOutputs{samples, !a.timeline.empty(), figures, !a.trace.empty()}),
+                                                       RunOutputs{samples, !a.timeline.empty(), !a.vega.empty() || !a.html.empty(),
+                                                                  !a.trace.empty(), !a.svg.empty() || !a.png.empty() || !a.pdf.empty()}),
                       memory_budget(a.max_memory));
   Run run = prepare_run(config);
   if (a.unit_time) run = unit_time_run(std::move(run));
@@ -202,14 +203,22 @@ int cmd_run(const RunArgs& a) {
       out << "\n";
     });
   if (figures) {
-    const json vega = vega_spec(run.schedule, result, metrics, print_options);
-    if (!a.vega.empty()) outputs.write(a.vega, vega.dump() + "\n");
+    // The Gantt spec streams too: into --vega, the page and the renderer's input.
+    const SpecWriter print_spec = [&](std::ostream& out) { write_vega_spec(out, run.schedule, result, metrics, print_options); };
+    if (!a.vega.empty())
+      outputs.write(a.vega, [&](std::ostream& out) {
+        print_spec(out);
+        out << "\n";
+      });
     if (!a.html.empty()) {
-      const json page_spec = vega_spec(run.schedule, result, metrics, figure_options(a, true));
-      outputs.write(a.html, gantt_html(page_spec, page_spec["title"]["text"].get<std::string>(), format_report_table(report)));
+      const VegaOptions page_options = figure_options(a, true);
+      outputs.write(a.html, [&](std::ostream& out) {
+        write_gantt_html(out, [&](std::ostream& spec) { write_vega_spec(spec, run.schedule, result, metrics, page_options); },
+                         vega_title(run.schedule, page_options), format_report_table(report));
+      });
     }
     // Rendered figures join the other outputs: all are written, or none.
-    for (const auto& [path, bytes] : render_vega_files(vega, RenderTargets{a.svg, a.png, a.pdf})) outputs.write(path, bytes);
+    for (const auto& [path, bytes] : render_vega_files(print_spec, RenderTargets{a.svg, a.png, a.pdf})) outputs.write(path, bytes);
   }
   outputs.commit();
   if (a.json_out) std::cout << report.dump(2) << "\n";

@@ -333,6 +333,15 @@ TEST_CASE("shapes over the memory budget are refused before any work, with the e
       {"timeline and trace raise it", {{"c.json", shape("1f1b", 8, 1000000).dump()}},
        "run DIR/c.json --timeline DIR/out.json --trace DIR/t.json --max-memory 5G",
        {"DIR/c.json: needs about 5.7 GiB of memory, over the budget of 5.0 GiB"}},
+      // --vega streams too (40 B per op): with the trace, the same 5.7 GiB.
+      {"vega and trace raise it", {{"c.json", shape("1f1b", 8, 1000000).dump()}},
+       "run DIR/c.json --vega DIR/out.json --trace DIR/t.json --max-memory 5G",
+       {"DIR/c.json: needs about 5.7 GiB of memory, over the budget of 5.0 GiB"}},
+      // A rendered figure does not stream: Node holds the whole spec and its scene graph,
+      // 43,000 B per op; 2.4e5 ops x (130 + 35 + 43,000) B + 64 MiB = 9.7 GiB.
+      {"a rendered figure", {{"c.json", shape("1f1b", 8, 10000).dump()}},
+       "run DIR/c.json --svg DIR/out.svg --max-memory 4G",
+       {"DIR/c.json: needs about 9.7 GiB of memory, over the budget of 4.0 GiB"}},
       {"compare", {{"c.json", shape("1f1b", 32, 1000000).dump()}}, "compare DIR/c.json --max-memory 4G",
        {"DIR/c.json: needs about", "--max-memory"}},
       {"a 10^7-point sweep", {{"s.json", big_grid.dump()}}, "sweep DIR/s.json --csv DIR/out.json -q -j 1 --max-memory 4G",

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -241,6 +242,9 @@ TEST_CASE("an op's collectives are its last part, on their own lane in the timel
   CHECK(lane == static_cast<int>(r.ops.size()));  // every F and B of this run has collectives
   const json spec = vega_spec(run.schedule, r, compute_metrics(run, r), VegaOptions{});
   CHECK(spec.dump().find("D0 collective") != std::string::npos);
+  std::ostringstream streamed;  // the collective lane streams as the whole document dumps
+  write_vega_spec(streamed, run.schedule, r, compute_metrics(run, r), VegaOptions{});
+  CHECK(streamed.str() == spec.dump());
   CHECK(chrome_trace(run.schedule, r, compute_metrics(run, r)).dump().find("collectives of F0") != std::string::npos);
   // Unit time draws slots only: no collective inside them.
   const Run unit = unit_time_run(run);

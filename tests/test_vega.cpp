@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <sstream>
 #include <string>
 
 #include "ppsim/views/vega.h"
@@ -230,4 +231,38 @@ TEST_CASE("vega draws short boxes at least 1.5 px wide, keeping the true end", "
     CHECK(b["end"].get<double>() == Approx(1.001));
     CHECK(b["draw_end"].get<double>() == Approx(1.0 + 1.5 * 9.0 / 300.0));
   }
+}
+
+TEST_CASE("vega spec streamed: the same bytes as the whole document's dump", "[vega]") {
+  // write_vega_spec writes the data values one at a time; what it writes must be
+  // vega_spec's dump() exactly, whatever parts the chart has.
+  const auto streamed = [](const Schedule& s, const SimResult& r, const VegaOptions& o) {
+    std::ostringstream out;
+    write_vega_spec(out, s, r, pipeline_metrics(r), o);
+    return out.str();
+  };
+  Schedule s;
+  const SimResult plain = test::gpipe_2x2(&s);  // memory samples, no links
+  VegaOptions o;
+  CHECK(streamed(s, plain, o) == vega_spec(s, plain, o).dump());
+  o.show_memory = false;
+  CHECK(streamed(s, plain, o) == vega_spec(s, plain, o).dump());
+  VegaOptions printed;
+  printed.width_in = 3.33;  // usermeta after vconcat
+  printed.title = "a </script> title";
+  printed.one_based = true;
+  CHECK(streamed(s, plain, printed) == vega_spec(s, plain, printed).dump());
+  Schedule ls;
+  const SimResult links = test::gpipe_2x2_with_links(&ls);  // send and recv lanes
+  CHECK(streamed(ls, links, VegaOptions{}) == vega_spec(ls, links, VegaOptions{}).dump());
+  Schedule async = s;
+  async.synchronous = false;
+  SimResult windowed = plain;
+  windowed.window_start = test::ms(3);
+  windowed.window_end = test::ms(7);
+  VegaOptions page;
+  page.interactive = true;
+  CHECK(streamed(async, windowed, page) == vega_spec(async, windowed, page).dump());
+  CHECK(vega_title(s, VegaOptions{}) == "gpipe: p=2, m=2, v=1");
+  CHECK(vega_title(s, printed) == "a </script> title");
 }

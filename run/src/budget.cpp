@@ -34,10 +34,11 @@ std::int64_t estimated_ops(const PipelineSpec& p) {
 
 std::int64_t estimated_run_bytes(const PipelineSpec& p, const RunOutputs& o) {
   std::int64_t per_op = BytesPerOp::simulation;
-  if (o.samples || o.timeline || o.vega || o.trace) per_op += BytesPerOp::samples;
+  if (o.samples || o.timeline || o.vega || o.trace || o.render) per_op += BytesPerOp::samples;
   if (o.timeline) per_op += BytesPerOp::timeline;
   if (o.vega) per_op += BytesPerOp::vega;
   if (o.trace) per_op += BytesPerOp::trace;
+  if (o.render) per_op += BytesPerOp::render;
   return estimated_ops(p) * per_op;
 }
 

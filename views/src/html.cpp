@@ -3,7 +3,10 @@
 /// one HTML file.
 #include "ppsim/views/html.h"
 
+#include <cstring>
 #include <filesystem>
+#include <functional>
+#include <streambuf>
 #include <fstream>
 #include <sstream>
 
@@ -32,11 +35,37 @@ std::string read_script(const std::string& name) {
   return text.str();
 }
 
-// JSON inside <script>: "</" would end the element early, and JSON allows "\/".
-std::string json_in_script(std::string text) {
-  for (std::size_t at = 0; (at = text.find("</", at)) != std::string::npos; at += 3) text.replace(at, 2, "<\\/");
-  return text;
-}
+// JSON inside <script>: "</" would end the element early, and JSON allows "\/". A
+// stream buffer in front of the page that writes every "</" as "<\/", so the spec streams
+// into the page (write_vega_spec) rather than being held as text.
+class ScriptSafeBuf : public std::streambuf {
+ public:
+  explicit ScriptSafeBuf(std::streambuf* dest) : dest_(dest) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char ch = traits_type::to_char_type(c);
+    return xsputn(&ch, 1) == 1 ? c : traits_type::eof();
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    std::streamsize done = 0;
+    while (done < n) {
+      // A "/" right after "<" (also across two writes) gets its backslash first.
+      if (s[done] == '/' && after_lt_ && dest_->sputc('\\') == traits_type::eof()) return done;
+      const void* slash = std::memchr(s + done + 1, '/', static_cast<std::size_t>(n - done - 1));
+      const std::streamsize end = slash == nullptr ? n : static_cast<const char*>(slash) - s;
+      if (dest_->sputn(s + done, end - done) != end - done) return done;
+      after_lt_ = s[end - 1] == '<';
+      done = end;
+    }
+    return n;
+  }
+
+ private:
+  std::streambuf* dest_;
+  bool after_lt_{false};
+};
 
 // A script inlined whole: it must not contain "</script" (the pinned builds do not; a
 // future one that did would end the element early, so refuse rather than break).
@@ -103,8 +132,8 @@ constexpr const char* kBootScript = R"JS(
 
 }  // namespace
 
-std::string gantt_html(const nlohmann::json& spec, const std::string& title, const std::string& header) {
-  std::ostringstream page;
+void write_gantt_html(std::ostream& page, const std::function<void(std::ostream&)>& write_spec,
+                      const std::string& title, const std::string& header) {
   page << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>ppsim-view: loading</title>\n"
        << "<style>body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;margin:16px;color:#1a1a1a}"
           "h1{font-size:18px;margin:0 0 8px}pre{font-size:12px;background:#f6f6f6;padding:8px;overflow:auto}"
@@ -113,9 +142,16 @@ std::string gantt_html(const nlohmann::json& spec, const std::string& title, con
   page << "</head>\n<body>\n<h1>" << html_escape(title) << "</h1>\n<pre id=\"report\">" << html_escape(header)
        << "</pre>\n<p class=\"help\">Hover a box for its op; scroll on the chart to zoom the time axis, drag to pan, "
           "double-click to reset. The memory panel follows the time axis.</p>\n<div id=\"view\"></div>\n"
-          "<p id=\"status\"></p>\n<script type=\"application/json\" id=\"spec\">"
-       << json_in_script(spec.dump()) << "</script>\n<script>" << kBootScript << "</script>\n</body>\n</html>\n";
-  return page.str();
+          "<p id=\"status\"></p>\n<script type=\"application/json\" id=\"spec\">";
+  {
+    page.flush();
+    ScriptSafeBuf safe(page.rdbuf());
+    std::ostream spec(&safe);
+    write_spec(spec);
+    spec.flush();
+    if (!spec) page.setstate(std::ios::badbit);
+  }
+  page << "</script>\n<script>" << kBootScript << "</script>\n</body>\n</html>\n";
 }
 
 }  // namespace ppsim

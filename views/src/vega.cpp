@@ -24,6 +24,7 @@
 
 #include "ppsim/run/data_files.h"
 #include "ppsim/views/files.h"
+#include "json_array_stream.h"
 
 namespace ppsim {
 namespace {
@@ -203,13 +204,11 @@ Gantt make_gantt(const Schedule& schedule, const SimResult& result, const VegaOp
   return g;
 }
 
-// The memory panel's points, from the curves make_gantt drew once.
-json memory_data(const Gantt& g) {
-  json memory = json::array();
+// The memory panel's points, from the curves make_gantt drew once, one at a time.
+template <typename Visit>
+void for_each_memory_point(const Gantt& g, Visit&& visit) {
   for (const auto& [device, curve] : g.memory_curves)
-    for (const auto& [t, value] : curve)
-      memory.push_back({{"row", device_row(g.options, device)}, {"t", t}, {"value", value}});
-  return memory;
+    for (const auto& [t, value] : curve) visit(json{{"row", device_row(g.options, device)}, {"t", t}, {"value", value}});
 }
 
 // A device's memory just after time t (the op ending at t included), as text.
@@ -380,17 +379,16 @@ json collective_box(const Gantt& g, const OpRecord& r) {
 }
 
 // Every op box, its collectives' box when it has some, then (when the lanes are shown)
-// each transfer's send and recv boxes.
-json boxes(const Gantt& g) {
-  json out = json::array();
-  for (const OpRecord& r : g.result.ops) out.push_back(op_box(g, r));
+// each transfer's send and recv boxes, one at a time: the spec streams them.
+template <typename Visit>
+void for_each_box(const Gantt& g, Visit&& visit) {
+  for (const OpRecord& r : g.result.ops) visit(op_box(g, r));
   if (g.collective_lanes)
     for (const OpRecord& r : g.result.ops)
-      if (r.collective.ns > 0) out.push_back(collective_box(g, r));
-  if (!g.comm_lanes) return out;
+      if (r.collective.ns > 0) visit(collective_box(g, r));
+  if (!g.comm_lanes) return;
   for (const TransferRecord& t : g.result.transfers)
-    for (int side = 0; side < 2; ++side) out.push_back(transfer_box(g, t, side));
-  return out;
+    for (int side = 0; side < 2; ++side) visit(transfer_box(g, t, side));
 }
 
 // The time scale the Gantt chart and the memory panels share.
@@ -613,13 +611,6 @@ json memory_panel(const Gantt& g, std::int64_t peak, const MemoryUnit& unit) {
   };
 }
 
-// Title: schedule and shape.
-std::string title_text(const Gantt& g) {
-  const std::string label = g.options.schedule_label.empty() ? g.schedule.name : g.options.schedule_label;
-  return label + ": p=" + std::to_string(g.schedule.devices) +
-         ", m=" + std::to_string(g.schedule.microbatches) +
-         ", v=" + std::to_string(g.schedule.chunks);
-}
 
 // Subtitle: iteration time and bubble rate.
 json subtitle(const Gantt& g, const Metrics& metrics) {
@@ -676,16 +667,21 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOpti
   return vega_spec(schedule, result, pipeline_metrics(result), options);
 }
 
-json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics& metrics,
-               const VegaOptions& options) {
-  const Gantt g = make_gantt(schedule, result, options);
+std::string vega_title(const Schedule& schedule, const VegaOptions& options) {
+  if (!options.title.empty()) return options.title;
+  const std::string label = options.schedule_label.empty() ? schedule.name : options.schedule_label;
+  return label + ": p=" + std::to_string(schedule.devices) + ", m=" + std::to_string(schedule.microbatches) +
+         ", v=" + std::to_string(schedule.chunks);
+}
+
+namespace {
+
+// The spec without its data: "datasets" is null, filled in (vega_spec) or streamed
+// (write_vega_spec) from for_each_box and for_each_memory_point.
+json spec_frame(const Gantt& g, const Metrics& metrics) {
   json vconcat = json::array({gantt_panel(g)});
-  json memory = json::array();
-  if (shows_memory(g)) {
-    memory = memory_data(g);
-    vconcat.push_back(memory_panel(g, memory_peak(result), g.unit));
-  }
-  const std::string title = options.title.empty() ? title_text(g) : options.title;
+  if (shows_memory(g)) vconcat.push_back(memory_panel(g, memory_peak(g.result), g.unit));
+  const std::string title = vega_title(g.schedule, g.options);
   json spec = {
       {"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
       {"description", "ppsim Gantt chart: " + title},
@@ -693,15 +689,62 @@ json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics&
       {"title", {{"text", title}, {"subtitle", subtitle(g, metrics)}, {"anchor", "start"},
                  {"fontSize", 9}, {"subtitleFontSize", 8}, {"offset", 4},
                  {"limit", g.width_px + (shows_memory(g) ? kMarginWithMemoryPt : kMarginPt) - 8}}},
-      {"datasets", {{"boxes", boxes(g)}, {"memory", memory}}},
+      {"datasets", nullptr},
       {"vconcat", vconcat},
       {"spacing", 6},
       {"resolve", {{"scale", {{"x", "shared"}}}}},
       {"config", config_block()},
   };
   // The renderer sets the figure's printed size from this (tools/render.mjs).
-  if (options.width_in > 0) spec["usermeta"] = {{"ppsim", {{"width_in", options.width_in}, {"min_font_pt", kMinFontPt}}}};
+  if (g.options.width_in > 0)
+    spec["usermeta"] = {{"ppsim", {{"width_in", g.options.width_in}, {"min_font_pt", kMinFontPt}}}};
   return spec;
+}
+
+// {"boxes":[...],"memory":[...]}, element by element, as dump() writes the object.
+void write_datasets(std::ostream& out, const Gantt& g) {
+  out << '{';
+  write_json_key(out, "boxes");
+  JsonArrayStream boxes(out);
+  for_each_box(g, [&](const json& box) { boxes.push_back(box); });
+  boxes.close();
+  out << ',';
+  write_json_key(out, "memory");
+  JsonArrayStream memory(out);
+  if (shows_memory(g)) for_each_memory_point(g, [&](const json& point) { memory.push_back(point); });
+  memory.close();
+  out << '}';
+}
+
+}  // namespace
+
+json vega_spec(const Schedule& schedule, const SimResult& result, const Metrics& metrics,
+               const VegaOptions& options) {
+  const Gantt g = make_gantt(schedule, result, options);
+  json spec = spec_frame(g, metrics);
+  json boxes = json::array();
+  for_each_box(g, [&](const json& box) { boxes.push_back(box); });
+  json memory = json::array();
+  if (shows_memory(g)) for_each_memory_point(g, [&](const json& point) { memory.push_back(point); });
+  spec["datasets"] = {{"boxes", std::move(boxes)}, {"memory", std::move(memory)}};
+  return spec;
+}
+
+void write_vega_spec(std::ostream& out, const Schedule& schedule, const SimResult& result, const Metrics& metrics,
+                     const VegaOptions& options) {
+  const Gantt g = make_gantt(schedule, result, options);
+  const json frame = spec_frame(g, metrics);
+  // The object's members in dump()'s (sorted) order; the datasets stream in their place.
+  out << '{';
+  bool first = true;
+  for (const auto& member : frame.items()) {
+    if (!first) out << ',';
+    first = false;
+    write_json_key(out, member.key().c_str());
+    if (member.key() == "datasets") write_datasets(out, g);
+    else out << member.value().dump();
+  }
+  out << '}';
 }
 
 }  // namespace ppsim
@@ -762,7 +805,7 @@ std::pair<int, std::string> run_capturing_stderr(const std::vector<std::string>&
 
 }  // namespace
 
-void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
+void render_vega(const SpecWriter& write_spec, const RenderTargets& targets) {
   if (targets.svg.empty() && targets.png.empty() && targets.pdf.empty()) return;
   // The renderer and its node_modules live in one data root (ppsim/data_files.h).
   const DataFileLookup lookup = find_data_file("tools/render.mjs", "", "");
@@ -787,10 +830,15 @@ void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
   std::string tmpl = (fs::temp_directory_path() / "ppsim-vega-XXXXXX.json").string();
   const int fd = ::mkstemps(tmpl.data(), 5);
   if (fd < 0) throw OutputError("cannot create a temporary file for the Vega-Lite spec");
-  const int spec_slot = register_temp_path(tmpl, TempKind::file);
-  const std::string text = spec.dump();
-  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ::close(fd);
+  const int spec_slot = register_temp_path(tmpl, TempKind::file);
+  bool written = false;
+  {
+    std::ofstream file(tmpl, std::ios::binary | std::ios::trunc);
+    if (file.is_open()) write_spec(file);  // streamed: the spec is never held whole
+    file.close();
+    written = !file.fail();
+  }
   std::vector<std::string> argv = {node->string(), script.string(), tmpl};
   if (!targets.svg.empty()) argv.insert(argv.end(), {"--svg", targets.svg});
   if (!targets.png.empty()) argv.insert(argv.end(), {"--png", targets.png});
@@ -814,7 +862,7 @@ void render_vega(const nlohmann::json& spec, const RenderTargets& targets) {
   }
 }
 
-std::vector<std::pair<std::string, std::string>> render_vega_files(const nlohmann::json& spec,
+std::vector<std::pair<std::string, std::string>> render_vega_files(const SpecWriter& write_spec,
                                                                     const RenderTargets& targets) {
   std::vector<std::pair<std::string, std::string>> out;
   if (targets.svg.empty() && targets.png.empty() && targets.pdf.empty()) return out;
@@ -833,7 +881,7 @@ std::vector<std::pair<std::string, std::string>> render_vega_files(const nlohman
   stage(targets.png, staged.png, "chart.png");
   stage(targets.pdf, staged.pdf, "chart.pdf");
   try {
-    render_vega(spec, staged);
+    render_vega(write_spec, staged);
     for (const auto& [target, file] : pairs) {
       std::ifstream in(file, std::ios::binary);
       if (!in.is_open()) throw OutputError(target + ": rendering produced no file");

@@ -14,8 +14,9 @@ namespace ppsim {
 struct RunOutputs {
   bool samples{false};   ///< memory samples (timeline, trace, figures, a memory limit)
   bool timeline{false};  ///< --timeline
-  bool vega{false};      ///< --vega or a rendered figure (--svg/--png/--pdf)
+  bool vega{false};      ///< --vega or --html (the Gantt spec, streamed)
   bool trace{false};     ///< --trace
+  bool render{false};    ///< --svg/--png/--pdf: Node renders the whole spec at once
 };
 
 /// @brief Peak bytes per op, measured (BENCHMARKS.md, "Memory per op"): the schedule,
@@ -24,8 +25,11 @@ struct BytesPerOp {
   static constexpr std::int64_t simulation = 130;
   static constexpr std::int64_t samples = 35;
   static constexpr std::int64_t timeline = 40;   // streamed to its file: 35 B/op measured (hard-out, BENCHMARKS.md)
-  static constexpr std::int64_t vega = 7700;
+  static constexpr std::int64_t vega = 40;       // streamed: 37 B/op measured (was 9,517 whole)
   static constexpr std::int64_t trace = 45;      // streamed: 38 B/op measured
+  /// The renderer (node tools/render.mjs, a child process running beside ppsim) parses the
+  /// whole spec and builds Vega's scene graph: 42,687 B/op measured, not streamable.
+  static constexpr std::int64_t render = 43000;
 };
 /// @brief Bytes a sweep keeps per point (its row, its report, the CSV and JSON built at
 /// the end), measured likewise.

@@ -1,7 +1,9 @@
 #pragma once
 /// @file vega.h
 /// @brief Vega-Lite v5 Gantt chart of a simulated run: a view over SimResult.
+#include <functional>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,18 @@ nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, cons
 /// @brief The same with pipeline_metrics(result) (no data-parallel all-reduce).
 nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options = {});
 
+/// @brief Writes vega_spec(...).dump() to `out`, byte for byte, with the data values
+/// (one box per op and transfer, the memory points) written one at a time instead of held
+/// as one document: a few hundred bytes per op at most (BENCHMARKS.md, "Views stream").
+void write_vega_spec(std::ostream& out, const Schedule& schedule, const SimResult& result, const Metrics& metrics,
+                     const VegaOptions& options = {});
+
+/// @brief The chart's title: VegaOptions::title, else "schedule: p=.., m=.., v=..".
+std::string vega_title(const Schedule& schedule, const VegaOptions& options);
+
+/// @brief Writes a spec into a stream (write_vega_spec bound to a run).
+using SpecWriter = std::function<void(std::ostream&)>;
+
 /// @brief Where `render_vega` writes; an empty path is skipped.
 struct RenderTargets {
   std::string svg;
@@ -72,19 +86,20 @@ struct RenderTargets {
   std::string pdf;
 };
 
-/// @brief Renders a spec with `node tools/render.mjs` (npm vega + vega-lite, then
+/// @brief Renders the spec `write_spec` writes (streamed into a temporary file) with
+/// `node tools/render.mjs` (npm vega + vega-lite, then
 /// rsvg-convert for PNG/PDF), the script and its node_modules taken from the first data
 /// root holding tools/render.mjs (find_data_file, ppsim/data_files.h: $PPSIM_DATA_DIR,
 /// the installed share/ppsim, the source tree from the build folder). Each file is
 /// written atomically.
 /// Throws OutputError when Node, the npm packages or rsvg-convert are missing (saying how
 /// to install them: tools/setup.sh) or when rendering fails.
-void render_vega(const nlohmann::json& spec, const RenderTargets& targets);
+void render_vega(const SpecWriter& write_spec, const RenderTargets& targets);
 
 /// @brief Renders into a private temporary folder and returns (target path, bytes) for
 /// each target, writing nothing at the targets: the caller writes them with its other
 /// outputs in one transaction (write_files_atomically). Throws as render_vega does.
-std::vector<std::pair<std::string, std::string>> render_vega_files(const nlohmann::json& spec,
+std::vector<std::pair<std::string, std::string>> render_vega_files(const SpecWriter& write_spec,
                                                                     const RenderTargets& targets);
 
 }  // namespace ppsim
