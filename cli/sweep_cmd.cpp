@@ -52,9 +52,24 @@ int cmd_sweep(const SweepArgs& a) {
   outputs.add(vega, "--vega");
   check_memory_budget(a.sweep, estimated_sweep_bytes(spec, opt),
                       memory_budget(a.max_memory));
-  const auto rows = run_sweep(spec, opt);
-  outputs.write(csv, [&](std::ostream& out) { out << sweep_csv(spec, rows); });
-  outputs.write(json_path, [&](std::ostream& out) { out << std::setw(1) << sweep_json(spec, rows, opt) << "\n"; });
+  // Each row goes to the CSV (and the JSON's spool) when its point and every earlier one
+  // have finished; only what the chart and the table need of it is kept.
+  const SweepCsv csv_lines(spec);
+  SweepJsonWriter json_rows(spec, opt);
+  std::vector<SweepRow> rows;
+  outputs.write(csv, [&](std::ostream& out) {
+    out << csv_lines.header();
+    run_sweep(spec, opt, [&](SweepRow&& row) {
+      out << csv_lines.line(row);
+      if (!out) throw OutputError(csv + ": write failed");
+      json_rows.add(row);
+      rows.push_back(summary_row(std::move(row)));
+    });
+  });
+  outputs.write(json_path, [&](std::ostream& out) {
+    json_rows.finish(out);
+    out << "\n";
+  });
   if (!vega.empty()) outputs.write(vega, [&](std::ostream& out) { out << std::setw(1) << sweep_vega(spec, rows) << "\n"; });
   outputs.commit();
   std::cout << format_best_points(rows, a.top >= 0 ? a.top : spec.top);

@@ -2,7 +2,11 @@
 // not-applicable rows, CSV/JSON/Vega-Lite outputs, shards and errors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <iomanip>
+#include <map>
 #include <sstream>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -104,7 +108,97 @@ TEST_CASE("sweep grid: points, overrides and order", "[sweep]") {
   SECTION("best points by throughput") {
     const std::string best = format_best_points(rows, 3);
     CHECK_THAT(best, Catch::StartsWith("12 points: 8 fit, 0 out of memory, 4 not applicable\nbest 3 by throughput"));
+    // The table and the chart read only what summary_row keeps.
+    std::vector<SweepRow> kept;
+    for (SweepRow row : rows) kept.push_back(summary_row(std::move(row)));
+    CHECK(format_best_points(kept, 3) == best);
+    CHECK(sweep_vega(spec, kept) == sweep_vega(spec, rows));
   }
+  SECTION("CSV columns are known before any point runs") {
+    // point, status, reason, the three axes, then every report field not yet there, in
+    // the report's order: the same header whatever the rows.
+    std::vector<std::string> want = {"point", "status", "reason", "schedule", "stages", "microbatches"};
+    for (const std::string& f : report_scalar_fields())
+      if (f != "schedule" && f != "stages" && f != "microbatches") want.push_back(f);
+    const SweepCsv csv(spec);
+    CHECK(csv.columns() == want);
+    CHECK(sweep_csv(spec, {}) == csv.header());
+    CHECK(sweep_csv(spec, rows).starts_with(csv.header()));
+    // The report's order: sorted, "oom" before "oom.device", "data_parallel.*" before
+    // "data_parallel_degree".
+    CHECK(std::is_sorted(report_scalar_fields().begin(), report_scalar_fields().end()));
+    CHECK(csv.header().find(",oom,oom.device,") != std::string::npos);
+    CHECK(csv.header().find(",data_parallel.ring_size,data_parallel_degree,") != std::string::npos);
+  }
+  SECTION("rows stream in point order; the JSON streamed is the whole document's bytes") {
+    std::vector<std::size_t> order;
+    SweepJsonWriter writer(spec, opt);
+    run_sweep(spec, opt, [&](SweepRow&& row) {
+      order.push_back(row.point);
+      writer.add(row);
+    });
+    CHECK(order == std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+    std::ostringstream streamed, whole;
+    writer.finish(streamed);
+    whole << std::setw(1) << sweep_json(spec, rows, opt);
+    CHECK(streamed.str() == whole.str());
+    SweepJsonWriter empty(spec, opt);  // no rows: "rows": []
+    std::ostringstream e, ew;
+    empty.finish(e);
+    ew << std::setw(1) << sweep_json(spec, {}, opt);
+    CHECK(e.str() == ew.str());
+  }
+  SECTION("a row that cannot be written stops the sweep with its error") {
+    std::size_t handed = 0;
+    CHECK_THROWS_WITH(run_sweep(spec, opt,
+                                [&](SweepRow&&) {
+                                  if (++handed == 3) throw std::runtime_error("disk full");
+                                }),
+                      "disk full");
+    CHECK(handed == 3);
+  }
+}
+
+TEST_CASE("every report field has a sweep CSV column", "[sweep]") {
+  // Reports with the optional parts: OOM, data parallel, a schedule note,
+  // non-ideal communication, unit time, a transformer's rates; each line must find its
+  // columns (SweepCsv::line throws on a field report_scalar_fields lacks).
+  json doc = sweep_doc({{"schedule", {"1f1b", "chimera"}}, {"data_parallel", {1, 2}}, {"communication", {"ideal", "torch"}},
+                        {"micro_batch_size", {1, 2}}});
+  doc["base"]["cluster"]["devices"] = 8;
+  doc["base"]["memory"] = {{"limit_bytes", 4000 + 8 * 100 * 8}};  // 1f1b fits at b = 1 only
+  const SweepSpec spec = parse_sweep(doc, "s.json");
+  std::vector<SweepRow> rows = run_sweep(spec, SweepOptions{});
+  Config c = parse_config(base_config(), "b.json");
+  const Run unit = unit_time_run(prepare_run(c));
+  auto links = make_links(c, unit.schedule.devices);
+  SweepRow unit_row;
+  unit_row.status = "ok";
+  unit_row.report = make_report(unit, simulate(unit.schedule, unit.costs, *links));
+  rows.push_back(unit_row);
+  const SweepCsv csv(spec);
+  std::map<std::string, std::size_t> filled;
+  for (const SweepRow& row : rows) {
+    std::vector<std::string> cells(1);  // split at commas outside quotes (RFC 4180)
+    bool quoted = false;
+    for (char ch : csv.line(row)) {
+      if (ch == '"') quoted = !quoted;
+      else if (ch == ',' && !quoted) cells.emplace_back();
+      else if (ch != '\n') cells.back() += ch;
+    }
+    CHECK(cells.size() == csv.columns().size());
+    for (std::size_t i = 0; i < cells.size() && i < csv.columns().size(); ++i)
+      if (!cells[i].empty()) ++filled[csv.columns()[i]];
+  }
+  for (const char* optional : {"oom.device", "note", "communication", "unit_time", "data_parallel.degree",
+                               "data_parallel_degree"})
+  {
+    INFO(optional);
+    CHECK(filled[optional] > 0);
+  }
+  SweepRow odd;
+  odd.report = {{"no_such_field", 1}};
+  CHECK_THROWS_AS(csv.line(odd), std::logic_error);
 }
 
 TEST_CASE("run-style and sweep-style stage overrides give the same config", "[sweep][overrides]") {

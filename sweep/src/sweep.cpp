@@ -7,6 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -22,6 +25,7 @@
 #include "ppsim/run/json_reader.h"
 #include "ppsim/run/overrides.h"
 #include "ppsim/schedules/registry.h"
+#include "ppsim/views/files.h"
 #include "ppsim/views/report.h"
 #include "ppsim/run/stages.h"
 
@@ -366,57 +370,91 @@ std::int64_t estimated_sweep_bytes(const SweepSpec& spec, const SweepOptions& op
   return kBaseBytes + sweep_jobs(opt, points) * per_run + static_cast<std::int64_t>(points) * kSweepBytesPerPoint;
 }
 
-std::vector<SweepRow> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
+namespace {
+
+// Prints progress every few seconds (a quarter second on a terminal) until `done` reaches `total`.
+void report_progress(std::ostream& progress, const std::atomic<std::size_t>& done, std::size_t total,
+                     std::chrono::steady_clock::time_point t0) {
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  auto last = t0;
+  while (done.load() < total) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(tty ? 250 : 5000) && done.load() < total) continue;
+    last = now;
+    const double secs = std::chrono::duration<double>(now - t0).count();
+    const std::size_t d = done.load();
+    progress << (tty ? "\r" : "") << "sweep: " << d << "/" << total << " points (" << std::fixed
+             << std::setprecision(1) << (total == 0 ? 100.0 : 100.0 * d / total) << "%), " << std::setprecision(0)
+             << (secs > 0 ? d / secs : 0.0) << " points/s" << (tty ? "" : "\n") << std::flush;
+  }
+}
+
+// Rows finished out of order wait here until every earlier one has been handed on.
+struct RowQueue {
+  std::mutex mutex;
+  std::map<std::size_t, SweepRow> waiting;
+  std::size_t next{0};
+  std::exception_ptr failed;
+};
+
+}  // namespace
+
+void run_sweep(const SweepSpec& spec, const SweepOptions& opt, const std::function<void(SweepRow&&)>& on_row) {
   std::vector<std::size_t> points;
   for (std::size_t i = static_cast<std::size_t>(opt.shard_index); i < spec.size(); i += static_cast<std::size_t>(opt.shard_count))
     points.push_back(i);
-  std::vector<SweepRow> rows(points.size());
   std::atomic<std::size_t> next{0}, done{0};
+  RowQueue queue;
   const int jobs = sweep_jobs(opt, points.size());
   auto worker = [&] {
     for (std::size_t k; (k = next.fetch_add(1)) < points.size();) {
-      rows[k] = run_point(spec, points[k], opt);
+      SweepRow row = run_point(spec, points[k], opt);
+      const std::lock_guard<std::mutex> lock(queue.mutex);
+      queue.waiting.emplace(k, std::move(row));
+      try {
+        for (auto it = queue.waiting.begin(); !queue.failed && it != queue.waiting.end() && it->first == queue.next;
+             it = queue.waiting.erase(it), ++queue.next)
+          on_row(std::move(it->second));
+      } catch (...) {
+        queue.failed = std::current_exception();
+        next.store(points.size());  // no new points; the others finish theirs
+        done.store(points.size());
+      }
       done.fetch_add(1);
     }
   };
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
-  if (opt.progress != nullptr) {
-    const bool tty = ::isatty(STDERR_FILENO) != 0;
-    auto last = t0;
-    while (done.load() < points.size()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      const auto now = std::chrono::steady_clock::now();
-      if (now - last < std::chrono::milliseconds(tty ? 250 : 5000) && done.load() < points.size()) continue;
-      last = now;
-      const double secs = std::chrono::duration<double>(now - t0).count();
-      const std::size_t d = done.load();
-      *opt.progress << (tty ? "\r" : "") << "sweep: " << d << "/" << points.size() << " points ("
-                    << std::fixed << std::setprecision(1) << (points.empty() ? 100.0 : 100.0 * d / points.size())
-                    << "%), " << std::setprecision(0) << (secs > 0 ? d / secs : 0.0) << " points/s" << (tty ? "" : "\n")
-                    << std::flush;
-    }
-  }
+  if (opt.progress != nullptr) report_progress(*opt.progress, done, points.size(), t0);
   for (auto& t : threads) t.join();
+  if (queue.failed) std::rethrow_exception(queue.failed);
   if (opt.progress != nullptr) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     *opt.progress << (::isatty(STDERR_FILENO) ? "\r" : "") << "sweep: " << points.size() << " points in "
                   << std::fixed << std::setprecision(2) << secs << " s (" << std::setprecision(0)
                   << (secs > 0 ? points.size() / secs : 0.0) << " points/s) on " << jobs << " threads\n";
   }
+}
+
+std::vector<SweepRow> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
+  std::vector<SweepRow> rows;
+  run_sweep(spec, opt, [&](SweepRow&& row) { rows.push_back(std::move(row)); });
   return rows;
 }
 
 namespace {
 
-/// Flattens scalars (and lists of numbers) of a report into dotted columns.
+/// Flattens scalars (and lists of numbers) of a report into dotted columns; lists of
+/// objects or strings, and empty lists, stay in the JSON output only.
 void flatten(const json& v, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
   if (v.is_object()) {
     for (auto it = v.begin(); it != v.end(); ++it) flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
     return;
   }
   if (v.is_array()) {
+    if (v.empty()) return;
     std::string joined;
     for (const auto& x : v) {
       if (!x.is_number()) return;  // lists of objects or strings stay in the JSON output
@@ -449,68 +487,165 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
-std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepRow>& rows) {
-  std::vector<std::string> columns = {"point", "status", "reason"};
-  std::map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < columns.size(); ++i) index[columns[i]] = i;
+SweepCsv::SweepCsv(const SweepSpec& spec) {
   auto column = [&](const std::string& name) {
-    auto [it, inserted] = index.emplace(name, columns.size());
-    if (inserted) columns.push_back(name);
-    return it->second;
+    if (index_.emplace(name, columns_.size()).second) columns_.push_back(name);
   };
+  for (const char* name : {"point", "status", "reason"}) column(name);
   for (const auto& a : spec.axes) column(a.name);
-  std::vector<std::vector<std::pair<std::size_t, std::string>>> cells(rows.size());
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    const SweepRow& row = rows[r];
-    auto& line = cells[r];
-    line.emplace_back(column("point"), std::to_string(row.point));
-    line.emplace_back(column("status"), row.status);
-    line.emplace_back(column("reason"), row.reason);
-    std::vector<std::pair<std::string, std::string>> flat;
-    if (!row.report.is_null()) flatten(row.report, "", flat);
-    for (auto it = row.overrides.begin(); it != row.overrides.end(); ++it) {
-      // The report's own value (canonical schedule name, ...) wins over the override.
-      const bool reported = std::any_of(flat.begin(), flat.end(), [&](const auto& f) { return f.first == it.key(); });
-      if (!reported) line.emplace_back(column(it.key()), value_text(it.value()));
-    }
-    for (auto& [k, v] : flat) line.emplace_back(column(k), std::move(v));
-  }
+  // compare's explicit points name their axes (schedule, chunks): both are report fields.
+  for (const std::string& field : report_scalar_fields()) column(field);
+}
+
+std::string SweepCsv::header() const {
   std::string out;
-  for (std::size_t i = 0; i < columns.size(); ++i) out += (i ? "," : "") + csv_field(columns[i]);
-  out += "\n";
-  std::vector<std::string> fields;
-  for (const auto& line : cells) {
-    fields.assign(columns.size(), std::string());
-    for (const auto& [c, v] : line) fields[c] = v;
-    for (std::size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + csv_field(fields[i]);
-    out += "\n";
+  for (std::size_t i = 0; i < columns_.size(); ++i) out += (i ? "," : "") + csv_field(columns_[i]);
+  return out + "\n";
+}
+
+std::string SweepCsv::line(const SweepRow& row) const {
+  std::vector<std::string> fields(columns_.size());
+  auto set = [&](const std::string& name, std::string value) {
+    const auto it = index_.find(name);
+    if (it == index_.end()) throw std::logic_error("sweep CSV: no column for report field " + name);
+    fields[it->second] = std::move(value);
+  };
+  set("point", std::to_string(row.point));
+  set("status", row.status);
+  set("reason", row.reason);
+  std::vector<std::pair<std::string, std::string>> flat;
+  if (!row.report.is_null()) flatten(row.report, "", flat);
+  for (auto it = row.overrides.begin(); it != row.overrides.end(); ++it) {
+    // The report's own value (canonical schedule name, ...) wins over the override.
+    const bool reported = std::any_of(flat.begin(), flat.end(), [&](const auto& f) { return f.first == it.key(); });
+    if (!reported) set(it.key(), value_text(it.value()));
   }
+  for (auto& [k, v] : flat) set(k, std::move(v));
+  std::string out;
+  for (std::size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + csv_field(fields[i]);
+  return out + "\n";
+}
+
+std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepRow>& rows) {
+  const SweepCsv csv(spec);
+  std::string out = csv.header();
+  for (const SweepRow& row : rows) out += csv.line(row);
   return out;
 }
 
-json sweep_json(const SweepSpec& spec, const std::vector<SweepRow>& rows, const SweepOptions& opt) {
-  json grid = json::object();
-  for (const auto& a : spec.axes) grid[a.name] = a.values;
-  json out = json::array();
-  std::size_t ok = 0, oom = 0, na = 0, err = 0;
-  for (const auto& row : rows) {
-    json r = {{"point", row.point}, {"status", row.status}, {"overrides", row.overrides}};
-    if (!row.reason.empty()) r["reason"] = row.reason;
-    if (!row.report.is_null()) r["report"] = row.report;
-    out.push_back(std::move(r));
+namespace {
+
+json row_json(const SweepRow& row) {
+  json r = {{"point", row.point}, {"status", row.status}, {"overrides", row.overrides}};
+  if (!row.reason.empty()) r["reason"] = row.reason;
+  if (!row.report.is_null()) r["report"] = row.report;
+  return r;
+}
+
+struct Counts {
+  std::size_t ok{0}, oom{0}, na{0}, err{0};
+  void add(const SweepRow& row) {
     ok += row.status == "ok";
     oom += row.status == "oom";
     na += row.status == "not_applicable";
     err += row.status == "error";
   }
+};
+
+json sweep_document(const SweepSpec& spec, const SweepOptions& opt, const Counts& n, json rows) {
+  json grid = json::object();
+  for (const auto& a : spec.axes) grid[a.name] = a.values;
   return json{{"schema", "ppsim.sweep/1"},
               {"sweep", spec.file},
               {"base", spec.base.file},
               {"grid", grid},
               {"points", spec.size()},
               {"shard", std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count)},
-              {"counts", {{"ok", ok}, {"oom", oom}, {"not_applicable", na}, {"error", err}}},
-              {"rows", std::move(out)}};
+              {"counts", {{"ok", n.ok}, {"oom", n.oom}, {"not_applicable", n.na}, {"error", n.err}}},
+              {"rows", std::move(rows)}};
+}
+
+// `v` pretty-printed (indent 1) as it appears `depth` levels deep in a document.
+std::string dump_at(const json& v, int depth) {
+  std::string text = v.dump(1);
+  const std::string indent(static_cast<std::size_t>(depth), ' ');
+  for (std::size_t at = 0; (at = text.find('\n', at)) != std::string::npos; at += 1 + indent.size())
+    text.insert(at + 1, indent);
+  return text;
+}
+
+}  // namespace
+
+json sweep_json(const SweepSpec& spec, const std::vector<SweepRow>& rows, const SweepOptions& opt) {
+  json out = json::array();
+  Counts n;
+  for (const auto& row : rows) {
+    out.push_back(row_json(row));
+    n.add(row);
+  }
+  return sweep_document(spec, opt, n, std::move(out));
+}
+
+SweepJsonWriter::SweepJsonWriter(const SweepSpec& spec, const SweepOptions& options)
+    : spec_(spec), options_(options), spool_(std::tmpfile()) {
+  if (spool_ == nullptr) throw OutputError("cannot create a temporary file for the sweep's JSON rows");
+}
+
+SweepJsonWriter::~SweepJsonWriter() { std::fclose(spool_); }
+
+void SweepJsonWriter::add(const SweepRow& row) {
+  // Each row as it sits in "rows": two levels deep, after ",\n" from the one before.
+  const std::string text = (rows_ == 0 ? "  " : ",\n  ") + dump_at(row_json(row), 2);
+  if (std::fwrite(text.data(), 1, text.size(), spool_) != text.size())
+    throw OutputError("cannot write the sweep's JSON rows to a temporary file");
+  ++rows_;
+  ok_ += row.status == "ok";
+  oom_ += row.status == "oom";
+  na_ += row.status == "not_applicable";
+  err_ += row.status == "error";
+}
+
+// The document as `std::setw(1) << sweep_json(...)` writes it, the rows copied back from
+// the spool in their place.
+void SweepJsonWriter::finish(std::ostream& out) {
+  const json frame = sweep_document(spec_, options_, Counts{ok_, oom_, na_, err_}, nullptr);
+  if (std::fflush(spool_) != 0 || std::fseek(spool_, 0, SEEK_SET) != 0)
+    throw OutputError("cannot read back the sweep's JSON rows");
+  out << "{\n";
+  bool first = true;
+  for (const auto& member : frame.items()) {
+    out << (first ? " " : ",\n ") << json(member.key()).dump() << ": ";
+    first = false;
+    if (member.key() != "rows") {
+      out << dump_at(member.value(), 1);
+    } else if (rows_ == 0) {
+      out << "[]";
+    } else {
+      out << "[\n";
+      char buf[1 << 16];
+      for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, spool_)) > 0;) out.write(buf, static_cast<std::streamsize>(n));
+      if (std::ferror(spool_)) throw OutputError("cannot read back the sweep's JSON rows");
+      out << "\n ]";
+    }
+  }
+  out << "\n}";
+}
+
+SweepRow summary_row(SweepRow&& row) {
+  row.overrides = nullptr;
+  row.reason.clear();
+  row.reason.shrink_to_fit();
+  if (row.report.is_null()) return std::move(row);
+  const json& r = row.report;
+  json kept = json::object();
+  for (const char* key : {"schedule", "stages", "microbatches", "chunks", "micro_batch_size", "bubble_rate",
+                          "iteration_time_ms", "samples_per_s", "peak_memory_bytes"})
+    kept[key] = r[key];
+  if (r.contains("data_parallel")) kept["data_parallel"]["degree"] = r["data_parallel"]["degree"];
+  if (r.contains("memory")) kept["memory"]["recompute"] = r["memory"]["recompute"];
+  if (r.contains("partition")) kept["partition"]["kind"] = r["partition"]["kind"];
+  row.report = std::move(kept);
+  return std::move(row);
 }
 
 namespace {

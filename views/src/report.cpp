@@ -1,5 +1,6 @@
 #include "ppsim/views/report.h"
 
+#include <algorithm>
 
 #include "ppsim/metrics/metrics.h"
 #include "ppsim/model/memory.h"
@@ -172,5 +173,33 @@ json report_json(const Run& run, const Metrics& m) {
 }
 
 json make_report(const Run& run, const SimResult& result) { return report_json(run, compute_metrics(run, result)); }
+
+const std::vector<std::string>& report_scalar_fields() {
+  // Every scalar (or list of numbers) report_json can write, nested objects' members
+  // written with dots, in the order the JSON writes them (sorted; "." sorts before any
+  // letter, digit or "_", so "oom" < "oom.device" < "oom_x" as the nesting has them).
+  // tests/test_sweep.cpp checks it against reports that have every optional part.
+  static const std::vector<std::string> fields = [] {
+    std::vector<std::string> f = {
+        "bubble_overhead", "bubble_rate", "chunks", "cluster.gpus_per_node", "cluster.nics_per_node",
+        "cluster.nodes", "cluster.placement", "cluster.preset", "cluster.replicas_placed_alike", "collective_ms",
+        "communication", "communication_ms", "critical_path.communication_ms", "critical_path.compute_ms",
+        "critical_path.length_ms", "critical_path.link_wait_ms", "critical_path.ops", "critical_path.steps_truncated",
+        "critical_path.transfers", "data_parallel.allreduce_ms", "data_parallel.degree", "data_parallel.exposed_ms",
+        "data_parallel.gradient_bytes", "data_parallel.link", "data_parallel.overlap", "data_parallel.ring_size",
+        "data_parallel_degree", "devices", "fits", "global_batch", "iteration_time_ms", "measured_window.end_ms",
+        "measured_window.iterations", "measured_window.start_ms", "measured_window.steady_state",
+        "memory.bytes_per_param.gradients", "memory.bytes_per_param.optimizer", "memory.bytes_per_param.weights",
+        "memory.limit_bytes", "memory.model", "memory.optimizer", "memory.precision", "memory.recompute",
+        "memory.reserve_bytes", "memory.zero", "mfu", "micro_batch_size", "microbatches", "model", "note", "oom",
+        "oom.device", "oom.excess_bytes", "oom.limit_bytes", "oom.peak_bytes", "oom.time_ms", "partition.kind",
+        "partition.layers_per_stage", "peak_memory_bytes", "pipeline_replicas", "pipeline_time_ms", "recompute_ms",
+        "samples_per_s", "schedule", "sequence_parallel", "stages", "synchronous", "tensor_parallel",
+        "tflops_per_gpu", "tokens_per_s", "transfers", "unit_time"};
+    std::sort(f.begin(), f.end());
+    return f;
+  }();
+  return fields;
+}
 
 }  // namespace ppsim

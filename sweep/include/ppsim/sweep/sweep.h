@@ -16,6 +16,8 @@
 /// with its overrides applied by apply_overrides (overrides.h), as `ppsim run` applies
 /// its flags.
 #include <cstddef>
+#include <cstdio>
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <optional>
@@ -117,13 +119,61 @@ struct SweepRow {
   nlohmann::json report;  ///< the report JSON (null unless ok or oom)
 };
 
-/// @brief Runs the shard's points on `jobs` threads; rows come back in point order.
+/// @brief Runs the shard's points on `jobs` threads and hands each row to `on_row` in
+/// point order as soon as it and every earlier point have finished: only rows that
+/// finished out of order wait, so a sweep holds a few rows, not all. `on_row` is called
+/// by one thread at a time; an exception it throws stops the sweep and is rethrown.
+void run_sweep(const SweepSpec& spec, const SweepOptions& options, const std::function<void(SweepRow&&)>& on_row);
+/// @brief The same, every row kept and returned in point order (compare, plan, tests).
 std::vector<SweepRow> run_sweep(const SweepSpec& spec, const SweepOptions& options);
 
-/// @brief CSV: one line per row; columns point, status, reason, the axes, then every
-/// scalar report field (nested objects flattened with dots, numeric lists joined with
-/// spaces) in first-seen order.
+/// @brief The sweep CSV, one line per row as each row arrives. Its columns are known
+/// before any point runs: point, status, reason, the axes, then every scalar field a
+/// report can have (report_scalar_fields, views/report.h: nested objects flattened with
+/// dots, numeric lists joined with spaces) not already there, in the report's own
+/// (sorted) order. A field a row lacks is empty.
+class SweepCsv {
+ public:
+  explicit SweepCsv(const SweepSpec& spec);
+  [[nodiscard]] const std::vector<std::string>& columns() const { return columns_; }
+  /// @brief The header line (with its newline).
+  [[nodiscard]] std::string header() const;
+  /// @brief One row's line (with its newline). A report field outside the columns is a
+  /// bug in report_scalar_fields: std::logic_error.
+  [[nodiscard]] std::string line(const SweepRow& row) const;
+
+ private:
+  std::vector<std::string> columns_;
+  std::map<std::string, std::size_t> index_;
+};
+
+/// @brief The whole CSV of `rows`: SweepCsv's header and lines.
 std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepRow>& rows);
+
+/// @brief The sweep JSON written as rows arrive: each row goes to an unnamed temporary
+/// file (removed by the system however the process ends), and `finish` writes the
+/// document, the counts first, byte for byte as `std::setw(1) << sweep_json(...)`.
+class SweepJsonWriter {
+ public:
+  SweepJsonWriter(const SweepSpec& spec, const SweepOptions& options);
+  SweepJsonWriter(const SweepJsonWriter&) = delete;
+  SweepJsonWriter& operator=(const SweepJsonWriter&) = delete;
+  ~SweepJsonWriter();
+  void add(const SweepRow& row);
+  /// @brief Writes the whole document (without a final newline). Throws OutputError.
+  void finish(std::ostream& out);
+
+ private:
+  const SweepSpec& spec_;
+  SweepOptions options_;
+  std::FILE* spool_{nullptr};
+  std::size_t rows_{0}, ok_{0}, oom_{0}, na_{0}, err_{0};
+};
+
+/// @brief What the chart (sweep_vega) and the best-points table read of a row: its
+/// point, status and the report cut to the fields they show (no overrides, no reason),
+/// which is all a streamed sweep keeps of a point (BENCHMARKS.md, "Memory per op").
+SweepRow summary_row(SweepRow&& row);
 
 /// @brief One CSV field (RFC 4180): quoted when it holds a comma, quote or newline.
 std::string csv_field(const std::string& s);

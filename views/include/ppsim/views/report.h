@@ -22,6 +22,11 @@ nlohmann::json report_json(const Run& run, const Metrics& metrics);
 /// @brief report_json(run, compute_metrics(run, result)).
 nlohmann::json make_report(const Run& run, const SimResult& result);
 
+/// @brief The scalar fields (and lists of numbers) a report can have, whatever the run:
+/// nested members as "object.member", in the JSON's own (sorted) order. The sweep CSV's
+/// columns come from it before any point runs (SweepCsv, sweep.h).
+const std::vector<std::string>& report_scalar_fields();
+
 /// @brief The critical path as report JSON.
 nlohmann::json critical_path_json(const CriticalPath& path);
 
