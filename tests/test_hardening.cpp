@@ -399,3 +399,66 @@ TEST_CASE("the balanced partition of 10^6 layers into 1000 stages finishes fast"
   // rest splittable within 1500 per stage, which is 1000 layers in.
   CHECK(counts.front() == 1000);
 }
+
+TEST_CASE("under a memory cap, the greedy partition finds the dynamic programme's bottleneck", "[hardening][partition]") {
+  // Memory that grows with a stage's layers at both ends (bytes per layer, plus a
+  // per-stage term): the greedy is exact there, so its bottleneck is the DP's, and its
+  // split fits the cap.
+  std::uint64_t seed = 777;
+  auto next = [&seed] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<std::int64_t>(seed >> 33);
+  };
+  int compared = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const int n = 1 + static_cast<int>(next() % 30);
+    const int stages = 1 + static_cast<int>(next() % n);
+    std::vector<std::int64_t> cost(static_cast<std::size_t>(n)), bytes(static_cast<std::size_t>(n));
+    for (auto& c : cost) c = next() % 100;
+    for (auto& b : bytes) b = 1 + next() % 10;
+    const ppsim::StageMemoryFn memory = [&](int stage, int first, int last) {
+      std::int64_t sum = stages - stage;  // earlier stages hold more in flight
+      for (int i = first; i < last; ++i) sum += bytes[static_cast<std::size_t>(i)];
+      return sum;
+    };
+    const std::int64_t cap = 10 + next() % 60;
+    CAPTURE(trial, n, stages, cost, bytes, cap);
+    const std::vector<int> exact = ppsim::balanced_partition(cost, stages, memory, cap);
+    const std::vector<int> greedy = ppsim::greedy_capped_partition(cost, stages, memory, cap);
+    REQUIRE(exact.empty() == greedy.empty());
+    if (exact.empty()) continue;
+    ++compared;
+    CHECK(ppsim::slowest_stage_cost(cost, greedy) == ppsim::slowest_stage_cost(cost, exact));
+    int first = 0;
+    for (int k = 0; k < stages; ++k) {
+      CHECK(memory(k, first, first + greedy[static_cast<std::size_t>(k)]) <= cap);
+      first += greedy[static_cast<std::size_t>(k)];
+    }
+    CHECK(first == n);
+  }
+  CHECK(compared > 100);
+  // By hand: costs {5, 1, 1, 1, 1, 5} into 2 stages with a cap of 4 layers a stage (1 B
+  // each): the split by time alone {3, 3} fits, bottleneck 7; a cap of 3 leaves {3, 3}.
+  const ppsim::StageMemoryFn per_layer = [](int, int first, int last) -> std::int64_t { return last - first; };
+  CHECK(ppsim::greedy_capped_partition({5, 1, 1, 1, 1, 5}, 2, per_layer, 3) == std::vector<int>{3, 3});
+  CHECK(ppsim::greedy_capped_partition({5, 1, 1, 1, 1, 5}, 2, per_layer, 2).empty());
+}
+
+TEST_CASE("the balanced partition of 10^6 layers into 1000 stages under a memory cap finishes fast",
+          "[hardening][partition]") {
+  // Layer i costs 1 + (i mod 2) and holds 1 byte; a cap of 1000 bytes a stage forces
+  // exactly 1000 layers per stage, which is also the least bottleneck, 1500. The dynamic
+  // programme would take 10^15 steps; balanced_partition takes the greedy path.
+  std::vector<std::int64_t> cost(1'000'000);
+  for (std::size_t i = 0; i < cost.size(); ++i) cost[i] = 1 + static_cast<std::int64_t>(i % 2);
+  const ppsim::StageMemoryFn memory = [](int, int first, int last) -> std::int64_t { return last - first; };
+  CHECK(ppsim::capped_partition_steps(1'000'000, 1000) > ppsim::kExactCappedPartitionSteps);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<int> counts = ppsim::balanced_partition(cost, 1000, memory, 1000);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  REQUIRE(counts.size() == 1000);
+  CHECK(ppsim::slowest_stage_cost(cost, counts) == 1500);
+  CHECK(std::all_of(counts.begin(), counts.end(), [](int c) { return c == 1000; }));
+  // A cap of 999 bytes cannot hold 10^6 layers in 1000 stages: no split.
+  CHECK(ppsim::balanced_partition(cost, 1000, memory, 999).empty());
+}

@@ -124,14 +124,60 @@ std::vector<int> capped_balanced_partition(const std::vector<std::int64_t>& laye
   return counts;
 }
 
+/// Greedy under a memory cap and a bound: each stage, in order, ends as far as its cost
+/// (<= bound) and its memory (<= cap; a stage's memory grows with its last layer, so a
+/// binary search finds the farthest end) allow, leaving one layer for each stage after
+/// it; the last stage takes the rest. The split, or empty when the greedy finds none.
+std::vector<int> capped_greedy_split(const std::vector<std::int64_t>& prefix, int stages, const StageMemoryFn& memory,
+                                     std::int64_t cap, std::int64_t bound) {
+  const int n = static_cast<int>(prefix.size()) - 1;
+  std::vector<int> counts;
+  int i = 0;
+  for (int k = 0; k + 1 < stages; ++k) {
+    const int last = std::min(farthest_end(prefix, i, bound), n - (stages - 1 - k));
+    if (last <= i || memory(k, i, i + 1) > cap) return {};
+    int lo = i + 1, hi = last;  // memory(k, i, lo) fits; find the largest end that does
+    while (lo < hi) {
+      const int mid = lo + (hi - lo + 1) / 2;
+      if (memory(k, i, mid) <= cap) lo = mid;
+      else hi = mid - 1;
+    }
+    counts.push_back(lo - i);
+    i = lo;
+  }
+  if (prefix[n] - prefix[i] > bound || memory(stages - 1, i, n) > cap) return {};
+  counts.push_back(n - i);
+  return counts;
+}
+
 }  // namespace
+
+std::vector<int> greedy_capped_partition(const std::vector<std::int64_t>& layer_cost, int stages,
+                                         const StageMemoryFn& memory, std::int64_t cap) {
+  const int n = static_cast<int>(layer_cost.size());
+  if (stages < 1 || stages > n)
+    throw std::invalid_argument("cannot split " + std::to_string(n) + " layers into " + std::to_string(stages) + " stages");
+  std::vector<std::int64_t> prefix(static_cast<std::size_t>(n) + 1, 0);
+  for (int i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + layer_cost[i];
+  std::int64_t lo = *std::max_element(layer_cost.begin(), layer_cost.end()), hi = prefix[n];
+  if (capped_greedy_split(prefix, stages, memory, cap, hi).empty()) return {};
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    if (!capped_greedy_split(prefix, stages, memory, cap, mid).empty()) hi = mid;
+    else lo = mid + 1;
+  }
+  return capped_greedy_split(prefix, stages, memory, cap, lo);
+}
 
 std::vector<int> balanced_partition(const std::vector<std::int64_t>& layer_cost, int stages,
                                     const StageMemoryFn& memory, std::int64_t cap) {
   const int n = static_cast<int>(layer_cost.size());
   if (stages < 1 || stages > n)
     throw std::invalid_argument("cannot split " + std::to_string(n) + " layers into " + std::to_string(stages) + " stages");
-  if (memory && cap > 0) return capped_balanced_partition(layer_cost, stages, memory, cap);
+  if (memory && cap > 0)
+    return capped_partition_steps(n, stages) > kExactCappedPartitionSteps
+               ? greedy_capped_partition(layer_cost, stages, memory, cap)
+               : capped_balanced_partition(layer_cost, stages, memory, cap);
   std::vector<std::int64_t> prefix(static_cast<std::size_t>(n) + 1, 0);
   for (int i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + layer_cost[i];
   // The least bottleneck: binary search over bounds with the greedy test.

@@ -129,12 +129,6 @@ std::optional<Schedule> schedule_of(const Config& c) {
   }
 }
 
-std::string short_number(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g", x);
-  return buf;
-}
-
 std::vector<int> balanced_for(const Config& c, int stages) {
   const std::vector<std::int64_t> cost = layer_costs_ns(c);
   const std::optional<Schedule> s = schedule_of(c);
@@ -145,14 +139,6 @@ std::vector<int> balanced_for(const Config& c, int stages) {
   // layer sums (stage_layer_bytes), stage_memory and stage_peak_memory.
   const int dp = data_parallel_degree(c);
   HoldingMemoryFn memory;
-  const auto layers = static_cast<int>(cost.size());
-  if (limit > 0 && capped_partition_steps(layers, stages) > kMaxCappedPartitionSteps)
-    throw ConfigError(c.file, "pipeline.partition",
-                      "\"balanced\" under a memory limit splits " + std::to_string(layers) + " layers into " +
-                          std::to_string(stages) + " stages in up to stages x layers^2 = " +
-                          short_number(capped_partition_steps(layers, stages)) + " steps, over the limit of " +
-                          short_number(kMaxCappedPartitionSteps) +
-                          " (give a list of layer counts, \"uniform\", or no memory limit)");
   if (limit > 0) {
     memory = [&](const StageHolding& h, int first, int last) -> std::int64_t {
       return stage_peak_memory(stage_memory(c.memory, dp, stage_layer_bytes(c, first, last)), s->weights,

@@ -35,20 +35,38 @@ std::vector<int> uniform_partition(int layers, int stages);
 using StageMemoryFn = std::function<std::int64_t(int stage, int first, int last)>;
 
 /// @brief Contiguous split of `layer_cost.size()` layers into `stages` non-empty stages
-/// minimising the largest per-stage sum of `layer_cost`. Exact: without a cap, a binary
+/// minimising the largest per-stage sum of `layer_cost`. Without a cap: exact, a binary
 /// search over the bottleneck with a greedy test on prefix sums, O(stages x log(layers) x
-/// log(total cost)) (10^6 layers into 1000 stages in milliseconds); with `memory` and
+/// log(total cost)) (10^6 layers into 1000 stages in milliseconds). With `memory` and
 /// `cap` > 0, where only splits whose every stage has memory(stage, first, last) <= cap
-/// are allowed, a dynamic program of O(stages x layers) memory and up to
-/// O(stages x layers^2) steps (capped_partition_steps; callers bound it). Among equally good splits it returns the one whose stage
-/// boundaries are lexicographically smallest. Returns an empty vector when no split
-/// fits the cap; throws std::invalid_argument when stages is not in 1..layers.
+/// are allowed: up to kExactCappedPartitionSteps (capped_partition_steps), an exact
+/// dynamic program of O(stages x layers) memory and up to O(stages x layers^2) steps;
+/// beyond, the same binary search with a greedy test that also keeps each stage within
+/// the cap (each stage ends as far as its cost and memory allow; memory must grow with a
+/// stage's last layer), O(layers x log(layers) x log(total cost)) memory evaluations. The
+/// greedy is exact when a stage's memory also grows as its first layer moves earlier; a
+/// memory that depends on the first layer's input can make it miss the least bottleneck,
+/// or every split, that the dynamic program would find (the split it returns always fits).
+/// Among equally good splits the exact paths return the one whose stage boundaries are
+/// lexicographically smallest; the greedy, the stages that end as late as they can.
+/// Returns an empty vector when no split fits the cap (or the greedy finds none); throws
+/// std::invalid_argument when stages is not in 1..layers.
 std::vector<int> balanced_partition(const std::vector<std::int64_t>& layer_cost, int stages,
                                     const StageMemoryFn& memory = {}, std::int64_t cap = 0);
 
-/// @brief Steps of balanced_partition under a memory cap, an upper bound to refuse
-/// shapes that would take too long: stages x layers^2 (saturating).
+/// @brief balanced_partition's path beyond kExactCappedPartitionSteps: the least bound
+/// its greedy meets, by binary search over bounds; the split, or empty when the greedy
+/// finds none at any bound. Same arguments and errors as balanced_partition (`memory`
+/// required, `cap` > 0).
+std::vector<int> greedy_capped_partition(const std::vector<std::int64_t>& layer_cost, int stages,
+                                         const StageMemoryFn& memory, std::int64_t cap);
+
+/// @brief Steps of balanced_partition's dynamic program under a memory cap, an upper
+/// bound: stages x layers^2 (saturating).
 double capped_partition_steps(int layers, int stages);
+/// @brief Largest capped_partition_steps the exact dynamic program runs (a few seconds at
+/// most); larger shapes use the near-linear greedy (balanced_partition).
+inline constexpr double kExactCappedPartitionSteps = 1e9;
 
 /// @brief One model stage a device runs, as its schedule lays it out.
 struct StageHolding {

@@ -93,10 +93,6 @@ inline constexpr std::int64_t kMaxStages = 16'384;
 inline constexpr std::int64_t kMaxChunks = 256;
 inline constexpr std::int64_t kMaxLayers = 10'000'000;
 inline constexpr std::int64_t kMaxOps = 100'000'000;
-/// @brief Largest "balanced" partition under a memory limit, in the dynamic program's
-/// steps (capped_partition_steps: stages x layers^2); without a limit the search is
-/// near-linear and unbounded here.
-inline constexpr double kMaxCappedPartitionSteps = 1e11;
 
 /// @brief Bounds on numbers that keep every derived time (int64 ns) and byte count
 /// inside int64 (docs/config.md, "Limits"). Per field:
