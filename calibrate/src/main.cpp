@@ -53,7 +53,7 @@ std::vector<std::int64_t> parse_list(const std::string& s, const char* what) {
 struct ShapeArgs {
   std::string model_file;
   std::int64_t hidden{0}, heads{0}, seq{0}, vocab{0}, ffn{0};
-  std::string dtype{"bf16"};
+  std::string dtype;  // empty: the backend's default (default_dtype)
 
   void add(CLI::App* app) {
     app->add_option("--model", model_file, "model preset JSON (configs/models/*.json)");
@@ -62,9 +62,9 @@ struct ShapeArgs {
     app->add_option("--seq", seq, "sequence length (overrides the preset)");
     app->add_option("--vocab", vocab, "vocabulary size (overrides the preset; 0: no embedding/head)");
     app->add_option("--ffn-hidden", ffn, "MLP hidden size (default 4*hidden)");
-    app->add_option("--dtype", dtype, "fp32, fp16 or bf16 (cpu backend: fp32)");
+    app->add_option("--dtype", dtype, "fp32, fp16 or bf16 (default: the backend's, cpu fp32, cuda bf16)");
   }
-  LayerShape block() {
+  LayerShape block(const std::string& backend_name) {
     if (!model_file.empty()) {
       nlohmann::json j;
       try {
@@ -90,7 +90,7 @@ struct ShapeArgs {
     s.seq = seq;
     s.ffn_hidden = ffn;
     try {
-      s.dtype = parse_dtype(dtype);
+      s.dtype = dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype);
       s.validate();
     } catch (const std::invalid_argument& e) {
       throw BadInput(std::string("shape: ") + e.what() + " (give --model or --hidden/--heads/--seq)");
@@ -132,7 +132,7 @@ nlohmann::json read_existing(const std::string& path) {
 int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string& mbs_text,
                const std::string& tps_text, const std::string& out, bool resume, bool no_ends,
                const Method& method) {
-  LayerShape block = sa.block();
+  LayerShape block = sa.block(backend_name);
   const auto mbs = parse_list(mbs_text, "--micro-batches");
   std::vector<LayerShape> shards;  // every degree checked before anything is measured or written
   for (std::int64_t tp : parse_list(tps_text, "--tp"))
@@ -198,16 +198,16 @@ int cmd_p2p(const std::string& backend_name, const std::string& transport, const
     nlohmann::json link = measure_mpi_sendrecv(o, progress, &rank);
     if (rank != 0) return 0;
     links.push_back(link);
-    backend = make_cpu_backend(Dtype::fp32);
+    backend = make_cpu_backend(default_dtype("cpu"));
 #else
     throw BadInput("p2p --transport mpi: this build has no MPI");
 #endif
   } else if (backend_name == "cpu") {
-    backend = make_cpu_backend(Dtype::fp32);
+    backend = make_cpu_backend(default_dtype("cpu"));
     links.push_back(measure_thread_memcpy(o, progress));
   } else if (backend_name == "cuda") {
 #ifdef PPSIM_HAVE_CUDA
-    backend = make_backend("cuda", Dtype::bf16);
+    backend = make_backend("cuda", default_dtype("cuda"));
     for (auto& l : measure_cuda_p2p(o, progress)) links.push_back(l);
 #else
     throw BadInput("--backend cuda: this build has no CUDA backend");
@@ -229,7 +229,7 @@ int cmd_p2p(const std::string& backend_name, const std::string& transport, const
 }
 
 int cmd_check(const std::string& backend_name, const std::string& dtype, const std::string& out) {
-  auto backend = make_backend(backend_name, parse_dtype(dtype));
+  auto backend = make_backend(backend_name, dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype));
   LayerShape s;
   s.hidden = 128;
   s.heads = 4;
@@ -247,14 +247,14 @@ int cmd_check(const std::string& backend_name, const std::string& dtype, const s
     j.push_back({{"name", r.name}, {"relative_error", r.relative_error}, {"tolerance", r.tolerance},
                  {"exact", r.exact}, {"passed", r.passed}});
   }
-  if (!out.empty()) write_json_atomic(out, {{"backend", backend_name}, {"dtype", dtype}, {"checks", j}});
+  if (!out.empty()) write_json_atomic(out, {{"backend", backend_name}, {"dtype", dtype_name(backend->dtype())}, {"checks", j}});
   std::printf("%s: %zu checks, %s\n", backend_name.c_str(), results.size(), ok ? "all passed" : "FAILURES");
   return ok ? 0 : 1;
 }
 
 int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, std::int64_t tp, int layers,
               const std::string& profile_path, const std::string& out, const Method& method) {
-  LayerShape block = shard_of(sa.block(), tp, 0);
+  LayerShape block = shard_of(sa.block(backend_name), tp, 0);
   block.micro_batch = mb;
   auto backend = make_backend(backend_name, block.dtype);
   std::int64_t peak = 0;
@@ -281,7 +281,7 @@ int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, s
 
 int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, std::int64_t tp, int square,
              const std::string& out, const Method& method) {
-  LayerShape block = shard_of(sa.block(), tp, 0);
+  LayerShape block = shard_of(sa.block(backend_name), tp, 0);
   block.micro_batch = mb;
   auto backend = make_backend(backend_name, block.dtype);
   const auto j = measure_gemms(*backend, block, square, method);
@@ -308,6 +308,7 @@ int main(int argc, char** argv) {
   register_cuda_backend();
 #endif
   CLI::App app{"ppsim-calibrate: measure per-layer costs, activation memory and links; write a profile for ppsim"};
+  app.set_version_flag("--version", std::string("ppsim-calibrate ") + PPSIM_VERSION);
   app.require_subcommand(1);
   std::string backend_name = "cpu";
   std::string known;
@@ -338,9 +339,9 @@ int main(int argc, char** argv) {
   add_method(p2p, method);
 
   auto* check = app.add_subcommand("check", "compare every kernel and layer of a backend with the cpu backend");
-  std::string check_dtype = "bf16", check_out;
+  std::string check_dtype, check_out;
   check->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
-  check->add_option("--dtype", check_dtype, "fp32, fp16 or bf16")->capture_default_str();
+  check->add_option("--dtype", check_dtype, "fp32, fp16 or bf16 (default: the backend's, cpu fp32, cuda bf16)");
   check->add_option("-o,--output", check_out, "results JSON");
 
   auto* chain = app.add_subcommand("chain", "time N identical blocks forward then backward as one region; compare with a profile");
@@ -377,7 +378,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     // A usage error is bad input like any other: one line, exit 2.
     std::string what = e.what();
     std::replace(what.begin(), what.end(), '\n', ' ');

@@ -67,7 +67,7 @@ nlohmann::json method_to_json(const Method& m, const std::string& clock) {
 nlohmann::json new_profile(const Backend& backend, const Method& method) {
   const DeviceInfo d = backend.device_info();
   return {{"schema", kProfileSchema},
-          {"tool", {{"name", "ppsim-calibrate"}, {"version", "0.1.0"}}},
+          {"tool", {{"name", "ppsim-calibrate"}, {"version", PPSIM_VERSION}}},
           {"created", utc_now()},
           {"backend", backend.name()},
           {"dtype", dtype_name(backend.dtype())},
