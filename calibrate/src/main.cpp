@@ -14,6 +14,7 @@
 #include "ppsim/calibrate/measure.h"
 #include "ppsim/calibrate/p2p.h"
 #include "ppsim/calibrate/profile.h"
+#include "ppsim/calibrate/stats.h"
 #include "ppsim/input/json_file.h"
 
 #ifdef PPSIM_HAVE_CUDA
@@ -296,8 +297,32 @@ int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, st
 }
 
 int cmd_validate(const std::string& path) {
-  load_profile(path);
+  const nlohmann::json p = load_profile(path);
   std::printf("%s: valid %s\n", path.c_str(), kProfileSchema);
+  // Each link curve: the worst point of its fits, recomputed from the points (the
+  // piecewise fit is what the simulator uses; the one line is kept for reference).
+  for (const auto& l : p.value("links", nlohmann::json::array())) {
+    std::vector<double> xs, ts;
+    for (const auto& pt : l.at("points")) {
+      xs.push_back(pt.at("bytes").get<double>());
+      ts.push_back(pt.at("median_ms").get<double>());
+    }
+    const auto& fit = l.at("fit");
+    const std::vector<ppsim::LinkSegment> line{{0, fit.at("latency_us").get<double>(), fit.at("bandwidth_GBps").get<double>()}};
+    const auto [line_err, line_at] = link_curve_error(line, xs, ts);
+    std::printf("  link %s: %zu points, one line worst %.1f%% at %s", l.at("kind").get<std::string>().c_str(), xs.size(),
+                100 * line_err, format_size(line_at).c_str());
+    if (fit.contains("segments")) {
+      const auto segs = link_segments_from_json(fit.at("segments"), "fit.segments");
+      const auto [err, at] = link_curve_error(segs, xs, ts);
+      std::printf(", %zu segments worst %.1f%% at %s", segs.size(), 100 * err, format_size(at).c_str());
+    } else if (xs.size() >= 2) {  // a profile from before the piecewise fit: what it would give
+      const LinkCurveFit refit = fit_link_segments(xs, ts);
+      std::printf(", no segments (refit from the points: %zu segments, worst %.1f%% at %s; measure again to use them)",
+                  refit.segments.size(), 100 * refit.worst_error, format_size(refit.worst_bytes).c_str());
+    }
+    std::printf("\n");
+  }
   return 0;
 }
 
