@@ -15,6 +15,7 @@
 #include "ppsim/calibrate/p2p.h"
 #include "ppsim/calibrate/profile.h"
 #include "ppsim/calibrate/stats.h"
+#include "ppsim/calibrate/trace_import.h"
 #include "ppsim/input/json_file.h"
 
 #ifdef PPSIM_HAVE_CUDA
@@ -296,6 +297,30 @@ int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, st
   return 0;
 }
 
+int cmd_import(const std::string& trace_path, ShapeArgs& sa, std::int64_t mb, std::int64_t tp, int skip,
+               const std::string& out) {
+  LayerShape block = shard_of(sa.block("cuda"), tp, sa.vocab);  // a trace is a GPU's: dtype defaults to bf16
+  block.vocab = sa.vocab;
+  if (skip < 0) throw BadInput("--skip: must be >= 0");
+  nlohmann::json trace;
+  try {
+    trace = ppsim::read_json_input(trace_path);
+  } catch (const ppsim::InputFileError& e) {
+    throw BadInput(e.what());
+  }
+  const TraceRegions regions = read_torch_trace(trace, trace_path);
+  const nlohmann::json profile = profile_from_trace(regions, block, mb, skip, trace_path);
+  for (const auto& l : profile.at("layers"))
+    progress(l.at("key").get<std::string>() + ": F " + std::to_string(l.at("forward_ms").at("median").get<double>()) +
+             " ms, B " + std::to_string(l.at("backward_input_ms").at("median").get<double>()) + " ms, W " +
+             std::to_string(l.at("backward_weight_ms").at("median").get<double>()) + " ms (" +
+             std::to_string(l.at("forward_ms").at("iterations").get<int>()) + " instances, GPU time from " +
+             regions.gpu_source + ")");
+  write_json_atomic(out, profile);
+  progress("wrote " + out);
+  return 0;
+}
+
 int cmd_validate(const std::string& path) {
   const nlohmann::json p = load_profile(path);
   std::printf("%s: valid %s\n", path.c_str(), kProfileSchema);
@@ -396,6 +421,18 @@ int main(int argc, char** argv) {
   gemm->add_option("-o,--output", gemm_out, "result JSON");
   add_method(gemm, method);
 
+  auto* import = app.add_subcommand("import", "a torch.profiler Chrome trace with ppsim/LAYER/PHASE regions -> profile");
+  ShapeArgs ia;
+  std::int64_t import_mb = 1, import_tp = 1;
+  int import_skip = 0;
+  std::string import_trace, import_out = "profile.json";
+  import->add_option("trace", import_trace, "trace JSON (torch.profiler export_chrome_trace)")->required();
+  ia.add(import);
+  import->add_option("--micro-batch", import_mb, "micro-batch size the trace ran")->capture_default_str();
+  import->add_option("--tp", import_tp, "tensor-parallel degree the trace's GPU ran (its shard)")->capture_default_str();
+  import->add_option("--skip", import_skip, "instances of each region to drop first (warm-up)")->capture_default_str();
+  import->add_option("-o,--output", import_out, "profile JSON to write")->capture_default_str();
+
   auto* validate = app.add_subcommand("validate", "check a profile against the schema");
   std::string validate_path;
   validate->add_option("profile", validate_path, "profile JSON")->required();
@@ -416,6 +453,7 @@ int main(int argc, char** argv) {
     if (*check) return cmd_check(backend_name, check_dtype, check_out);
     if (*chain) return cmd_chain(backend_name, ca, chain_mb, chain_tp, chain_layers, chain_profile, chain_out, method);
     if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, gemm_tp, square, gemm_out, method);
+    if (*import) return cmd_import(import_trace, ia, import_mb, import_tp, import_skip, import_out);
     if (*validate) return cmd_validate(validate_path);
   } catch (const NoDeviceError& e) {
     std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;

@@ -66,15 +66,19 @@ nlohmann::json method_to_json(const Method& m, const std::string& clock) {
 
 nlohmann::json new_profile(const Backend& backend, const Method& method) {
   const DeviceInfo d = backend.device_info();
+  return new_profile(backend.name(), backend.dtype(), d, method_to_json(method, d.clock));
+}
+
+nlohmann::json new_profile(const std::string& backend, Dtype dtype, const DeviceInfo& d, const nlohmann::json& method) {
   return {{"schema", kProfileSchema},
           {"tool", {{"name", "ppsim-calibrate"}, {"version", PPSIM_VERSION}}},
           {"created", utc_now()},
-          {"backend", backend.name()},
-          {"dtype", dtype_name(backend.dtype())},
+          {"backend", backend},
+          {"dtype", dtype_name(dtype)},
           {"device", {{"name", d.name}, {"memory_bytes", d.memory_bytes}, {"count", d.count},
                       {"driver", d.driver}, {"runtime", d.runtime}, {"blas", d.blas},
                       {"compute_capability", d.compute_capability}}},
-          {"method", method_to_json(method, d.clock)},
+          {"method", method},
           {"layers", nlohmann::json::array()},
           {"links", nlohmann::json::array()}};
 }

@@ -25,6 +25,9 @@ class ProfileError : public std::runtime_error {
 
 /// @brief A new, empty profile with the device, versions, date and method filled in.
 nlohmann::json new_profile(const Backend& backend, const Method& method);
+/// @brief The same for measurements that did not come from a backend (an imported
+/// PyTorch trace): the backend's name, dtype, device and the method's JSON given.
+nlohmann::json new_profile(const std::string& backend, Dtype dtype, const DeviceInfo& device, const nlohmann::json& method);
 /// @brief Adds or replaces (by `key`) one layer measurement.
 void upsert_layer(nlohmann::json& profile, const nlohmann::json& layer);
 /// @brief Adds or replaces (by kind/src/dst) one link curve.
