@@ -98,6 +98,14 @@ TEST_CASE("import: error cases name the file, the event and the problem", "[cali
     CHECK_THROWS_WITH(profile_from_trace(read_torch_trace(trace, "m.json"), small_block(), 1, 0, "m.json"),
                       "m.json: no ppsim/block/B region: the block's F and B are needed");
   }
+  SECTION("a layer with W but no F or B") {
+    const json trace = {{"traceEvents", json::array({gpu("ppsim/block/F", 0, 10), gpu("ppsim/block/B", 20, 10),
+                                                     gpu("ppsim/head/W", 40, 10)})}};
+    LayerShape s = small_block();
+    s.vocab = 1000;
+    CHECK_THROWS_WITH(profile_from_trace(read_torch_trace(trace, "w.json"), s, 1, 0, "w.json"),
+                      "w.json: ppsim/head: needs F and B regions, has W only");
+  }
   SECTION("overlapping regions on one thread") {
     const json trace = {{"traceEvents", json::array({cpu("ppsim/block/F", 0, 100), cpu("ppsim/block/B", 50, 100),
                                                      gpu("ppsim/block/F", 0, 10), gpu("ppsim/block/B", 20, 10)})}};

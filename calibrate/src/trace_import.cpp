@@ -187,8 +187,8 @@ json profile_from_trace(const TraceRegions& regions, const LayerShape& block, st
     const std::vector<double> f = samples(layer, "F"), b = samples(layer, "B"), w = samples(layer, "W");
     if (f.empty() && b.empty() && w.empty()) continue;
     if (f.empty() || b.empty())
-      throw std::invalid_argument(file + ": ppsim/" + layer + ": has " + (f.empty() ? "B" : "F") + " regions but no " +
-                                  (f.empty() ? "F" : "B") + " regions");
+      throw std::invalid_argument(file + ": ppsim/" + layer + ": needs F and B regions, has " +
+                                  (f.empty() ? "" : "F ") + (b.empty() ? "" : "B ") + (w.empty() ? "" : "W ") + "only");
     LayerMeasurement m;
     m.shape = block;
     m.shape.kind = layer == std::string("block") ? LayerKind::block : layer == std::string("embedding") ? LayerKind::embedding : LayerKind::head;
