@@ -457,7 +457,7 @@ int main(int argc, char** argv) {
   install_output_signal_handlers();
   CLI::App app{"ppsim: discrete-event simulator of pipeline-parallel training schedules"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "ppsim 0.1.0");
+  app.set_version_flag("--version", std::string("ppsim ") + PPSIM_VERSION);
 
   RunArgs run_args;
   auto* run = app.add_subcommand("run", "Simulate one config; print a table or the report JSON");

@@ -7,6 +7,27 @@ if(TARGET ppsim-calibrate)
   add_test(NAME calibrate.cli.missing_shape
            COMMAND ppsim-calibrate layers --backend cpu --dtype fp32 -o ${CMAKE_CURRENT_BINARY_DIR}/never.json)
   set_tests_properties(calibrate.cli.missing_shape PROPERTIES WILL_FAIL ON)
+  # The CPU backend needs no --dtype (it stores fp32; issue 13 item 7): a tiny block measures
+  # and the profile it writes validates, naming fp32.
+  add_test(NAME calibrate.cli.cpu_default_dtype
+           COMMAND sh -c "$<TARGET_FILE:ppsim-calibrate> layers --backend cpu --hidden 64 --heads 4 --seq 16 \
+--blocks-only --warmup 1 --min-iters 2 --max-iters 2 -o cpu_default.json >/dev/null && \
+$<TARGET_FILE:ppsim-calibrate> validate cpu_default.json >/dev/null && grep -q '\"dtype\": \"fp32\"' cpu_default.json"
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  # import (issue 13 item 4): a synthetic torch.profiler trace becomes a profile that
+  # validates and that ppsim runs; a CPU-only trace is one error line, exit 2, no file.
+  add_test(NAME calibrate.cli.import_trace
+           COMMAND sh -c "$<TARGET_FILE:ppsim-calibrate> import ${CMAKE_CURRENT_SOURCE_DIR}/data/traces/synthetic_block.json \
+--hidden 256 --heads 4 --seq 128 -o imported.json 2>/dev/null && $<TARGET_FILE:ppsim-calibrate> validate imported.json && \
+grep -q '\"backend\": \"torch-trace\"' imported.json"
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  add_test(NAME calibrate.cli.import_cpu_only_trace
+           COMMAND sh -c "rm -f cpu_only.json; $<TARGET_FILE:ppsim-calibrate> import ${CMAKE_CURRENT_SOURCE_DIR}/data/traces/cpu_only.json \
+--hidden 256 --heads 4 --seq 128 -o cpu_only.json 2>err.txt; rc=$?; test $rc -eq 2 && test $(wc -l < err.txt) -eq 1 && \
+grep -q '^ppsim-calibrate: error: .*cpu_only.json: traceEvents: no GPU activity' err.txt && test ! -e cpu_only.json"
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  add_test(NAME calibrate.cli.version COMMAND ppsim-calibrate --version)
+  set_tests_properties(calibrate.cli.version PROPERTIES PASS_REGULAR_EXPRESSION "^ppsim-calibrate ${PROJECT_VERSION}")
   add_test(NAME calibrate.cli.validate_shipped_profile
            COMMAND ppsim-calibrate validate ${PROJECT_SOURCE_DIR}/configs/profiles/h200.json)
   add_test(NAME calibrate.cli.validate_shipped_profile_h100

@@ -6,3 +6,7 @@ if(PPSIM_BASH)
            COMMAND ${PPSIM_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/output_signals.sh $<TARGET_FILE:ppsim> ${PROJECT_SOURCE_DIR})
   set_tests_properties(output_signals PROPERTIES TIMEOUT 180)
 endif()
+
+# `--version` names the project's one version (CMakeLists.txt project()).
+add_test(NAME cli.version COMMAND ppsim --version)
+set_tests_properties(cli.version PROPERTIES PASS_REGULAR_EXPRESSION "^ppsim ${PROJECT_VERSION}")

@@ -16,8 +16,13 @@
 #include "ppsim/calibrate/p2p.h"
 #include "ppsim/calibrate/profile.h"
 #include "ppsim/calibrate/stats.h"
+#include "ppsim/model/topology.h"
 
 using namespace ppsim::cal;
+using ppsim::LinkSegment;
+using ppsim::LinkCurvePart;
+using ppsim::link_curve_ms;
+using ppsim::link_curve_part;
 
 namespace {
 
@@ -440,4 +445,68 @@ TEST_CASE("p2p sizes and size parsing", "[calibrate]") {
   CHECK(link.at("points")[2].at("bytes") == 65536);
   const double bw = link.at("fit").at("bandwidth_GBps").get<double>();
   CHECK((std::isfinite(bw) && bw >= 0));  // a noisy 2-core box may flatten the slope to 0
+}
+
+TEST_CASE("link curve segments: hand-computed times, negative intercepts and sizes below the first", "[calibrate][links]") {
+  // 0-1 MiB: 10 us + bytes / 50 GB/s; from 1 MiB: -20 us + bytes / 20 GB/s (bandwidth falls).
+  const std::vector<LinkSegment> c{{0, 10.0, 50.0}, {1 << 20, -20.0, 20.0}};
+  CHECK(link_curve_ms(c, 4096) == Approx((10e3 + 4096 / 50.0) / 1e6).epsilon(1e-12));
+  // 4 MiB: -20 us + 4194304 / 20 ns = 189,715.2 ns; the intercept moves into the bytes term.
+  CHECK(link_curve_ms(c, 4 << 20) == Approx(0.1897152).epsilon(1e-12));
+  const LinkCurvePart p = link_curve_part(c, 4 << 20);
+  CHECK(p.latency_ns == 0.0);
+  CHECK(p.per_byte_ns == Approx(189715.2 / 4194304.0).epsilon(1e-12));
+  // Below the first segment's start the time is the curve's time at that start.
+  const std::vector<LinkSegment> from4k{{4096, 5.0, 10.0}};
+  CHECK(link_curve_ms(from4k, 100) == Approx((5e3 + 409.6) / 1e6).epsilon(1e-12));
+  // The simulator's links use the same formula, rounded to the nanosecond.
+  ppsim::UniformLinkModel uniform(2, c);
+  CHECK(uniform.duration(ppsim::Bytes{4 << 20}).ns == 189715);
+  const ppsim::NetLink net{0, 0, c};
+  CHECK(net.latency(ppsim::Bytes{4096}).ns == 10000);
+  CHECK(net.serialization(ppsim::Bytes{4096}).ns == 82);        // 4096 / 50 = 81.92
+  CHECK(net.transfer_time(ppsim::Bytes{4 << 20}).ns == 189715);
+  // Two lock-step copies share the link: twice the bytes at the 4 MiB message's rate.
+  CHECK(net.serialization(ppsim::Bytes{8 << 20}, ppsim::Bytes{4 << 20}).ns == 379430);
+}
+
+TEST_CASE("piecewise link fit holds every measured point within 10 % (shipped H200 and H100 curves)", "[calibrate][links]") {
+  for (const char* name : {"h200.json", "h100.json"}) {
+    const nlohmann::json p = load_profile(std::string(PPSIM_SOURCE_DIR) + "/configs/profiles/" + name);
+    for (const auto& l : p.at("links")) {
+      std::vector<double> xs, ts;
+      for (const auto& pt : l.at("points")) {
+        xs.push_back(pt.at("bytes").get<double>());
+        ts.push_back(pt.at("median_ms").get<double>());
+      }
+      const LinkFit line = fit_latency_bandwidth(xs, ts);
+      const auto [line_err, line_at] =
+          link_curve_error({{0, line.latency_us, line.bandwidth_GBps}}, xs, ts);
+      const LinkCurveFit curve = fit_link_segments(xs, ts);
+      INFO(name << " " << l.at("kind") << ": one line worst " << line_err << " at " << line_at << ", "
+                << curve.segments.size() << " segments worst " << curve.worst_error << " at " << curve.worst_bytes);
+      CHECK(line_err > 0.10);  // the one line misses (the issue's complaint) ...
+      // ... the segments hold every point: 5 % where a rising line can (the fit's tolerance),
+      // and a falling pair of latency-bound points (timer noise) gets their flat mean.
+      CHECK(curve.worst_error <= 0.10);
+      CHECK(curve.segments.size() < xs.size() - 1);  // fewer segments than point pairs: a fit, not a table
+      for (std::size_t k = 0; k < xs.size(); ++k)
+        CHECK(std::abs(link_curve_ms(curve.segments, static_cast<std::int64_t>(xs[k])) - ts[k]) / ts[k] <= 0.10);
+    }
+  }
+  CHECK_THROWS_AS(fit_link_segments({4096}, {1.0}), std::invalid_argument);
+  CHECK_THROWS_AS(fit_link_segments({8192, 4096}, {1.0, 2.0}), std::invalid_argument);
+}
+
+TEST_CASE("a profile's link segments are validated with their JSON path", "[calibrate][links]") {
+  using nlohmann::json;
+  CHECK(link_segments_from_json(json::parse(R"([{"from_bytes":0,"latency_us":2,"bandwidth_GBps":10}])"), "s").size() == 1);
+  CHECK_THROWS_WITH(link_segments_from_json(json::array(), "s"), "s: must be a non-empty array");
+  CHECK_THROWS_WITH(link_segments_from_json(json::parse(R"([{"from_bytes":10,"latency_us":2,"bandwidth_GBps":10},
+      {"from_bytes":10,"latency_us":2,"bandwidth_GBps":10}])"), "s"),
+                    "s[1].from_bytes: must be larger than the previous segment's");
+  CHECK_THROWS_WITH(link_segments_from_json(json::parse(R"([{"from_bytes":4096,"latency_us":-100,"bandwidth_GBps":10}])"), "s"),
+                    "s[0]: the time at from_bytes must be positive");
+  CHECK_THROWS_WITH(link_segments_from_json(json::parse(R"([{"from_bytes":0,"latency_us":1,"bandwidth_GBps":1e-9}])"), "s"),
+                    "s[0].bandwidth_GBps: must be 0 (a flat range) or at least 0.001 GB/s");
 }

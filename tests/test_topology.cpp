@@ -264,3 +264,34 @@ TEST_CASE("bidirectional schedules: copies sync in the engine, replicas here", "
   for (const auto& d : two["per_device"]) CHECK(d["allreduce_ms"].get<double>() == Approx(0.100).epsilon(1e-12));
   CHECK(two["data_parallel"]["allreduce_ms"].get<double>() == Approx(0.100).epsilon(1e-12));
 }
+
+TEST_CASE("a measured link curve's segments decide the transfer times (cluster.link and profile links)", "[topology][links]") {
+  // Two 1 MB transfers (activation, gradient) around 6 ms of compute. The one line (10 us,
+  // 50 GB/s) gives 10 + 20 = 30 us each; the curve's segment for 1 MB (from 0.5 MB:
+  // -10 us + bytes / 20 GB/s) gives -10 + 50 = 40 us each.
+  const json segments = json::parse(R"([{"from_bytes": 0, "latency_us": 10, "bandwidth_GBps": 50},
+                                         {"from_bytes": 500000, "latency_us": -10, "bandwidth_GBps": 20}])");
+  json line = {{"latency_us", 10}, {"bandwidth_GBps", 50}};
+  CHECK(run_report(two_stage_doc({{"devices", 2}, {"link", line}}))["iteration_time_ms"].get<double>() ==
+        Approx(6.060).epsilon(1e-12));
+  json curve = line;
+  curve["segments"] = segments;
+  CHECK(run_report(two_stage_doc({{"devices", 2}, {"link", curve}}))["iteration_time_ms"].get<double>() ==
+        Approx(6.080).epsilon(1e-12));
+  // The same curve read from a profile's link fit, as an intra-node link.
+  const auto dir = std::filesystem::temp_directory_path() / "ppsim_link_segments";
+  std::filesystem::create_directories(dir);
+  const std::string profile = (dir / "p.json").string();
+  {
+    json p = json::parse(R"({"links": [{"kind": "peer", "points": [], "fit": {"latency_us": 10, "bandwidth_GBps": 50}}]})");
+    p["links"][0]["fit"]["segments"] = segments;
+    std::ofstream(profile) << p.dump();
+  }
+  const json intra = {{"profile", profile}, {"kind", "peer"}};
+  CHECK(run_report(two_stage_doc({{"nodes", 1}, {"gpus_per_node", 2}, {"intra_link", intra}}))["iteration_time_ms"]
+            .get<double>() == Approx(6.080).epsilon(1e-12));
+  curve["segments"][1]["from_bytes"] = 0;
+  CHECK_THROWS_WITH(parse_config(two_stage_doc({{"devices", 2}, {"link", curve}}), "t.json"),
+                    "t.json: cluster.link.segments: segments[1].from_bytes: must be larger than the previous segment's");
+  std::filesystem::remove_all(dir);
+}

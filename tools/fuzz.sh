@@ -3,13 +3,13 @@
 # each for SECONDS (default 30) from seed corpora made of the shipped configs and
 # tests/data. A crash leaves its input as build-fuzz/findings/<reader>/crash-*: copy it
 # to tests/data/fuzz/<reader>/ so ctest replays it (fuzz_replay_<reader>).
-#   tools/fuzz.sh [SECONDS] [READER...]     readers: config sweep user_schedule profile
+#   tools/fuzz.sh [SECONDS] [READER...]     readers: config sweep user_schedule profile torch_trace
 # Exit: 0 nothing found; 1 a target crashed; 77 clang has no libFuzzer (nothing run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}; shift || true
 readers=("$@")
-[ ${#readers[@]} -gt 0 ] || readers=(config sweep user_schedule profile)
+[ ${#readers[@]} -gt 0 ] || readers=(config sweep user_schedule profile torch_trace)
 dir=${PPSIM_FUZZ_BUILD:-build-fuzz}
 
 probe=$(mktemp -d)
@@ -44,6 +44,7 @@ seed() {
       printf '%s' '{"name":"zb","devices":2,"microbatches":2,"chunks":1,"pipes":1,"split_backward":true,"ops":[["F0","F1","B0","W0","B1","W1"],["F0","B0","F1","W0","B1","W1"]]}' \
         >"$corpus/split.json" ;;
     profile) cp configs/profiles/*.json "$corpus/" ;;
+    torch_trace) cp tests/data/traces/*.json "$corpus/" ;;
   esac
   cp tests/data/fuzz/"$reader"/* "$corpus/" 2>/dev/null || true
 }

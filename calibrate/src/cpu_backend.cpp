@@ -273,6 +273,8 @@ std::vector<std::string> backend_names() {
   return names;
 }
 
+Dtype default_dtype(const std::string& backend_name) { return backend_name == "cpu" ? Dtype::fp32 : Dtype::bf16; }
+
 std::unique_ptr<Backend> make_backend(const std::string& name, Dtype dtype) {
   auto it = registry().find(name);
   if (it == registry().end()) {

@@ -14,6 +14,8 @@
 #include "ppsim/calibrate/measure.h"
 #include "ppsim/calibrate/p2p.h"
 #include "ppsim/calibrate/profile.h"
+#include "ppsim/calibrate/stats.h"
+#include "ppsim/calibrate/trace_import.h"
 #include "ppsim/input/json_file.h"
 
 #ifdef PPSIM_HAVE_CUDA
@@ -53,7 +55,7 @@ std::vector<std::int64_t> parse_list(const std::string& s, const char* what) {
 struct ShapeArgs {
   std::string model_file;
   std::int64_t hidden{0}, heads{0}, seq{0}, vocab{0}, ffn{0};
-  std::string dtype{"bf16"};
+  std::string dtype;  // empty: the backend's default (default_dtype)
 
   void add(CLI::App* app) {
     app->add_option("--model", model_file, "model preset JSON (configs/models/*.json)");
@@ -62,9 +64,9 @@ struct ShapeArgs {
     app->add_option("--seq", seq, "sequence length (overrides the preset)");
     app->add_option("--vocab", vocab, "vocabulary size (overrides the preset; 0: no embedding/head)");
     app->add_option("--ffn-hidden", ffn, "MLP hidden size (default 4*hidden)");
-    app->add_option("--dtype", dtype, "fp32, fp16 or bf16 (cpu backend: fp32)");
+    app->add_option("--dtype", dtype, "fp32, fp16 or bf16 (default: the backend's, cpu fp32, cuda bf16)");
   }
-  LayerShape block() {
+  LayerShape block(const std::string& backend_name) {
     if (!model_file.empty()) {
       nlohmann::json j;
       try {
@@ -90,7 +92,7 @@ struct ShapeArgs {
     s.seq = seq;
     s.ffn_hidden = ffn;
     try {
-      s.dtype = parse_dtype(dtype);
+      s.dtype = dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype);
       s.validate();
     } catch (const std::invalid_argument& e) {
       throw BadInput(std::string("shape: ") + e.what() + " (give --model or --hidden/--heads/--seq)");
@@ -132,7 +134,7 @@ nlohmann::json read_existing(const std::string& path) {
 int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string& mbs_text,
                const std::string& tps_text, const std::string& out, bool resume, bool no_ends,
                const Method& method) {
-  LayerShape block = sa.block();
+  LayerShape block = sa.block(backend_name);
   const auto mbs = parse_list(mbs_text, "--micro-batches");
   std::vector<LayerShape> shards;  // every degree checked before anything is measured or written
   for (std::int64_t tp : parse_list(tps_text, "--tp"))
@@ -198,16 +200,16 @@ int cmd_p2p(const std::string& backend_name, const std::string& transport, const
     nlohmann::json link = measure_mpi_sendrecv(o, progress, &rank);
     if (rank != 0) return 0;
     links.push_back(link);
-    backend = make_cpu_backend(Dtype::fp32);
+    backend = make_cpu_backend(default_dtype("cpu"));
 #else
     throw BadInput("p2p --transport mpi: this build has no MPI");
 #endif
   } else if (backend_name == "cpu") {
-    backend = make_cpu_backend(Dtype::fp32);
+    backend = make_cpu_backend(default_dtype("cpu"));
     links.push_back(measure_thread_memcpy(o, progress));
   } else if (backend_name == "cuda") {
 #ifdef PPSIM_HAVE_CUDA
-    backend = make_backend("cuda", Dtype::bf16);
+    backend = make_backend("cuda", default_dtype("cuda"));
     for (auto& l : measure_cuda_p2p(o, progress)) links.push_back(l);
 #else
     throw BadInput("--backend cuda: this build has no CUDA backend");
@@ -229,7 +231,7 @@ int cmd_p2p(const std::string& backend_name, const std::string& transport, const
 }
 
 int cmd_check(const std::string& backend_name, const std::string& dtype, const std::string& out) {
-  auto backend = make_backend(backend_name, parse_dtype(dtype));
+  auto backend = make_backend(backend_name, dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype));
   LayerShape s;
   s.hidden = 128;
   s.heads = 4;
@@ -247,14 +249,14 @@ int cmd_check(const std::string& backend_name, const std::string& dtype, const s
     j.push_back({{"name", r.name}, {"relative_error", r.relative_error}, {"tolerance", r.tolerance},
                  {"exact", r.exact}, {"passed", r.passed}});
   }
-  if (!out.empty()) write_json_atomic(out, {{"backend", backend_name}, {"dtype", dtype}, {"checks", j}});
+  if (!out.empty()) write_json_atomic(out, {{"backend", backend_name}, {"dtype", dtype_name(backend->dtype())}, {"checks", j}});
   std::printf("%s: %zu checks, %s\n", backend_name.c_str(), results.size(), ok ? "all passed" : "FAILURES");
   return ok ? 0 : 1;
 }
 
 int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, std::int64_t tp, int layers,
               const std::string& profile_path, const std::string& out, const Method& method) {
-  LayerShape block = shard_of(sa.block(), tp, 0);
+  LayerShape block = shard_of(sa.block(backend_name), tp, 0);
   block.micro_batch = mb;
   auto backend = make_backend(backend_name, block.dtype);
   std::int64_t peak = 0;
@@ -281,7 +283,7 @@ int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, s
 
 int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, std::int64_t tp, int square,
              const std::string& out, const Method& method) {
-  LayerShape block = shard_of(sa.block(), tp, 0);
+  LayerShape block = shard_of(sa.block(backend_name), tp, 0);
   block.micro_batch = mb;
   auto backend = make_backend(backend_name, block.dtype);
   const auto j = measure_gemms(*backend, block, square, method);
@@ -295,9 +297,57 @@ int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, st
   return 0;
 }
 
+int cmd_import(const std::string& trace_path, ShapeArgs& sa, std::int64_t mb, std::int64_t tp, int skip,
+               const std::string& out) {
+  LayerShape block = shard_of(sa.block("cuda"), tp, sa.vocab);  // a trace is a GPU's: dtype defaults to bf16
+  block.vocab = sa.vocab;
+  if (skip < 0) throw BadInput("--skip: must be >= 0");
+  nlohmann::json trace;
+  try {
+    trace = ppsim::read_json_input(trace_path);
+  } catch (const ppsim::InputFileError& e) {
+    throw BadInput(e.what());
+  }
+  const TraceRegions regions = read_torch_trace(trace, trace_path);
+  const nlohmann::json profile = profile_from_trace(regions, block, mb, skip, trace_path);
+  for (const auto& l : profile.at("layers"))
+    progress(l.at("key").get<std::string>() + ": F " + std::to_string(l.at("forward_ms").at("median").get<double>()) +
+             " ms, B " + std::to_string(l.at("backward_input_ms").at("median").get<double>()) + " ms, W " +
+             std::to_string(l.at("backward_weight_ms").at("median").get<double>()) + " ms (" +
+             std::to_string(l.at("forward_ms").at("iterations").get<int>()) + " instances, GPU time from " +
+             regions.gpu_source + ")");
+  write_json_atomic(out, profile);
+  progress("wrote " + out);
+  return 0;
+}
+
 int cmd_validate(const std::string& path) {
-  load_profile(path);
+  const nlohmann::json p = load_profile(path);
   std::printf("%s: valid %s\n", path.c_str(), kProfileSchema);
+  // Each link curve: the worst point of its fits, recomputed from the points (the
+  // piecewise fit is what the simulator uses; the one line is kept for reference).
+  for (const auto& l : p.value("links", nlohmann::json::array())) {
+    std::vector<double> xs, ts;
+    for (const auto& pt : l.at("points")) {
+      xs.push_back(pt.at("bytes").get<double>());
+      ts.push_back(pt.at("median_ms").get<double>());
+    }
+    const auto& fit = l.at("fit");
+    const std::vector<ppsim::LinkSegment> line{{0, fit.at("latency_us").get<double>(), fit.at("bandwidth_GBps").get<double>()}};
+    const auto [line_err, line_at] = link_curve_error(line, xs, ts);
+    std::printf("  link %s: %zu points, one line worst %.1f%% at %s", l.at("kind").get<std::string>().c_str(), xs.size(),
+                100 * line_err, format_size(line_at).c_str());
+    if (fit.contains("segments")) {
+      const auto segs = link_segments_from_json(fit.at("segments"), "fit.segments");
+      const auto [err, at] = link_curve_error(segs, xs, ts);
+      std::printf(", %zu segments worst %.1f%% at %s", segs.size(), 100 * err, format_size(at).c_str());
+    } else if (xs.size() >= 2) {  // a profile from before the piecewise fit: what it would give
+      const LinkCurveFit refit = fit_link_segments(xs, ts);
+      std::printf(", no segments (refit from the points: %zu segments, worst %.1f%% at %s; measure again to use them)",
+                  refit.segments.size(), 100 * refit.worst_error, format_size(refit.worst_bytes).c_str());
+    }
+    std::printf("\n");
+  }
   return 0;
 }
 
@@ -308,6 +358,7 @@ int main(int argc, char** argv) {
   register_cuda_backend();
 #endif
   CLI::App app{"ppsim-calibrate: measure per-layer costs, activation memory and links; write a profile for ppsim"};
+  app.set_version_flag("--version", std::string("ppsim-calibrate ") + PPSIM_VERSION);
   app.require_subcommand(1);
   std::string backend_name = "cpu";
   std::string known;
@@ -338,9 +389,9 @@ int main(int argc, char** argv) {
   add_method(p2p, method);
 
   auto* check = app.add_subcommand("check", "compare every kernel and layer of a backend with the cpu backend");
-  std::string check_dtype = "bf16", check_out;
+  std::string check_dtype, check_out;
   check->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
-  check->add_option("--dtype", check_dtype, "fp32, fp16 or bf16")->capture_default_str();
+  check->add_option("--dtype", check_dtype, "fp32, fp16 or bf16 (default: the backend's, cpu fp32, cuda bf16)");
   check->add_option("-o,--output", check_out, "results JSON");
 
   auto* chain = app.add_subcommand("chain", "time N identical blocks forward then backward as one region; compare with a profile");
@@ -370,6 +421,18 @@ int main(int argc, char** argv) {
   gemm->add_option("-o,--output", gemm_out, "result JSON");
   add_method(gemm, method);
 
+  auto* import = app.add_subcommand("import", "a torch.profiler Chrome trace with ppsim/LAYER/PHASE regions -> profile");
+  ShapeArgs ia;
+  std::int64_t import_mb = 1, import_tp = 1;
+  int import_skip = 0;
+  std::string import_trace, import_out = "profile.json";
+  import->add_option("trace", import_trace, "trace JSON (torch.profiler export_chrome_trace)")->required();
+  ia.add(import);
+  import->add_option("--micro-batch", import_mb, "micro-batch size the trace ran")->capture_default_str();
+  import->add_option("--tp", import_tp, "tensor-parallel degree the trace's GPU ran (its shard)")->capture_default_str();
+  import->add_option("--skip", import_skip, "instances of each region to drop first (warm-up)")->capture_default_str();
+  import->add_option("-o,--output", import_out, "profile JSON to write")->capture_default_str();
+
   auto* validate = app.add_subcommand("validate", "check a profile against the schema");
   std::string validate_path;
   validate->add_option("profile", validate_path, "profile JSON")->required();
@@ -377,7 +440,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     // A usage error is bad input like any other: one line, exit 2.
     std::string what = e.what();
     std::replace(what.begin(), what.end(), '\n', ' ');
@@ -390,6 +453,7 @@ int main(int argc, char** argv) {
     if (*check) return cmd_check(backend_name, check_dtype, check_out);
     if (*chain) return cmd_chain(backend_name, ca, chain_mb, chain_tp, chain_layers, chain_profile, chain_out, method);
     if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, gemm_tp, square, gemm_out, method);
+    if (*import) return cmd_import(import_trace, ia, import_mb, import_tp, import_skip, import_out);
     if (*validate) return cmd_validate(validate_path);
   } catch (const NoDeviceError& e) {
     std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;

@@ -1,5 +1,7 @@
 #include "ppsim/calibrate/p2p.h"
 
+#include "ppsim/calibrate/stats.h"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -38,7 +40,12 @@ nlohmann::json measure_link_curve(const std::string& kind, int src, int dst, con
   nlohmann::json fit = {{"latency_us", 0.0}, {"bandwidth_GBps", 0.0}};
   if (xs.size() >= 2) {
     const LinkFit f = fit_latency_bandwidth(xs, ts);
-    fit = {{"latency_us", f.latency_us}, {"bandwidth_GBps", f.bandwidth_GBps}};
+    const LinkCurveFit curve = fit_link_segments(xs, ts);
+    nlohmann::json segs = nlohmann::json::array();
+    for (const LinkSegment& s : curve.segments)
+      segs.push_back({{"from_bytes", s.from_bytes}, {"latency_us", s.latency_us}, {"bandwidth_GBps", s.bandwidth_GBps}});
+    fit = {{"latency_us", f.latency_us}, {"bandwidth_GBps", f.bandwidth_GBps}, {"segments", segs},
+           {"worst_error", curve.worst_error}, {"worst_error_bytes", curve.worst_bytes}};
   }
   return {{"kind", kind}, {"src", src}, {"dst", dst}, {"units", {{"bandwidth", "GB/s = 1e9 B/s"}, {"size", "powers of 1024"}}},
           {"points", points}, {"fit", fit}};

@@ -66,15 +66,19 @@ nlohmann::json method_to_json(const Method& m, const std::string& clock) {
 
 nlohmann::json new_profile(const Backend& backend, const Method& method) {
   const DeviceInfo d = backend.device_info();
+  return new_profile(backend.name(), backend.dtype(), d, method_to_json(method, d.clock));
+}
+
+nlohmann::json new_profile(const std::string& backend, Dtype dtype, const DeviceInfo& d, const nlohmann::json& method) {
   return {{"schema", kProfileSchema},
-          {"tool", {{"name", "ppsim-calibrate"}, {"version", "0.1.0"}}},
+          {"tool", {{"name", "ppsim-calibrate"}, {"version", PPSIM_VERSION}}},
           {"created", utc_now()},
-          {"backend", backend.name()},
-          {"dtype", dtype_name(backend.dtype())},
+          {"backend", backend},
+          {"dtype", dtype_name(dtype)},
           {"device", {{"name", d.name}, {"memory_bytes", d.memory_bytes}, {"count", d.count},
                       {"driver", d.driver}, {"runtime", d.runtime}, {"blas", d.blas},
                       {"compute_capability", d.compute_capability}}},
-          {"method", method_to_json(method, d.clock)},
+          {"method", method},
           {"layers", nlohmann::json::array()},
           {"links", nlohmann::json::array()}};
 }
@@ -172,6 +176,13 @@ void validate_profile(const nlohmann::json& p, const std::string& file) {
       const auto& fit = c.field(links[i], path, "fit");
       c.number(fit, path + ".fit", "latency_us");
       c.number(fit, path + ".fit", "bandwidth_GBps");
+      if (fit.contains("segments")) {
+        try {
+          link_segments_from_json(fit.at("segments"), path + ".fit.segments");
+        } catch (const std::invalid_argument& e) {
+          throw ProfileError(file + ": " + e.what());
+        }
+      }
       const auto& pts = c.field(links[i], path, "points");
       if (!pts.is_array()) c.fail(path + ".points", "must be an array");
       for (std::size_t k = 0; k < pts.size(); ++k) {
@@ -181,6 +192,37 @@ void validate_profile(const nlohmann::json& p, const std::string& file) {
       }
     }
   }
+}
+
+std::vector<LinkSegment> link_segments_from_json(const nlohmann::json& segments, const std::string& path) {
+  if (!segments.is_array() || segments.empty()) throw std::invalid_argument(path + ": must be a non-empty array");
+  if (segments.size() > 4096) throw std::invalid_argument(path + ": more than 4096 segments");
+  std::vector<LinkSegment> out;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const std::string sp = path + "[" + std::to_string(i) + "]";
+    const auto& s = segments[i];
+    if (!s.is_object()) throw std::invalid_argument(sp + ": must be an object");
+    auto number = [&](const char* key, double lo, double hi) {
+      if (!s.contains(key) || !s.at(key).is_number())
+        throw std::invalid_argument(sp + "." + key + ": missing or not a number");
+      const double v = s.at(key).get<double>();
+      if (!std::isfinite(v) || v < lo || v > hi)
+        throw std::invalid_argument(sp + "." + key + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      return v;
+    };
+    LinkSegment seg;
+    seg.from_bytes = static_cast<std::int64_t>(number("from_bytes", 0, 1e15));
+    seg.latency_us = number("latency_us", -1e6, 1e6);
+    seg.bandwidth_GBps = number("bandwidth_GBps", 0, 1e6);
+    if (seg.bandwidth_GBps > 0 && seg.bandwidth_GBps < 1e-3)
+      throw std::invalid_argument(sp + ".bandwidth_GBps: must be 0 (a flat range) or at least 0.001 GB/s");
+    if (!out.empty() && seg.from_bytes <= out.back().from_bytes)
+      throw std::invalid_argument(sp + ".from_bytes: must be larger than the previous segment's");
+    if (link_curve_ms({seg}, std::max<std::int64_t>(seg.from_bytes, 1)) <= 0)
+      throw std::invalid_argument(sp + ": the time at from_bytes must be positive");
+    out.push_back(seg);
+  }
+  return out;
 }
 
 nlohmann::json load_profile(const std::string& path) {

@@ -1,6 +1,7 @@
 #include "ppsim/calibrate/stats.h"
 
 #include <algorithm>
+#include <tuple>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -75,6 +76,83 @@ LinkFit fit_latency_bandwidth(const std::vector<double>& bytes, const std::vecto
   fit.latency_us = a * 1e3;
   fit.bandwidth_GBps = b > 0 ? 1.0 / (b * 1e-3) / 1e9 : 0.0;  // b in ms per byte
   return fit;
+}
+
+namespace {
+
+/// The relative least-squares line (ms = a + b x, weights 1/t^2) of points [i, j], not
+/// clamped: a may be negative where the per-byte time grows with size. A falling run
+/// (noise among latency-bound sizes) gets the flat line b = 0.
+LinkSegment segment_line(const std::vector<double>& x, const std::vector<double>& t, std::size_t i, std::size_t j) {
+  double s00 = 0, s01 = 0, s11 = 0, r0 = 0, r1 = 0;
+  for (std::size_t k = i; k <= j; ++k) {
+    const double w = 1.0 / (t[k] * t[k]);
+    s00 += w;
+    s01 += w * x[k];
+    s11 += w * x[k] * x[k];
+    r0 += w * t[k];
+    r1 += w * x[k] * t[k];
+  }
+  const double det = s00 * s11 - s01 * s01;
+  double a = r0 / s00, b = 0;
+  if (det > 0) {
+    const double slope = (s00 * r1 - s01 * r0) / det;
+    if (slope > 0) {
+      a = (r0 * s11 - r1 * s01) / det;
+      b = slope;
+    }
+  }
+  return {static_cast<std::int64_t>(x[i]), a * 1e3, b > 0 ? 1.0 / (b * 1e-3) / 1e9 : 0.0};
+}
+
+double worst_in_run(const LinkSegment& seg, const std::vector<double>& x, const std::vector<double>& t, std::size_t i,
+                    std::size_t j) {
+  double worst = 0;
+  for (std::size_t k = i; k <= j; ++k)
+    worst = std::max(worst, std::abs(link_curve_ms({seg}, static_cast<std::int64_t>(x[k])) - t[k]) / t[k]);
+  return worst;
+}
+
+}  // namespace
+
+LinkCurveFit fit_link_segments(const std::vector<double>& bytes, const std::vector<double>& ms, double tolerance) {
+  if (bytes.size() != ms.size() || bytes.size() < 2)
+    throw std::invalid_argument("link curve fit needs at least two (bytes, time) points");
+  for (std::size_t k = 0; k < bytes.size(); ++k) {
+    if (!(ms[k] > 0)) throw std::invalid_argument("link curve fit needs positive times");
+    if (k > 0 && !(bytes[k] > bytes[k - 1])) throw std::invalid_argument("link curve fit needs increasing sizes");
+  }
+  LinkCurveFit fit;
+  std::size_t i = 0;
+  while (i + 1 < bytes.size()) {
+    std::size_t j = i + 1;  // a run of two: its line passes through both points
+    LinkSegment seg = segment_line(bytes, ms, i, j);
+    while (j + 1 < bytes.size()) {
+      const LinkSegment longer = segment_line(bytes, ms, i, j + 1);
+      if (worst_in_run(longer, bytes, ms, i, j + 1) > tolerance) break;
+      seg = longer;
+      ++j;
+    }
+    fit.segments.push_back(seg);
+    i = j;
+  }
+  std::tie(fit.worst_error, fit.worst_bytes) = link_curve_error(fit.segments, bytes, ms);
+  return fit;
+}
+
+std::pair<double, std::int64_t> link_curve_error(const std::vector<LinkSegment>& segments,
+                                                 const std::vector<double>& bytes, const std::vector<double>& ms) {
+  double worst = 0;
+  std::int64_t at = 0;
+  for (std::size_t k = 0; k < bytes.size(); ++k) {
+    const auto b = static_cast<std::int64_t>(bytes[k]);
+    const double e = std::abs(link_curve_ms(segments, b) - ms[k]) / ms[k];
+    if (e > worst || k == 0) {
+      worst = e;
+      at = b;
+    }
+  }
+  return {worst, at};
 }
 
 }  // namespace ppsim::cal

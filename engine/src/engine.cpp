@@ -20,7 +20,16 @@ UniformLinkModel::UniformLinkModel(int devices, TimeNs latency, double bandwidth
     : devices_(devices), latency_(latency), bandwidth_GBps_(bandwidth_GBps),
       link_free_(static_cast<std::size_t>(devices) * devices) {}
 
+UniformLinkModel::UniformLinkModel(int devices, std::vector<LinkSegment> segments)
+    : devices_(devices), latency_(), bandwidth_GBps_(0.0), segments_(std::move(segments)),
+      link_free_(static_cast<std::size_t>(devices) * devices) {}
+
 TimeNs UniformLinkModel::duration(Bytes bytes) const {
+  if (!segments_.empty()) {
+    const LinkCurvePart p = link_curve_part(segments_, bytes.value);
+    return TimeNs{static_cast<std::int64_t>(std::llround(p.latency_ns)) +
+                  static_cast<std::int64_t>(std::llround(static_cast<double>(bytes.value) * p.per_byte_ns))};
+  }
   if (bandwidth_GBps_ <= 0.0) return latency_;
   // bytes / (GB/s * 1e9) seconds = bytes / GB/s nanoseconds
   return latency_ + TimeNs{static_cast<std::int64_t>(std::llround(static_cast<double>(bytes.value) / bandwidth_GBps_))};
@@ -36,7 +45,7 @@ TransferSlot UniformLinkModel::reserve(int src, int dst, Bytes bytes, TimeNs rea
 
 void UniformLinkModel::reset() { std::fill(link_free_.begin(), link_free_.end(), TimeNs{}); }
 
-bool UniformLinkModel::is_free() const { return latency_.ns == 0 && bandwidth_GBps_ <= 0.0; }
+bool UniformLinkModel::is_free() const { return segments_.empty() && latency_.ns == 0 && bandwidth_GBps_ <= 0.0; }
 
 // ---------------------------------------------------------------- engine
 namespace {

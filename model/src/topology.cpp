@@ -12,11 +12,18 @@
 
 namespace ppsim {
 
-TimeNs NetLink::serialization(Bytes bytes) const {
-  if (bandwidth_GBps <= 0.0) return {};
-  return TimeNs{static_cast<std::int64_t>(std::llround(static_cast<double>(bytes.value) / bandwidth_GBps))};
+TimeNs NetLink::serialization(Bytes amount, Bytes message) const {
+  if (segments.empty()) {
+    if (bandwidth_GBps <= 0.0) return {};
+    return TimeNs{static_cast<std::int64_t>(std::llround(static_cast<double>(amount.value) / bandwidth_GBps))};
+  }
+  const double per_byte_ns = link_curve_part(segments, message.value).per_byte_ns;
+  return TimeNs{static_cast<std::int64_t>(std::llround(static_cast<double>(amount.value) * per_byte_ns))};
 }
-TimeNs NetLink::latency() const { return TimeNs::from_ms(latency_us / 1000.0); }
+TimeNs NetLink::latency(Bytes message) const {
+  if (segments.empty()) return TimeNs::from_ms(latency_us / 1000.0);
+  return TimeNs{static_cast<std::int64_t>(std::llround(link_curve_part(segments, message.value).latency_ns))};
+}
 
 TopologyLinkModel::TopologyLinkModel(const ClusterSpec& cluster, int stages, int replicas, int tensor_parallel)
     : cluster_(cluster), stages_(stages), replicas_(std::max(1, replicas)), tp_(std::max(1, tensor_parallel)) {
@@ -58,14 +65,14 @@ TransferSlot TopologyLinkModel::reserve(int src, int dst, Bytes bytes, TimeNs re
     TimeNs& free_at = pair_free_[static_cast<std::size_t>(src) * stages_ + dst];
     const TimeNs start = std::max(ready, free_at);
     free_at = start + cluster_.intra.serialization(bytes);
-    return {start, free_at + cluster_.intra.latency()};
+    return {start, free_at + cluster_.intra.latency(bytes)};
   }
   TimeNs& egress = egress_free_[static_cast<std::size_t>(nic_of(gs))];
   TimeNs& ingress = ingress_free_[static_cast<std::size_t>(nic_of(gd))];
   const TimeNs start = std::max({ready, egress, ingress});
-  const TimeNs held = cluster_.inter.serialization(bytes * sharing(src, dst));
+  const TimeNs held = cluster_.inter.serialization(bytes * sharing(src, dst), bytes);
   egress = ingress = start + held;
-  return {start, start + held + cluster_.inter.latency()};
+  return {start, start + held + cluster_.inter.latency(bytes)};
 }
 
 void TopologyLinkModel::reset() {
@@ -90,9 +97,14 @@ std::string collective_name(Collective k) {
 TimeNs ring_collective_time(Collective kind, Bytes bytes, int n, const NetLink& link) {
   if (n <= 1) return {};
   const int steps = kind == Collective::AllReduce ? 2 * (n - 1) : n - 1;
+  // Each ring step moves one chunk of bytes / n: that size picks a measured curve's segment.
+  const Bytes chunk{bytes.value / n};
   double ns = 0;
-  if (link.bandwidth_GBps > 0) ns = static_cast<double>(steps) / n * static_cast<double>(bytes.value) / link.bandwidth_GBps;
-  return TimeNs{static_cast<std::int64_t>(std::llround(ns))} + TimeNs{link.latency().ns * steps};
+  if (!link.segments.empty())
+    ns = static_cast<double>(steps) * static_cast<double>(link.serialization(chunk).ns);
+  else if (link.bandwidth_GBps > 0)
+    ns = static_cast<double>(steps) / n * static_cast<double>(bytes.value) / link.bandwidth_GBps;
+  return TimeNs{static_cast<std::int64_t>(std::llround(ns))} + TimeNs{link.latency(chunk).ns * steps};
 }
 
 DeviceAllReduce device_all_reduce(const std::vector<StageGradients>& stages, TimeNs last_op_end, TimeNs run_start,

@@ -37,11 +37,11 @@ void resolve_devices(Config& c) {
 }
 
 NetLink tensor_parallel_link(const Config& c) {
-  return c.cluster.given() ? c.cluster.intra : NetLink{c.link.latency_us, c.link.bandwidth_GBps};
+  return c.cluster.given() ? c.cluster.intra : c.link.net_link();
 }
 
 NetLink data_parallel_link(const Config& c) {
-  if (!c.cluster.given()) return NetLink{c.link.latency_us, c.link.bandwidth_GBps};
+  if (!c.cluster.given()) return c.link.net_link();
   const int d = data_parallel_degree(c);
   const TopologyLinkModel topo(c.cluster, c.pipeline.stages, d, tensor_parallel_degree(c));
   for (int r = 1; r < d; ++r)
@@ -52,6 +52,7 @@ NetLink data_parallel_link(const Config& c) {
 std::unique_ptr<LinkModel> make_topology_links(const Config& c, int devices) {
   if (c.cluster.given())
     return std::make_unique<TopologyLinkModel>(c.cluster, devices, data_parallel_degree(c), tensor_parallel_degree(c));
+  if (!c.link.segments.empty()) return std::make_unique<UniformLinkModel>(devices, c.link.segments);
   return std::make_unique<UniformLinkModel>(devices, TimeNs::from_ms(c.link.latency_us / 1000.0), c.link.bandwidth_GBps);
 }
 

@@ -91,9 +91,13 @@ void check_run_size(const JsonReader& r, const Config& c) {
     params += static_cast<double>(l.parameter_bytes + l.static_bytes);
   }
   double latency_ms = 0, slowest_GBps = 0;
-  for (const NetLink& link : {NetLink{c.link.latency_us, c.link.bandwidth_GBps}, c.cluster.intra, c.cluster.inter}) {
-    latency_ms = std::max(latency_ms, link.latency_us / 1e3);
-    if (link.bandwidth_GBps > 0 && (slowest_GBps == 0 || link.bandwidth_GBps < slowest_GBps)) slowest_GBps = link.bandwidth_GBps;
+  auto bound = [&](double latency_us, double GBps) {
+    latency_ms = std::max(latency_ms, latency_us / 1e3);
+    if (GBps > 0 && (slowest_GBps == 0 || GBps < slowest_GBps)) slowest_GBps = GBps;
+  };
+  for (const NetLink& link : {c.link.net_link(), c.cluster.intra, c.cluster.inter}) {
+    bound(link.latency_us, link.bandwidth_GBps);
+    for (const LinkSegment& s : link.segments) bound(s.latency_us, s.bandwidth_GBps);
   }
   const double sharing = std::max(1, c.cluster.gpus_per_node);
   auto transfer_ms = [&](double b) { return latency_ms + (slowest_GBps > 0 ? b * sharing / (slowest_GBps * 1e6) : 0.0); };
@@ -146,9 +150,10 @@ Config parse_config(const json& doc_in, const std::string& file, bool check) {
   c.device_peak_tflops = r.number(cluster, "device_peak_tflops", "cluster", c.device_peak_tflops, 0.0, false, 1e9);
   if (cluster.contains("link")) {
     const json& link = r.object(cluster, "link", "cluster");
-    r.check_keys(link, "cluster.link", {"latency_us", "bandwidth_GBps"});
+    r.check_keys(link, "cluster.link", {"latency_us", "bandwidth_GBps", "segments"});
     c.link.latency_us = r.latency_us(link, "latency_us", "cluster.link", 0.0);
     c.link.bandwidth_GBps = r.bandwidth_GBps(link, "bandwidth_GBps", "cluster.link", std::nullopt, false);
+    c.link.segments = detail::link_segments(r, link, "cluster.link.segments");
   }
 
   const json& pipe = r.object(doc, "pipeline", "");

@@ -7,6 +7,7 @@
 #include "ppsim/run/data_files.h"
 #include "ppsim/model/topology.h"
 #include "ppsim/run/cluster.h"
+#include "ppsim/calibrate/profile.h"
 
 namespace ppsim::detail {
 
@@ -20,6 +21,19 @@ bool boolean(const JsonReader& r, const json& obj, const std::string& key, const
   if (!v.is_boolean()) r.fail(JsonReader::join(path, key), "must be true or false (got " + JsonReader::brief(v) + ")");
   return v.get<bool>();
 }
+
+}  // namespace
+
+std::vector<LinkSegment> link_segments(const JsonReader& r, const json& fit, const std::string& path) {
+  if (!fit.contains("segments")) return {};
+  try {
+    return cal::link_segments_from_json(fit.at("segments"), "segments");
+  } catch (const std::invalid_argument& e) {
+    r.fail(path, e.what());
+  }
+}
+
+namespace {
 
 /// A link fitted by ppsim-calibrate's P2P test: {"profile": PATH, "kind": KIND}. The
 /// profile (a path or a bare name under configs/profiles/) is found by find_data_file.
@@ -54,8 +68,10 @@ NetLink profile_link(const JsonReader& r, const json& obj, const std::string& pa
     const json& l = links[i];
     if (link_kinds[i] != kind) continue;
     if (!l.contains("fit") || !l["fit"].is_object()) r.fail(path + ".profile", "link '" + kind + "' in '" + name + "' has no fit");
-    return NetLink{pr.latency_us(l["fit"], "latency_us", "links." + kind + ".fit", std::nullopt),
-                   pr.bandwidth_GBps(l["fit"], "bandwidth_GBps", "links." + kind + ".fit", std::nullopt, false)};
+    NetLink link{pr.latency_us(l["fit"], "latency_us", "links." + kind + ".fit", std::nullopt),
+                 pr.bandwidth_GBps(l["fit"], "bandwidth_GBps", "links." + kind + ".fit", std::nullopt, false), {}};
+    link.segments = link_segments(pr, l["fit"], "links." + kind + ".fit");
+    return link;
   }
   r.fail(path + ".kind", "no link curve '" + kind + "' in '" + name + "' (it has: " + (kinds.empty() ? "none" : kinds) + ")");
 }

@@ -20,6 +20,9 @@ void parse_memory(const JsonReader& r, const nlohmann::json& doc, Config& c);
 /// Reads cluster.nodes, gpus_per_node, ... (and a preset) into c.cluster; call before
 /// cluster.devices is read, whose default becomes nodes * gpus_per_node.
 void parse_cluster_topology(const JsonReader& r, const nlohmann::json& cluster, Config& c);
+/// A link fit's optional `segments` (ppsim-calibrate p2p's piecewise fit) under `fit`,
+/// read by cal::link_segments_from_json; empty when absent. Errors name `path`.
+std::vector<LinkSegment> link_segments(const JsonReader& r, const nlohmann::json& fit, const std::string& path);
 /// Reads the top-level `parallel` section.
 void parse_parallel(const JsonReader& r, const nlohmann::json& doc, Config& c);
 

@@ -152,6 +152,7 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
         if (l.at("kind") == kind) {
           out["cluster"]["link"] = {{"latency_us", l.at("fit").at("latency_us")},
                                     {"bandwidth_GBps", l.at("fit").at("bandwidth_GBps")}};
+          if (l.at("fit").contains("segments")) out["cluster"]["link"]["segments"] = l.at("fit").at("segments");
           found = true;
           break;
         }

@@ -191,6 +191,9 @@ using BackendFactory = std::unique_ptr<Backend> (*)(Dtype);
 void register_backend(const std::string& name, BackendFactory factory);
 /// @brief Names of the backends compiled in ("cpu", and "cuda" when built with nvcc).
 std::vector<std::string> backend_names();
+/// @brief The storage dtype a backend uses when the user names none: fp32 for the CPU
+/// backend (the only one it stores), bf16 for a GPU backend (what users train with).
+Dtype default_dtype(const std::string& backend_name);
 /// @brief Creates a backend by name; throws NoDeviceError when it has no device,
 /// std::invalid_argument for an unknown name or unsupported dtype.
 std::unique_ptr<Backend> make_backend(const std::string& name, Dtype dtype);

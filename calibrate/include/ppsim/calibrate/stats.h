@@ -3,7 +3,10 @@
 /// @brief Summary statistics of repeated timings and the latency + bandwidth fit of
 /// transfer curves. Shared by every backend so CPU and CUDA numbers mean the same.
 #include <cstdint>
+#include <utility>
 #include <vector>
+
+#include "ppsim/engine/link_curve.h"
 
 namespace ppsim::cal {
 
@@ -37,5 +40,22 @@ struct LinkFit {
 /// sizes (latency) and the large ones (bandwidth) both count. Latency is clamped at 0.
 /// Needs at least two distinct sizes.
 LinkFit fit_latency_bandwidth(const std::vector<double>& bytes, const std::vector<double>& ms);
+
+/// @brief A piecewise fit of a link curve and how far it is from the points.
+struct LinkCurveFit {
+  std::vector<LinkSegment> segments;
+  double worst_error{0};       ///< max |fit - measured| / measured over the points
+  std::int64_t worst_bytes{0};  ///< the size where it is
+};
+/// @brief Latency + bandwidth per size range: from the smallest size, each segment is
+/// the relative least-squares line of the longest run of consecutive points it fits
+/// within `tolerance` (a rising run of two is fitted exactly; a falling one, timer noise
+/// among latency-bound sizes, gets the flat line of its mean); the next segment starts at
+/// the run's last point. Points sorted by bytes, at least two, times positive.
+LinkCurveFit fit_link_segments(const std::vector<double>& bytes, const std::vector<double>& ms,
+                               double tolerance = 0.05);
+/// @brief Worst relative error of the curve `segments` (link_curve_ms) against points.
+std::pair<double, std::int64_t> link_curve_error(const std::vector<LinkSegment>& segments,
+                                                 const std::vector<double>& bytes, const std::vector<double>& ms);
 
 }  // namespace ppsim::cal

@@ -11,6 +11,7 @@
 #include "ppsim/schedules/communication.h"
 #include "ppsim/schedules/schedule.h"
 #include "ppsim/engine/units.h"
+#include "ppsim/engine/link_curve.h"
 
 namespace ppsim {
 
@@ -50,12 +51,15 @@ class LinkModel {
   [[nodiscard]] virtual bool is_free() const { return false; }
 };
 
-/// @brief Every directed device pair has its own link: time = latency + bytes / bandwidth.
+/// @brief Every directed device pair has its own link: time = latency + bytes / bandwidth
+/// (or a measured curve's segment for that size).
 class UniformLinkModel final : public LinkModel {
  public:
   /// @param latency per-transfer latency
   /// @param bandwidth_GBps 10^9 bytes per second; 0 with zero latency means free links
   UniformLinkModel(int devices, TimeNs latency, double bandwidth_GBps);
+  /// @brief A measured curve's segments (link_curve.h) decide every transfer's time.
+  UniformLinkModel(int devices, std::vector<LinkSegment> segments);
   TransferSlot reserve(int src, int dst, Bytes bytes, TimeNs ready) override;
   void reset() override;
   [[nodiscard]] bool is_free() const override;
@@ -66,6 +70,7 @@ class UniformLinkModel final : public LinkModel {
   int devices_;
   TimeNs latency_;
   double bandwidth_GBps_;
+  std::vector<LinkSegment> segments_;  // non-empty: they replace latency and bandwidth
   std::vector<TimeNs> link_free_;  // [src * devices + dst]
 };
 

@@ -31,17 +31,27 @@
 
 
 #include "ppsim/engine/engine.h"
+#include "ppsim/engine/link_curve.h"
 
 namespace ppsim {
 
 
-/// @brief Latency and bandwidth of one kind of link.
+/// @brief Latency and bandwidth of one kind of link: one line, or a measured curve's
+/// segments (ppsim-calibrate p2p's piecewise fit), which then decide every time.
 struct NetLink {
   double latency_us{0};
   double bandwidth_GBps{0};  ///< 10^9 bytes per second; 0 = unlimited
-  /// @brief Time the bandwidth term of `bytes` holds the link.
-  [[nodiscard]] TimeNs serialization(Bytes bytes) const;
-  [[nodiscard]] TimeNs latency() const;
+  std::vector<LinkSegment> segments;  ///< sorted by from_bytes; empty: the one line above
+  /// @brief Time the bandwidth term of `amount` bytes holds the link when the messages
+  /// are `message` bytes each (the size picks the segment; amount = k * message when k
+  /// lock-step copies share the link).
+  [[nodiscard]] TimeNs serialization(Bytes amount, Bytes message) const;
+  [[nodiscard]] TimeNs serialization(Bytes bytes) const { return serialization(bytes, bytes); }
+  /// @brief The latency term of a `message`-byte transfer (never negative: a segment
+  /// with a negative intercept folds it into its serialization).
+  [[nodiscard]] TimeNs latency(Bytes message) const;
+  /// @brief latency + serialization of one `bytes`-byte message: the curve itself.
+  [[nodiscard]] TimeNs transfer_time(Bytes bytes) const { return latency(bytes) + serialization(bytes); }
 };
 
 /// @brief Where a stage's GPUs are.

@@ -66,6 +66,10 @@ struct PipelineSpec {
 struct LinkSpec {
   double latency_us{0};
   double bandwidth_GBps{0};  ///< 0 with zero latency: free communication
+  /// A measured curve (`segments`, written from a profile's piecewise fit by
+  /// costs.link): when non-empty it decides every transfer's time (link_curve.h).
+  std::vector<LinkSegment> segments;
+  [[nodiscard]] NetLink net_link() const { return NetLink{latency_us, bandwidth_GBps, segments}; }
 };
 
 struct Config {

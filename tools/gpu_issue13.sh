@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Issue 13's GPU run, for a lent GPU machine (one script, everything under $OUT):
+# builds ppsim-calibrate (standalone calibrate/ build: no Boost needed), runs `check`,
+# measures the plain blocks of GPT-3 1.3B and 13B at b = 1 and 4, times PyTorch's own
+# block at the same shapes (tools/torch_block.py time), captures a torch.profiler trace
+# and imports it (ppsim-calibrate import), measures the CUDA links and reports the
+# link fits, and writes the ppsim-vs-PyTorch table (table.md).
+# Not run yet: no GPU was lent when it was written (2026-11-30); expect to fix paths.
+#   OUT=/tmp/out tools/gpu_issue13.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-out/gpu13}
+mkdir -p "$OUT"
+export PATH=/usr/local/cuda/bin:$PATH
+cmake -S calibrate -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/cmake.log" 2>&1
+cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1
+C=build-gpu/ppsim-calibrate
+nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv >"$OUT/clocks.csv" || true
+$C check --backend cuda -o "$OUT/check.json" | tee "$OUT/check.txt"
+declare -A H=([gpt3-1.3b]="2048 16 2048" [gpt3-13b]="5120 40 2048")
+for m in gpt3-1.3b gpt3-13b; do
+  $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
+    --warmup 10 --target-ms 200 -o "$OUT/plain-$m.json" 2>>"$OUT/layers.log"
+  read -r h a s <<<"${H[$m]}"
+  for b in 1 4; do
+    python3 tools/torch_block.py time --hidden "$h" --heads "$a" --seq "$s" --micro-batch "$b" \
+      -o "$OUT/torch-$m-b$b.json"
+  done
+done
+python3 tools/torch_block.py trace --hidden 2048 --heads 16 --seq 2048 --micro-batch 1 --iters 10 \
+  -o "$OUT/trace-gpt3-1.3b.json"
+$C import "$OUT/trace-gpt3-1.3b.json" --model configs/models/gpt3-1.3b.json --skip 1 -o "$OUT/imported-gpt3-1.3b.json"
+$C p2p --backend cuda -o "$OUT/links.json" 2>"$OUT/p2p.log"
+$C validate "$OUT/links.json" | tee "$OUT/link-fits.txt"
+python3 - "$OUT" <<'PY'
+import json, sys, pathlib
+out = pathlib.Path(sys.argv[1])
+rows = ["| model | b | ppsim plain F+B+W ms | PyTorch F+B ms | ratio |", "|---|---|---|---|---|"]
+for m in ("gpt3-1.3b", "gpt3-13b"):
+    prof = json.load(open(out / f"plain-{m}.json"))
+    for b in (1, 4):
+        ref = json.load(open(out / f"torch-{m}-b{b}.json"))
+        l = next(x for x in prof["layers"] if x["kind"] == "transformer_block" and x["shape"]["micro_batch"] == b)
+        ours = sum(l[k]["median"] for k in ("forward_ms", "backward_input_ms", "backward_weight_ms"))
+        theirs = ref["forward_ms"] + ref["backward_ms"]
+        rows.append(f"| {m} | {b} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |")
+(out / "table.md").write_text("\n".join(rows) + "\n")
+print("\n".join(rows))
+PY

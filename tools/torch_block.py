@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""PyTorch's own GPT block (scaled_dot_product_attention, bf16): timed, or traced with ppsim regions.
+
+The reference a real framework gives for ppsim-calibrate's layers (issue 13). Forward and
+the whole backward (input and weight gradients in one autograd call: PyTorch computes
+them together; asking autograd for the weights alone would redo the activation
+gradients). Needs a CUDA GPU and PyTorch, so it runs on a GPU machine only.
+
+  time:  warm-up, then the median of CUDA-event times per phase (the method of
+         ppsim-calibrate layers), written as JSON:
+             python3 tools/torch_block.py time --hidden 2048 --heads 16 --seq 2048 --micro-batch 1 -o ref.json
+  trace: torch.profiler's Chrome trace with ppsim/block/F and ppsim/block/B regions, which
+         `ppsim-calibrate import` turns into a profile:
+             python3 tools/torch_block.py trace --hidden 2048 --heads 16 --seq 2048 -o trace.json
+"""
+import json
+import statistics
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ppsim_regions import region  # noqa: E402
+
+
+class Block(torch.nn.Module):
+    """Pre-LN GPT block: LN, fused QKV, causal SDPA, projection, LN, MLP h->ffn->h (GeLU)."""
+
+    def __init__(self, hidden, heads, ffn):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = torch.nn.LayerNorm(hidden)
+        self.qkv = torch.nn.Linear(hidden, 3 * hidden)
+        self.proj = torch.nn.Linear(hidden, hidden)
+        self.ln2 = torch.nn.LayerNorm(hidden)
+        self.fc1 = torch.nn.Linear(hidden, ffn)
+        self.fc2 = torch.nn.Linear(ffn, hidden)
+
+    def forward(self, x):  # x: [b, s, h]
+        b, s, h = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, s, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=0.1)
+        x = x + F.dropout(self.proj(a.transpose(1, 2).reshape(b, s, h)), 0.1)
+        return x + F.dropout(self.fc2(F.gelu(self.fc1(self.ln2(x)))), 0.1)
+
+
+def time_phases(block, params, x, dy, warmup, iters):
+    """Median ms of forward and of the whole backward, each between two CUDA events."""
+    f_ms, b_ms = [], []
+    for i in range(warmup + iters):
+        e = [torch.cuda.Event(enable_timing=True) for _ in range(3)]
+        e[0].record()
+        y = block(x)
+        e[1].record()
+        torch.autograd.grad(y, [x] + params, dy)
+        e[2].record()
+        torch.cuda.synchronize()
+        if i >= warmup:
+            f_ms.append(e[0].elapsed_time(e[1]))
+            b_ms.append(e[1].elapsed_time(e[2]))
+    return statistics.median(f_ms), statistics.median(b_ms)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["time", "trace"])
+    p.add_argument("--hidden", type=int, required=True)
+    p.add_argument("--heads", type=int, required=True)
+    p.add_argument("--seq", type=int, required=True)
+    p.add_argument("--ffn-hidden", type=int, default=0)
+    p.add_argument("--micro-batch", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("-o", "--output", required=True)
+    a = p.parse_args()
+    dev = torch.device("cuda")
+    block = Block(a.hidden, a.heads, a.ffn_hidden or 4 * a.hidden).to(dev, torch.bfloat16)
+    params = [t for t in block.parameters()]
+    x = torch.randn(a.micro_batch, a.seq, a.hidden, device=dev, dtype=torch.bfloat16, requires_grad=True)
+    dy = torch.randn_like(x)
+
+    def step(regions):
+        ctx = region if regions else (lambda *_: torch.autograd.profiler.record_function("warmup"))
+        with ctx("block", "F"):
+            y = block(x)
+        with ctx("block", "B"):
+            torch.autograd.grad(y, [x] + params, dy)
+
+    if a.mode == "time":
+        f, b = time_phases(block, params, x, dy, a.warmup, a.iters)
+        out = {"tool": "torch_block.py", "torch": torch.__version__, "device": torch.cuda.get_device_name(),
+               "shape": {"hidden": a.hidden, "heads": a.heads, "seq_length": a.seq,
+                         "ffn_hidden": a.ffn_hidden or 4 * a.hidden, "micro_batch": a.micro_batch, "dtype": "bf16"},
+               "warmup": a.warmup, "iterations": a.iters, "forward_ms": f, "backward_ms": b}
+        with open(a.output, "w") as fh:
+            json.dump(out, fh, indent=1)
+        print(f"{a.output}: forward {f:.4f} ms, backward {b:.4f} ms (median of {a.iters})")
+        return
+    for _ in range(a.warmup):
+        step(False)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(a.iters):
+            step(True)
+        torch.cuda.synchronize()
+    prof.export_chrome_trace(a.output)
+    print(f"wrote {a.output}: {a.iters} iterations of F and B (the whole backward)")
+
+
+if __name__ == "__main__":
+    main()
