@@ -16,6 +16,10 @@
 #include "ppsim/calibrate/profile.h"
 #include "ppsim/input/json_file.h"
 
+#ifdef PPSIM_HAVE_REPLAY
+#include "ppsim/replay/command.h"
+#endif
+
 #ifdef PPSIM_HAVE_CUDA
 namespace ppsim::cal {
 void register_cuda_backend();
@@ -374,6 +378,11 @@ int main(int argc, char** argv) {
   std::string validate_path;
   validate->add_option("profile", validate_path, "profile JSON")->required();
 
+#ifdef PPSIM_HAVE_REPLAY
+  ppsim::replay::CommandArgs replay_args;
+  auto* replay = ppsim::replay::add_replay_command(app, replay_args);
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -391,6 +400,9 @@ int main(int argc, char** argv) {
     if (*chain) return cmd_chain(backend_name, ca, chain_mb, chain_tp, chain_layers, chain_profile, chain_out, method);
     if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, gemm_tp, square, gemm_out, method);
     if (*validate) return cmd_validate(validate_path);
+#ifdef PPSIM_HAVE_REPLAY
+    if (*replay) return ppsim::replay::run_replay_command(replay_args);
+#endif
   } catch (const NoDeviceError& e) {
     std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
     return 2;

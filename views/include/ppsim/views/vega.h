@@ -65,6 +65,12 @@ nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, cons
 /// @brief The same with pipeline_metrics(result) (no data-parallel all-reduce).
 nlohmann::json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options = {});
 
+/// @brief Several runs of one schedule (e.g. simulated and measured by
+/// `ppsim-calibrate replay`), one Gantt panel each, titled by its label with its own
+/// iteration time and bubble rate, stacked on one time axis from 0 to the latest end;
+/// one colour legend; no memory panels. Pure: no I/O.
+nlohmann::json vega_pair_spec(const Schedule& schedule, const std::vector<std::pair<std::string, const SimResult*>>& runs,
+                              const VegaOptions& options = {});
 /// @brief Where `render_vega` writes; an empty path is skipped.
 struct RenderTargets {
   std::string svg;
