@@ -23,8 +23,25 @@ struct Plan {
   std::vector<std::vector<std::uint32_t>> preds;  ///< per op node: the nodes it waits for
   std::vector<int> device_of;                     ///< per op node
   std::vector<std::vector<cal::LayerShape>> stage_shapes;  ///< per model stage, its layers
-  std::vector<int> slots;                         ///< per model stage: stage_inflight_peaks
+  std::vector<int> slots;                         ///< per model stage: layer copies (layer_copies)
 };
+
+/// Copies of a stage's layers the replay needs: the most micro-batches whose layer state
+/// is alive at once in op order, from F to B, or to W when the backward is split (a copy
+/// keeps the weight-gradient inputs until W). stage_inflight_peaks counts to B only.
+std::vector<int> layer_copies(const Schedule& s) {
+  std::vector<int> peak(static_cast<std::size_t>(s.num_stages), 0);
+  const OpKind last = s.split_backward ? OpKind::Weight : OpKind::Backward;
+  for (const auto& ops : s.device_ops) {
+    std::vector<int> cur(static_cast<std::size_t>(s.pipes) * s.num_stages, 0);
+    for (const Op& op : ops) {
+      int& n = cur[static_cast<std::size_t>(op.pipe) * s.num_stages + op.stage];
+      if (op.kind == OpKind::Forward) peak[op.stage] = std::max(peak[op.stage], ++n);
+      if (op.kind == last) --n;
+    }
+  }
+  return peak;
+}
 
 /// The output of `u` is the input of `w`: F hands its activations to the next stage's F,
 /// B its input gradient to the previous stage's B (the engine's sent_bytes rule).
@@ -62,12 +79,15 @@ std::vector<std::vector<cal::LayerShape>> stage_shapes(const Run& run, const cal
   return out;
 }
 
-Plan make_plan(const Run& run) {
+Plan make_plan(const Run& run, Executor& ex) {
   const auto t = transformer_spec(run.config);
   if (!t)
     throw ReplayError("model: the replay runs the harness's layers at the config's shape; give a transformer "
                       "costed from \"costs\" (a profile or a device), not explicit model.layers");
   check_replayable(run, *t);
+  if (t->dtype != ex.backend(0).dtype())
+    throw ReplayError("model.dtype: " + cal::dtype_name(t->dtype) + " on a " + ex.backend(0).name() +
+                      " replay, which stores " + cal::dtype_name(ex.backend(0).dtype()));
   Plan p{run.schedule, std::make_shared<const OpGraph>(build_op_graph(run.schedule)), {}, {}, {}, {}};
   const OpGraph& g = *p.graph;
   p.preds.resize(g.num_ops);
@@ -79,7 +99,7 @@ Plan make_plan(const Run& run) {
   for (int d = 0; d < p.s.devices; ++d)
     for (int i = g.device_first_op[d]; i < g.device_first_op[d + 1]; ++i) p.device_of.push_back(d);
   p.stage_shapes = stage_shapes(run, *t);
-  p.slots = stage_inflight_peaks(run.schedule);
+  p.slots = layer_copies(run.schedule);
   return p;
 }
 
@@ -145,18 +165,15 @@ class Device {
     }
   }
 
-  /// Stage inputs of the first stage's F and output gradients of the last stage's B,
-  /// made before the iteration (not timed) into their ops' inboxes.
-  void make_inputs(Iteration& it) {
-    const OpGraph& g = *p_.graph;
-    for (int i = g.device_first_op[d_]; i < g.device_first_op[d_ + 1]; ++i) {
-      const Op& op = op_at(static_cast<std::uint32_t>(i));
-      auto& layers = stages_.at(slot_of(op)).copies.front();
-      const auto seed = static_cast<std::uint64_t>(op.microbatch) * 2 + 1000;
-      if (op.kind == OpKind::Forward && op.stage == 0) it.inbox[i] = layers.front()->make_input(seed);
-      if (op.kind == OpKind::Backward && op.stage == p_.s.num_stages - 1)
-        it.inbox[i] = layers.back()->make_output_grad(seed + 1);
-    }
+  /// The first stage's F makes its input (token ids, or activations when the model has no
+  /// embedding) and the last stage's B its output gradient, as the data loader and the
+  /// loss would: just before the op, outside its timed span.
+  Tensor make_data(const Op& op) {
+    auto& layers = stages_.at(slot_of(op)).copies.front();
+    const auto seed = static_cast<std::uint64_t>(op.microbatch) * 2 + 1000;
+    if (op.kind == OpKind::Forward && op.stage == 0) return layers.front()->make_input(seed);
+    if (op.kind == OpKind::Backward && op.stage == p_.s.num_stages - 1) return layers.back()->make_output_grad(seed + 1);
+    return {};
   }
 
   void run(Iteration& it) {
@@ -180,22 +197,23 @@ class Device {
   void run_op(Iteration& it, std::uint32_t v) {
     for (const std::uint32_t u : p_.preds[v]) ex_.wait_for(d_, u);  // every in-edge of the op graph
     const Op& op = op_at(v);
-    Tensor in = std::move(it.inbox[v]);
+    Tensor in = it.inbox[v].data() ? std::move(it.inbox[v]) : make_data(op);
     it.ops[v].start = ex_.mark(d_);
     Tensor out = op.kind == OpKind::Forward ? forward(op, std::move(in))
                  : op.kind == OpKind::Backward ? backward(op, std::move(in))
                                                : (weight(op), Tensor{});
     it.ops[v].end = ex_.mark(d_);
     ++it.executed[v];
-    it.memory[d_].push_back({it.ops[v].end, ex_.allocator(d_).in_use()});
     it.peak_inflight[d_] = std::max(it.peak_inflight[d_], static_cast<int>(held_.size()));
     send(it, v, op, std::move(out));
+    // After the send: what the device holds between ops (its stash, inputs that arrived).
+    it.memory[d_].push_back({it.ops[v].end, ex_.allocator(d_).in_use()});
     ex_.complete(d_, v);
   }
 
   Tensor forward(const Op& op, Tensor in) {
     StageLayers& sl = stages_.at(slot_of(op));
-    if (sl.free.empty()) throw std::logic_error("replay: more micro-batches in flight than stage_inflight_peaks");
+    if (sl.free.empty()) throw std::logic_error("replay: more micro-batches in flight than layer_copies counted");
     InFlight& f = held_[key_of(op)];
     f.copy = sl.free.back();
     sl.free.pop_back();
@@ -322,7 +340,6 @@ Measured run_iteration(const Plan& p, Executor& ex, std::vector<Device>& devices
   it.memory.resize(devices.size());
   it.peak_inflight.assign(devices.size(), 0);
   ex.reset(g.num_nodes());
-  for (auto& dev : devices) dev.make_inputs(it);
   std::vector<std::int64_t> baseline;
   for (int d = 0; d < ex.devices(); ++d) {
     ex.allocator(d).reset_peak();
@@ -346,7 +363,7 @@ Replay replay_run(const Run& run, Executor& ex, const ReplayOptions& options) {
     throw ReplayError("the executor has " + std::to_string(ex.devices()) + " devices, the schedule " +
                       std::to_string(run.schedule.devices));
   if (options.warmup < 0 || options.iterations < 1) throw ReplayError("--warmup must be >= 0 and --iterations >= 1");
-  const Plan plan = make_plan(run);
+  const Plan plan = make_plan(run, ex);
   std::vector<Device> devices;
   for (int d = 0; d < ex.devices(); ++d) devices.emplace_back(plan, ex, d);
   for (int i = 0; i < options.warmup; ++i) run_iteration(plan, ex, devices);

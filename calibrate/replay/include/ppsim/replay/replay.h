@@ -32,7 +32,7 @@ struct ReplayOptions {
 
 /// @brief One device's memory as its allocator counted it.
 struct DeviceMemory {
-  std::int64_t baseline{0};        ///< before the iteration: weights, gradients, inputs made ahead
+  std::int64_t baseline{0};        ///< before the iteration: every layer copy's weights and gradients
   std::int64_t peak{0};            ///< allocator high-water mark in the kept iteration, less the baseline
   std::int64_t peak_between_ops{0};  ///< highest in-use at an op boundary, less the baseline
 };
