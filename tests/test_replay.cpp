@@ -147,6 +147,11 @@ TEST_CASE("vega_pair_spec: two Gantt panels on one time axis", "[replay][vega]")
   CHECK(spec["vconcat"][0]["title"]["text"] == "simulated");
   CHECK(spec["vconcat"][1]["title"]["text"] == "measured");
   CHECK(spec["datasets"]["boxes0"].size() == a.ops.size() + 2 * a.transfers.size());
+  CHECK(spec["vconcat"][0]["data"]["name"] == "boxes0");
+  CHECK(spec["vconcat"][1]["data"]["name"] == "boxes1");
+  // Vega mark names are global: each panel's op boxes keep their own.
+  CHECK(spec["vconcat"][0]["layer"][0]["name"] == "ops0");
+  CHECK(spec["vconcat"][1]["layer"][0]["name"] == "ops1");
   const std::string text = spec.dump();
   // Both panels' time scales run from 0 to the later run's end.
   const json domain = {0.0, b.last_end.ms()};

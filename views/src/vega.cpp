@@ -724,6 +724,8 @@ json vega_pair_spec(const Schedule& schedule, const std::vector<std::pair<std::s
     const std::string data = "boxes" + std::to_string(i);
     datasets[data] = boxes(gantts[i]);
     json panel = gantt_panel(gantts[i], data);
+    for (json& layer : panel["layer"])  // mark names are global in Vega: one per panel
+      if (layer.contains("name")) layer["name"] = layer["name"].get<std::string>() + std::to_string(i);
     panel["title"] = {{"text", runs[i].first}, {"subtitle", subtitle(gantts[i], pipeline_metrics(*runs[i].second))},
                       {"anchor", "start"}, {"fontSize", 9}, {"subtitleFontSize", 8}, {"offset", 3}};
     panels.push_back(panel);
