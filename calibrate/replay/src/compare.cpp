@@ -80,7 +80,7 @@ std::string comparison_table(const Comparison& c) {
   char buf[256];
   std::string out;
   auto line = [&](const char* name, double sim, double meas, const char* unit) {
-    std::snprintf(buf, sizeof buf, "%-28s %12.4f %12.4f %s\n", name, sim, meas, unit);
+    std::snprintf(buf, sizeof buf, "%-28s %12.4f %12.4f%s%s\n", name, sim, meas, *unit ? " " : "", unit);
     out += buf;
   };
   std::snprintf(buf, sizeof buf, "%-28s %12s %12s\n", "", "simulated", "measured");
