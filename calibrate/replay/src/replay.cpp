@@ -145,6 +145,15 @@ struct Iteration {
 
 namespace {
 
+/// Bytes a device's allocators hold (in use, or their high-water marks: with a separate
+/// receive allocator the sum of the two marks, an upper bound).
+std::int64_t device_bytes(Executor& ex, int d, bool peak) {
+  cal::Allocator& own = ex.allocator(d);
+  cal::Allocator& recv = ex.receive_allocator(d);
+  auto of = [&](cal::Allocator& a) { return peak ? a.peak() : a.in_use(); };
+  return of(own) + (&recv == &own ? 0 : of(recv));
+}
+
 /// One device's program over the executor: its layers (made once) and, per iteration,
 /// its ops in order.
 class Device {
@@ -179,6 +188,7 @@ class Device {
   void run(Iteration& it) {
     const OpGraph& g = *p_.graph;
     for (int i = g.device_first_op[d_]; i < g.device_first_op[d_ + 1]; ++i) run_op(it, static_cast<std::uint32_t>(i));
+    if (g.device_first_op[d_ + 1] > g.device_first_op[d_]) retire(static_cast<std::uint32_t>(g.device_first_op[d_ + 1] - 1));
     if (!held_.empty()) throw std::logic_error("replay: micro-batches left stashed at the end of the iteration");
   }
 
@@ -200,16 +210,32 @@ class Device {
     Tensor in = it.inbox[v].data() ? std::move(it.inbox[v]) : make_data(op);
     it.ops[v].start = ex_.mark(d_);
     Tensor out = op.kind == OpKind::Forward ? forward(op, std::move(in))
-                 : op.kind == OpKind::Backward ? backward(op, std::move(in))
+                 : op.kind == OpKind::Backward ? backward(op, in)
                                                : (weight(op), Tensor{});
+    retiring_.push_back(std::move(in));
+    if (shared_receive()) retiring_.clear();
     it.ops[v].end = ex_.mark(d_);
     ++it.executed[v];
     it.peak_inflight[d_] = std::max(it.peak_inflight[d_], static_cast<int>(held_.size()));
     send(it, v, op, std::move(out));
     // After the send: what the device holds between ops (its stash, inputs that arrived).
-    it.memory[d_].push_back({it.ops[v].end, ex_.allocator(d_).in_use()});
+    it.memory[d_].push_back({it.ops[v].end, in_use()});
     ex_.complete(d_, v);
+    if (v > static_cast<std::uint32_t>(p_.graph->device_first_op[d_])) retire(v - 1);
+    pending_ = std::move(retiring_);
+    retiring_.clear();
   }
+
+  /// Received tensors go back once the ops that read them have run. Where they share
+  /// the device's allocator (the CPU) that is at once; otherwise the previous op's go
+  /// after wait_done on it (one op of slack keeps a GPU stream fed).
+  [[nodiscard]] bool shared_receive() { return &ex_.receive_allocator(d_) == &ex_.allocator(d_); }
+  void retire(std::uint32_t done) {
+    ex_.wait_done(d_, done);
+    pending_.clear();
+  }
+
+  [[nodiscard]] std::int64_t in_use() { return device_bytes(ex_, d_, false); }
 
   Tensor forward(const Op& op, Tensor in) {
     StageLayers& sl = stages_.at(slot_of(op));
@@ -229,11 +255,12 @@ class Device {
     return out;
   }
 
-  Tensor backward(const Op& op, Tensor dy) {
+  Tensor backward(const Op& op, const Tensor& grad) {
     StageLayers& sl = stages_.at(slot_of(op));
     auto& layers = sl.copies[static_cast<std::size_t>(held_.at(key_of(op)).copy)];
+    Tensor dy;
     for (std::size_t k = layers.size(); k-- > 0;) {
-      Tensor dx = layers[k]->backward_input(dy);
+      Tensor dx = layers[k]->backward_input(k + 1 == layers.size() ? grad : dy);
       if (!p_.s.split_backward) layers[k]->backward_weight();
       dy = std::move(dx);
     }
@@ -251,7 +278,9 @@ class Device {
   void release(const Op& op) {
     auto it = held_.find(key_of(op));
     stages_.at(slot_of(op)).free.push_back(it->second.copy);
+    for (Tensor& t : it->second.inputs) retiring_.push_back(std::move(t));  // the first came by transfer
     held_.erase(it);
+    if (shared_receive()) retiring_.clear();
   }
 
   /// The output goes to the op that consumes it: moved on this device, copied (a
@@ -267,7 +296,7 @@ class Device {
         return;
       }
       const std::size_t start = ex_.mark(d_);
-      Tensor copy(ex_.allocator(dst), out.elements(), static_cast<int>(out.bytes() / static_cast<std::size_t>(out.elements())));
+      Tensor copy(ex_.receive_allocator(dst), out.elements(), static_cast<int>(out.bytes() / static_cast<std::size_t>(out.elements())));
       ex_.copy(d_, dst, out.data(), copy.data(), out.bytes());
       const std::size_t end = ex_.mark(d_);
       it.transfers[d_].push_back({d_, dst, static_cast<int>(v), static_cast<int>(w),
@@ -282,6 +311,8 @@ class Device {
   int d_;
   std::map<std::size_t, StageLayers> stages_;
   std::map<std::size_t, InFlight> held_;
+  std::vector<Tensor> retiring_;  ///< received tensors the current op is done with
+  std::vector<Tensor> pending_;   ///< the previous op's, freed after wait_done on it
 };
 
 }  // namespace
@@ -343,12 +374,13 @@ Measured run_iteration(const Plan& p, Executor& ex, std::vector<Device>& devices
   std::vector<std::int64_t> baseline;
   for (int d = 0; d < ex.devices(); ++d) {
     ex.allocator(d).reset_peak();
-    baseline.push_back(ex.allocator(d).in_use());
+    ex.receive_allocator(d).reset_peak();
+    baseline.push_back(device_bytes(ex, d, false));
   }
   ex.run([&](int d) { devices[static_cast<std::size_t>(d)].run(it); });
   std::vector<DeviceMemory> mem;
   for (int d = 0; d < ex.devices(); ++d) {
-    DeviceMemory m{baseline[d], ex.allocator(d).peak() - baseline[d], 0};
+    DeviceMemory m{baseline[d], device_bytes(ex, d, true) - baseline[d], 0};
     for (const MemoryMark& s : it.memory[d]) m.peak_between_ops = std::max(m.peak_between_ops, s.bytes - baseline[d]);
     mem.push_back(m);
   }

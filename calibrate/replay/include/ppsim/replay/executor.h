@@ -25,14 +25,21 @@ class Executor {
   [[nodiscard]] virtual int devices() const = 0;
   /// @brief The backend the layers of `device` run on.
   virtual cal::Backend& backend(int device) = 0;
-  /// @brief The accounting allocator of `device` (shared with the threads that send to it).
+  /// @brief The accounting allocator of `device`: its layers' tensors.
   virtual cal::Allocator& allocator(int device) = 0;
+  /// @brief Where transfers into `device` land (allocated by the sending device's
+  /// thread). The CPU: allocator(device). A GPU keeps them apart, so that a block its own
+  /// stream may still use is never handed to another stream's copy; the replay frees a
+  /// received tensor only after wait_done on the op that used it.
+  virtual cal::Allocator& receive_allocator(int device) { return allocator(device); }
   /// @brief Starts a run over a graph of `nodes` nodes, none complete, no marks.
   virtual void reset(std::size_t nodes) = 0;
   /// @brief Work `device` issues after this call runs after `node` completed.
   virtual void wait_for(int device, std::uint32_t node) = 0;
   /// @brief `node` completes once the work `device` issued so far has run.
   virtual void complete(int device, std::uint32_t node) = 0;
+  /// @brief Returns once the work of `node` (completed on `device`) has run (CPU: it has).
+  virtual void wait_done(int /*device*/, std::uint32_t /*node*/) {}
   /// @brief A time mark after the work `device` issued so far; returns its index on the
   /// device (read back by mark_times after run).
   virtual std::size_t mark(int device) = 0;
