@@ -303,7 +303,10 @@ class EventTimer final : public Timer {
 template <class T>
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(Dtype dtype) : dtype_(dtype) {
+  /// On GPU `device` with its own stream, or on `stream` when one is given (the
+  /// replay's stream of a GPU or of a green-context SM partition; not owned).
+  explicit CudaBackend(Dtype dtype, int device = 0, cudaStream_t stream = nullptr)
+      : dtype_(dtype), owns_stream_(stream == nullptr) {
     int count = 0;
     const cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
@@ -312,8 +315,9 @@ class CudaBackend final : public Backend {
                           (e != cudaSuccess ? cudaGetErrorName(e) : "0 devices") + " (" +
                           (e != cudaSuccess ? cudaGetErrorString(e) : "none visible") + ")");
     }
-    CUDA_CHECK(cudaSetDevice(0));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaSetDevice(device));
+    if (owns_stream_) CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    else stream_ = stream;
     CUBLAS_CHECK(cublasCreate(&blas_));
     CUBLAS_CHECK(cublasSetStream(blas_, stream_));
     CUDA_CHECK(cudaMalloc(&blas_ws_, kBlasWorkspace));
@@ -324,7 +328,7 @@ class CudaBackend final : public Backend {
     if (ws_) cudaFree(ws_);
     cudaFree(blas_ws_);
     cublasDestroy(blas_);
-    cudaStreamDestroy(stream_);
+    if (owns_stream_) cudaStreamDestroy(stream_);
   }
   [[nodiscard]] std::string name() const override { return "cuda"; }
   [[nodiscard]] Dtype dtype() const override { return dtype_; }
@@ -507,6 +511,7 @@ class CudaBackend final : public Backend {
   }
 
   Dtype dtype_;
+  bool owns_stream_{true};
   cudaStream_t stream_{};
   cublasHandle_t blas_{};
   void* blas_ws_{nullptr};
@@ -526,5 +531,15 @@ std::unique_ptr<Backend> make_cuda(Dtype d) {
 }  // namespace
 
 void register_cuda_backend() { register_backend("cuda", &make_cuda); }
+
+std::unique_ptr<Backend> make_cuda_backend_on(Dtype d, int device, void* stream) {
+  auto* s = static_cast<cudaStream_t>(stream);
+  switch (d) {
+    case Dtype::fp32: return std::make_unique<CudaBackend<float>>(d, device, s);
+    case Dtype::fp16: return std::make_unique<CudaBackend<__half>>(d, device, s);
+    case Dtype::bf16: return std::make_unique<CudaBackend<__nv_bfloat16>>(d, device, s);
+  }
+  throw std::invalid_argument("unknown dtype");
+}
 
 }  // namespace ppsim::cal

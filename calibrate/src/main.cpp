@@ -19,6 +19,11 @@
 #ifdef PPSIM_HAVE_REPLAY
 #include "ppsim/replay/command.h"
 #endif
+#ifdef PPSIM_HAVE_REPLAY_CUDA
+namespace ppsim::replay {
+void register_cuda_replay();
+}
+#endif
 
 #ifdef PPSIM_HAVE_CUDA
 namespace ppsim::cal {
@@ -310,6 +315,9 @@ int cmd_validate(const std::string& path) {
 int main(int argc, char** argv) {
 #ifdef PPSIM_HAVE_CUDA
   register_cuda_backend();
+#endif
+#ifdef PPSIM_HAVE_REPLAY_CUDA
+  ppsim::replay::register_cuda_replay();
 #endif
   CLI::App app{"ppsim-calibrate: measure per-layer costs, activation memory and links; write a profile for ppsim"};
   app.require_subcommand(1);

@@ -6,6 +6,7 @@
 #include "ppsim/metrics/metrics.h"
 #include "ppsim/replay/replay.h"
 #include "ppsim/run/overrides.h"
+#include "ppsim/run/transformer.h"
 #include "ppsim/views/files.h"
 #include "ppsim/views/timeline.h"
 #include "ppsim/views/vega.h"
@@ -16,6 +17,11 @@ CLI::App* add_replay_command(CLI::App& app, CommandArgs& a) {
   auto* c = app.add_subcommand("replay", "run a config's schedule for real (one thread per device on this CPU) and "
                                          "compare it with its simulation");
   c->add_option("config", a.config, "config JSON (a transformer costed from a profile)")->required();
+  c->add_option("--backend", a.backend, "cpu (a thread per device) or cuda")->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  c->add_option("--devices", a.devices, "cuda: gpus (one GPU per stage) or partitions (GPU 0 split into p SM "
+                                        "partitions by green contexts)")->capture_default_str()
+      ->check(CLI::IsMember({"gpus", "partitions"}));
   c->add_option("--schedule", a.schedule, "schedule name (overrides pipeline.schedule)");
   c->add_option("--stages", a.stages, "pipeline stages p (overrides pipeline.stages)")->check(CLI::PositiveNumber);
   c->add_option("--microbatches", a.microbatches, "micro-batches m (overrides pipeline.microbatches)")->check(CLI::PositiveNumber);
@@ -34,6 +40,11 @@ CLI::App* add_replay_command(CLI::App& app, CommandArgs& a) {
 }
 
 namespace {
+
+cal::Dtype transformer_dtype(const Run& run) {
+  const auto t = transformer_spec(run.config);
+  return t ? t->dtype : cal::Dtype::bf16;  // replay_run refuses a config without one
+}
 
 ConfigOverrides overrides_of(const CommandArgs& a) {
   ConfigOverrides o;
@@ -55,7 +66,9 @@ int replay_outputs(const CommandArgs& a) {
   const Run run = prepare_run(load_config_with_overrides(a.config, overrides_of(a)));
   auto links = make_links(run.config, run.schedule.devices);
   const SimResult sim = simulate_run(run, *links, SimOptions{true});
-  auto executor = make_cpu_executor(run.schedule.devices);
+  auto executor = a.backend == "cpu" ? make_cpu_executor(run.schedule.devices)
+                                     : make_cuda_executor(run.schedule.devices, a.devices == "partitions",
+                                                          transformer_dtype(run));
   const Replay rep = replay_run(run, *executor, ReplayOptions{a.warmup, a.iterations});
   const Comparison cmp = compare(run.schedule, sim, rep);
   if (!a.timeline.empty())
@@ -72,7 +85,8 @@ int replay_outputs(const CommandArgs& a) {
   }
   outputs.commit();
   std::cout << "replay of " << run.schedule.name << " (p=" << run.schedule.devices << ", m=" << run.schedule.microbatches
-            << ", v=" << run.schedule.chunks << ") on " << executor->backend(0).device_info().name << ", "
+            << ", v=" << run.schedule.chunks << ") on " << executor->backend(0).device_info().name
+            << (a.backend == "cuda" ? (a.devices == "partitions" ? " (SM partitions)" : " (one GPU per stage)") : "") << ", "
             << a.iterations << " measured iterations after " << a.warmup << " warm-up\n"
             << comparison_table(cmp);
   return 0;
@@ -90,6 +104,8 @@ int run_replay_command(const CommandArgs& a) {
   } catch (const ScheduleError& e) {
     std::cerr << "ppsim-calibrate: error: " << a.config << ": " << e.what() << std::endl;
   } catch (const OutputError& e) {
+    std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
+  } catch (const cal::NoDeviceError& e) {
     std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
   }
   return 2;

@@ -115,4 +115,18 @@ class CpuExecutor final : public Executor {
 
 std::unique_ptr<Executor> make_cpu_executor(int devices) { return std::make_unique<CpuExecutor>(devices); }
 
+namespace {
+CudaExecutorFactory& cuda_factory() {
+  static CudaExecutorFactory factory = nullptr;
+  return factory;
+}
+}  // namespace
+
+void set_cuda_executor_factory(CudaExecutorFactory factory) { cuda_factory() = factory; }
+
+std::unique_ptr<Executor> make_cuda_executor(int devices, bool partitions, cal::Dtype dtype) {
+  if (!cuda_factory()) throw cal::NoDeviceError("replay --backend cuda: this build has no CUDA backend");
+  return cuda_factory()(devices, partitions, dtype);
+}
+
 }  // namespace ppsim::replay

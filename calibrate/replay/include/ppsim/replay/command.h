@@ -10,6 +10,8 @@ namespace ppsim::replay {
 
 struct CommandArgs {
   std::string config;
+  std::string backend{"cpu"};       ///< cpu (a thread per device) or cuda
+  std::string devices{"partitions"};  ///< cuda: gpus (one per stage) or partitions (SM partitions of GPU 0)
   std::string schedule;
   int stages{0};
   int microbatches{0};

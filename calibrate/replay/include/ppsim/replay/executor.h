@@ -56,4 +56,13 @@ class Executor {
 /// allocator; sets OpenBLAS to one thread per call (set_cpu_blas_threads(1)).
 std::unique_ptr<Executor> make_cpu_executor(int devices);
 
+/// @brief `devices` GPUs, one per stage (`partitions` false), or GPU 0 split into
+/// `devices` equal SM partitions through green contexts; layers in `dtype` on the CUDA
+/// backend (calibrate/cuda/replay_cuda.cpp, registered by register_cuda_replay when
+/// built with CUDA). Throws cal::NoDeviceError without it or without the GPUs. Written
+/// without a GPU and not yet run (issue 14).
+std::unique_ptr<Executor> make_cuda_executor(int devices, bool partitions, cal::Dtype dtype);
+using CudaExecutorFactory = std::unique_ptr<Executor> (*)(int devices, bool partitions, cal::Dtype dtype);
+void set_cuda_executor_factory(CudaExecutorFactory factory);
+
 }  // namespace ppsim::replay
