@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda_check.h"
+#include "green.h"
 #include "ppsim/calibrate/backend.h"
 
 namespace ppsim::cal {
@@ -316,8 +317,17 @@ class CudaBackend final : public Backend {
                           (e != cudaSuccess ? cudaGetErrorString(e) : "none visible") + ")");
     }
     CUDA_CHECK(cudaSetDevice(device));
-    if (owns_stream_) CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    else stream_ = stream;
+    const int partitions = owns_stream_ ? sm_partitions_from_env() : 0;
+    if (partitions > 0) {  // measure on the first of p SM partitions, as the replay's devices run
+      partition_ = make_sm_partitions(partitions).front();
+      bind_sm_partition(partition_);
+      stream_ = partition_.stream;
+      owns_stream_ = false;
+    } else if (owns_stream_) {
+      CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    } else {
+      stream_ = stream;
+    }
     CUBLAS_CHECK(cublasCreate(&blas_));
     CUBLAS_CHECK(cublasSetStream(blas_, stream_));
     CUDA_CHECK(cudaMalloc(&blas_ws_, kBlasWorkspace));
@@ -337,6 +347,8 @@ class CudaBackend final : public Backend {
     cudaDeviceProp p{};
     CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
     d.name = p.name;
+    if (partition_.sms > 0)  // a green-context partition: the profile says which share it measured
+      d.name += " (SM partition: " + std::to_string(partition_.sms) + " of " + std::to_string(p.multiProcessorCount) + " SMs)";
     d.memory_bytes = static_cast<std::int64_t>(p.totalGlobalMem);
     CUDA_CHECK(cudaGetDeviceCount(&d.count));
     int drv = 0, rt = 0, bl = 0;
@@ -512,6 +524,7 @@ class CudaBackend final : public Backend {
 
   Dtype dtype_;
   bool owns_stream_{true};
+  SmPartition partition_{};  ///< PPSIM_CUDA_SM_PARTITIONS: the partition measured on (kept for the run)
   cudaStream_t stream_{};
   cublasHandle_t blas_{};
   void* blas_ws_{nullptr};

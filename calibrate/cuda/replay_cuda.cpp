@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "green.h"
 #include "ppsim/replay/executor.h"
 
 namespace ppsim::cal {
@@ -32,18 +33,7 @@ void check(CUresult r, const char* what) {
   if (r != CUDA_SUCCESS) throw std::runtime_error(std::string(what) + ": CUresult " + std::to_string(static_cast<int>(r)));
 }
 
-/// A driver API entry point through the runtime (no link against libcuda, so the binary
-/// still starts on a machine without a driver, like the rest of ppsim-calibrate).
-template <class F>
-F driver(const char* name) {
-  void* fn = nullptr;
-  cudaDriverEntryPointQueryResult q{};
-  check(cudaGetDriverEntryPointByVersion(name, &fn, 12040, cudaEnableDefault, &q), name);
-  if (fn == nullptr || q != cudaDriverEntryPointSuccess)
-    throw cal::NoDeviceError(std::string("the CUDA driver has no ") + name + " (green contexts need CUDA 12.4 or later)");
-  return reinterpret_cast<F>(fn);
-}
-#define PPSIM_DRIVER(fn) driver<decltype(&fn)>(#fn)
+
 
 struct Aborted : std::runtime_error {
   Aborted() : std::runtime_error("replay aborted: another device failed") {}
@@ -58,7 +48,6 @@ class CudaExecutor final : public Executor {
       throw cal::NoDeviceError("replay --devices gpus: " + std::to_string(devices) + " stages need as many GPUs, " +
                                std::to_string(gpus) + " visible (use --devices partitions)");
     streams_.resize(static_cast<std::size_t>(devices));
-    contexts_.resize(static_cast<std::size_t>(devices), nullptr);
     if (partitions) make_partitions(devices);
     else make_gpu_streams(devices);
     for (int d = 0; d < devices; ++d) {
@@ -147,18 +136,14 @@ class CudaExecutor final : public Executor {
   /// The calling thread issues to device d: its GPU, and its green context when partitioned.
   void bind(int d) {
     check(cudaSetDevice(gpu(d)), "cudaSetDevice");
-    if (partitions_) {
-      CUcontext ctx{};
-      check(PPSIM_DRIVER(cuCtxFromGreenCtx)(&ctx, contexts_[static_cast<std::size_t>(d)]), "cuCtxFromGreenCtx");
-      check(PPSIM_DRIVER(cuCtxSetCurrent)(ctx), "cuCtxSetCurrent");
-    }
+    if (partitions_) cal::bind_sm_partition(partitions_list_[static_cast<std::size_t>(d)]);
   }
   void make_gpu_streams(int devices);
   void make_partitions(int devices);
 
   bool partitions_;
   std::vector<cudaStream_t> streams_;
-  std::vector<CUgreenCtx> contexts_;
+  std::vector<cal::SmPartition> partitions_list_;
   std::vector<std::unique_ptr<cal::Backend>> backends_;
   std::vector<std::unique_ptr<cal::Allocator>> own_, receive_;
   std::mutex mutex_;
@@ -187,34 +172,10 @@ void CudaExecutor::make_gpu_streams(int devices) {
   }
 }
 
-// p equal SM groups of GPU 0 (one group size, per = SMs / p: the split gives as many
-// groups of that size as fit (the split rounds to the architecture's granularity; what
-// is left over stays unused), one green context and one stream each.
+// p equal SM groups of GPU 0, one green context and one stream each (green.h).
 void CudaExecutor::make_partitions(int devices) {
-  check(cudaSetDevice(0), "cudaSetDevice");
-  check(cudaFree(nullptr), "cudaFree(0)");  // the runtime initialises the driver and GPU 0's context
-  CUdevice dev{};
-  check(PPSIM_DRIVER(cuDeviceGet)(&dev, 0), "cuDeviceGet");
-  CUdevResource sms{};
-  check(PPSIM_DRIVER(cuDeviceGetDevResource)(dev, &sms, CU_DEV_RESOURCE_TYPE_SM), "cuDeviceGetDevResource");
-  const unsigned per = sms.sm.smCount / static_cast<unsigned>(devices);
-  std::vector<CUdevResource> groups(static_cast<std::size_t>(devices));
-  unsigned n = static_cast<unsigned>(devices);
-  CUdevResource rest{};
-  check(PPSIM_DRIVER(cuDevSmResourceSplitByCount)(groups.data(), &n, &sms, &rest, 0, per), "cuDevSmResourceSplitByCount");
-  if (n < static_cast<unsigned>(devices))
-    throw cal::NoDeviceError("replay --devices partitions: GPU 0 splits into " + std::to_string(n) + " groups of " +
-                             std::to_string(per) + " SMs, " + std::to_string(devices) + " needed");
-  for (int d = 0; d < devices; ++d) {
-    CUdevResourceDesc desc{};
-    check(PPSIM_DRIVER(cuDevResourceGenerateDesc)(&desc, &groups[static_cast<std::size_t>(d)], 1), "cuDevResourceGenerateDesc");
-    check(PPSIM_DRIVER(cuGreenCtxCreate)(&contexts_[static_cast<std::size_t>(d)], desc, dev, CU_GREEN_CTX_DEFAULT_STREAM),
-          "cuGreenCtxCreate");
-    CUstream s{};
-    check(PPSIM_DRIVER(cuGreenCtxStreamCreate)(&s, contexts_[static_cast<std::size_t>(d)], CU_STREAM_NON_BLOCKING, 0),
-          "cuGreenCtxStreamCreate");
-    streams_[static_cast<std::size_t>(d)] = s;
-  }
+  partitions_list_ = cal::make_sm_partitions(devices);
+  for (int d = 0; d < devices; ++d) streams_[static_cast<std::size_t>(d)] = partitions_list_[static_cast<std::size_t>(d)].stream;
 }
 
 void CudaExecutor::run(const std::function<void(int)>& body) {
