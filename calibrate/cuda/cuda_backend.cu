@@ -316,7 +316,9 @@ class CudaBackend final : public Backend {
                           (e != cudaSuccess ? cudaGetErrorName(e) : "0 devices") + " (" +
                           (e != cudaSuccess ? cudaGetErrorString(e) : "none visible") + ")");
     }
-    CUDA_CHECK(cudaSetDevice(device));
+    // With a stream given the caller has made its GPU (or green context) current; setting
+    // the device would switch a partition's thread back to the primary context.
+    if (owns_stream_) CUDA_CHECK(cudaSetDevice(device));
     const int partitions = owns_stream_ ? sm_partitions_from_env() : 0;
     if (partitions > 0) {  // measure on the first of p SM partitions, as the replay's devices run
       partition_ = make_sm_partitions(partitions).front();
