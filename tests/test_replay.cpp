@@ -1,5 +1,5 @@
 // The CPU replay at p = 2 (issue 14): a tiny model calibrated here, replayed for real
-// under 1F1B and ZB-H1. Only what is deterministic is asserted: every op ran once, in its
+// under 1F1B, ZB-H1 and ZB-V. Only what is deterministic is asserted: every op ran once, in its
 // device's order, after every node the op graph makes it wait for (and after the copy
 // that carried its input); each cross-device data edge is one transfer of the producer's
 // output; the stash the allocator counts between ops is at least the memory model's; the

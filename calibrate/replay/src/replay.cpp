@@ -397,6 +397,7 @@ Replay replay_run(const Run& run, Executor& ex, const ReplayOptions& options) {
   if (options.warmup < 0 || options.iterations < 1) throw ReplayError("--warmup must be >= 0 and --iterations >= 1");
   const Plan plan = make_plan(run, ex);
   std::vector<Device> devices;
+  devices.reserve(static_cast<std::size_t>(ex.devices()));
   for (int d = 0; d < ex.devices(); ++d) devices.emplace_back(plan, ex, d);
   for (int i = 0; i < options.warmup; ++i) run_iteration(plan, ex, devices);
   std::vector<Measured> kept;
