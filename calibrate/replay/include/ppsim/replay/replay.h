@@ -52,8 +52,9 @@ struct Replay {
 
 /// @brief Replays `run` on `executor` (executor.devices() == run.schedule.devices).
 /// Throws ReplayError for what it cannot replay: a model not costed from "costs"
-/// (explicit layers have no shapes), gradient syncs, communication steps other than
-/// ideal, asynchronous schedules, tensor parallelism, data parallelism.
+/// (explicit layers have no shapes), a dtype the executor's backend does not store,
+/// gradient syncs, communication steps other than ideal, asynchronous schedules, tensor
+/// parallelism, recompute. With data parallelism one pipeline replica runs.
 Replay replay_run(const Run& run, Executor& executor, const ReplayOptions& options = {});
 
 /// @brief Distribution of one error over the ops.
