@@ -13,4 +13,19 @@ if(PPSIM_TSAN)
   add_test(NAME tsan_sweep COMMAND ppsim_sweep_tests "[sweep]")
   set_tests_properties(tsan_sweep PROPERTIES
     ENVIRONMENT "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1" TIMEOUT 900)
+  # The replay runs one thread per device (issue 14): its CPU cases under TSan too.
+  if(TARGET ppsim::replay AND TARGET ppsim-calibrate)
+    add_executable(ppsim_replay_tests test_replay.cpp)
+    target_link_libraries(ppsim_replay_tests PRIVATE ppsim::core ppsim::replay Catch2::Catch2WithMain)
+    target_compile_definitions(ppsim_replay_tests PRIVATE
+      PPSIM_HAVE_REPLAY=1
+      PPSIM_BIN="$<TARGET_FILE:ppsim>"
+      PPSIM_CALIBRATE_BIN="$<TARGET_FILE:ppsim-calibrate>"
+      PPSIM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+      PPSIM_SCHEMA="${PROJECT_SOURCE_DIR}/views/timeline.schema.json")
+    add_dependencies(ppsim_replay_tests ppsim ppsim-calibrate)
+    add_test(NAME tsan_replay COMMAND ppsim_replay_tests "[replay]")
+    set_tests_properties(tsan_replay PROPERTIES
+      ENVIRONMENT "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1" TIMEOUT 900)
+  endif()
 endif()

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda_check.h"
+#include "green.h"
 #include "ppsim/calibrate/backend.h"
 
 namespace ppsim::cal {
@@ -303,7 +304,10 @@ class EventTimer final : public Timer {
 template <class T>
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(Dtype dtype) : dtype_(dtype) {
+  /// On GPU `device` with its own stream, or on `stream` when one is given (the
+  /// replay's stream of a GPU or of a green-context SM partition; not owned).
+  explicit CudaBackend(Dtype dtype, int device = 0, cudaStream_t stream = nullptr)
+      : dtype_(dtype), owns_stream_(stream == nullptr) {
     int count = 0;
     const cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
@@ -312,8 +316,20 @@ class CudaBackend final : public Backend {
                           (e != cudaSuccess ? cudaGetErrorName(e) : "0 devices") + " (" +
                           (e != cudaSuccess ? cudaGetErrorString(e) : "none visible") + ")");
     }
-    CUDA_CHECK(cudaSetDevice(0));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // With a stream given the caller has made its GPU (or green context) current; setting
+    // the device would switch a partition's thread back to the primary context.
+    if (owns_stream_) CUDA_CHECK(cudaSetDevice(device));
+    const int partitions = owns_stream_ ? sm_partitions_from_env() : 0;
+    if (partitions > 0) {  // measure on the first of p SM partitions, as the replay's devices run
+      partition_ = make_sm_partitions(partitions).front();
+      bind_sm_partition(partition_);
+      stream_ = partition_.stream;
+      owns_stream_ = false;
+    } else if (owns_stream_) {
+      CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    } else {
+      stream_ = stream;
+    }
     CUBLAS_CHECK(cublasCreate(&blas_));
     CUBLAS_CHECK(cublasSetStream(blas_, stream_));
     CUDA_CHECK(cudaMalloc(&blas_ws_, kBlasWorkspace));
@@ -324,7 +340,7 @@ class CudaBackend final : public Backend {
     if (ws_) cudaFree(ws_);
     cudaFree(blas_ws_);
     cublasDestroy(blas_);
-    cudaStreamDestroy(stream_);
+    if (owns_stream_) cudaStreamDestroy(stream_);
   }
   [[nodiscard]] std::string name() const override { return "cuda"; }
   [[nodiscard]] Dtype dtype() const override { return dtype_; }
@@ -333,6 +349,8 @@ class CudaBackend final : public Backend {
     cudaDeviceProp p{};
     CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
     d.name = p.name;
+    if (partition_.sms > 0)  // a green-context partition: the profile says which share it measured
+      d.name += " (SM partition: " + std::to_string(partition_.sms) + " of " + std::to_string(p.multiProcessorCount) + " SMs)";
     d.memory_bytes = static_cast<std::int64_t>(p.totalGlobalMem);
     CUDA_CHECK(cudaGetDeviceCount(&d.count));
     int drv = 0, rt = 0, bl = 0;
@@ -507,6 +525,8 @@ class CudaBackend final : public Backend {
   }
 
   Dtype dtype_;
+  bool owns_stream_{true};
+  SmPartition partition_{};  ///< PPSIM_CUDA_SM_PARTITIONS: the partition measured on (kept for the run)
   cudaStream_t stream_{};
   cublasHandle_t blas_{};
   void* blas_ws_{nullptr};
@@ -526,5 +546,15 @@ std::unique_ptr<Backend> make_cuda(Dtype d) {
 }  // namespace
 
 void register_cuda_backend() { register_backend("cuda", &make_cuda); }
+
+std::unique_ptr<Backend> make_cuda_backend_on(Dtype d, int device, void* stream) {
+  auto* s = static_cast<cudaStream_t>(stream);
+  switch (d) {
+    case Dtype::fp32: return std::make_unique<CudaBackend<float>>(d, device, s);
+    case Dtype::fp16: return std::make_unique<CudaBackend<__half>>(d, device, s);
+    case Dtype::bf16: return std::make_unique<CudaBackend<__nv_bfloat16>>(d, device, s);
+  }
+  throw std::invalid_argument("unknown dtype");
+}
 
 }  // namespace ppsim::cal

@@ -10,6 +10,7 @@ Allocator::~Allocator() {
 
 void* Allocator::allocate(std::size_t bytes) {
   if (bytes == 0) bytes = 1;
+  const std::lock_guard lock(mutex_);
   void* p = nullptr;
   if (auto it = cache_.find(bytes); it != cache_.end()) {  // exact size: no fragmentation games
     p = it->second;
@@ -25,6 +26,7 @@ void* Allocator::allocate(std::size_t bytes) {
 void Allocator::release(void* p, std::size_t bytes) {
   if (p == nullptr) return;
   if (bytes == 0) bytes = 1;
+  const std::lock_guard lock(mutex_);
   in_use_ -= static_cast<std::int64_t>(bytes);
   cache_.emplace(bytes, p);
 }

@@ -265,6 +265,14 @@ std::map<std::string, BackendFactory>& registry() {
 
 std::unique_ptr<Backend> make_cpu_backend(Dtype dtype) { return registry().at("cpu")(dtype); }
 
+void set_cpu_blas_threads(int threads) {
+#ifdef PPSIM_HAVE_CBLAS
+  openblas_set_num_threads(threads);
+#else
+  (void)threads;  // plain loops are single-threaded already
+#endif
+}
+
 void register_backend(const std::string& name, BackendFactory factory) { registry()[name] = factory; }
 
 std::vector<std::string> backend_names() {

@@ -18,6 +18,15 @@
 #include "ppsim/calibrate/trace_import.h"
 #include "ppsim/input/json_file.h"
 
+#ifdef PPSIM_HAVE_REPLAY
+#include "ppsim/replay/command.h"
+#endif
+#ifdef PPSIM_HAVE_REPLAY_CUDA
+namespace ppsim::replay {
+void register_cuda_replay();
+}
+#endif
+
 #ifdef PPSIM_HAVE_CUDA
 namespace ppsim::cal {
 void register_cuda_backend();
@@ -357,6 +366,9 @@ int main(int argc, char** argv) {
 #ifdef PPSIM_HAVE_CUDA
   register_cuda_backend();
 #endif
+#ifdef PPSIM_HAVE_REPLAY_CUDA
+  ppsim::replay::register_cuda_replay();
+#endif
   CLI::App app{"ppsim-calibrate: measure per-layer costs, activation memory and links; write a profile for ppsim"};
   app.set_version_flag("--version", std::string("ppsim-calibrate ") + PPSIM_VERSION);
   app.require_subcommand(1);
@@ -437,6 +449,11 @@ int main(int argc, char** argv) {
   std::string validate_path;
   validate->add_option("profile", validate_path, "profile JSON")->required();
 
+#ifdef PPSIM_HAVE_REPLAY
+  ppsim::replay::CommandArgs replay_args;
+  auto* replay = ppsim::replay::add_replay_command(app, replay_args);
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -455,6 +472,9 @@ int main(int argc, char** argv) {
     if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, gemm_tp, square, gemm_out, method);
     if (*import) return cmd_import(import_trace, ia, import_mb, import_tp, import_skip, import_out);
     if (*validate) return cmd_validate(validate_path);
+#ifdef PPSIM_HAVE_REPLAY
+    if (*replay) return ppsim::replay::run_replay_command(replay_args);
+#endif
   } catch (const NoDeviceError& e) {
     std::cerr << "ppsim-calibrate: error: " << e.what() << std::endl;
     return 2;

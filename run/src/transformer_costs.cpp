@@ -8,6 +8,7 @@
 // Each names a file (a path, or a bare name under configs/models|profiles|devices/) found
 // by find_data_file (ppsim/data_files.h).
 #include "transformer_costs.h"
+#include "ppsim/run/transformer.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -76,16 +77,9 @@ json read_json(const JsonReader& r, const std::string& path, const std::string& 
 
 }  // namespace
 
-json expand_transformer_costs(const json& doc, const std::string& file) {
-  if (!doc.is_object() || !doc.contains("costs")) return doc;
-  JsonReader r(file);
-  const json& costs = r.object(doc, "costs", "");
-  r.check_keys(costs, "costs", {"profile", "device", "link"});
-  const json& model = r.object(doc, "model", "");
-  r.check_keys(model, "model", {"name", "preset", "num_layers", "hidden", "heads", "ffn_hidden", "vocab",
-                                "sequence_length", "micro_batch_size", "dtype"});
-  if (model.contains("layers")) r.fail("model.layers", "cannot be given together with costs (layers come from costs)");
-
+// The transformer's shape (model keys over its preset, the tensor-parallel shard): the
+// one reading of it, for the costs below and for transformer_spec (ppsim/run/transformer.h).
+cal::TransformerSpec parse_transformer_spec(const JsonReader& r, const json& doc, const json& model) {
   cal::TransformerSpec t;
   json shape = json::object();
   if (model.contains("preset")) {
@@ -130,6 +124,20 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
     r.fail("parallel.tensor_parallel", e.what());
   }
 
+  return t;
+}
+
+json expand_transformer_costs(const json& doc, const std::string& file) {
+  if (!doc.is_object() || !doc.contains("costs")) return doc;
+  JsonReader r(file);
+  const json& costs = r.object(doc, "costs", "");
+  r.check_keys(costs, "costs", {"profile", "device", "link"});
+  const json& model = r.object(doc, "model", "");
+  r.check_keys(model, "model", {"name", "preset", "num_layers", "hidden", "heads", "ffn_hidden", "vocab",
+                                "sequence_length", "micro_batch_size", "dtype"});
+  if (model.contains("layers")) r.fail("model.layers", "cannot be given together with costs (layers come from costs)");
+
+  const cal::TransformerSpec t = parse_transformer_spec(r, doc, model);
   std::vector<cal::LayerCosts> layers;
   std::string label;
   json out = doc;
@@ -220,3 +228,15 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
 #endif
 
 }  // namespace ppsim::detail
+
+#ifdef PPSIM_HAVE_PROFILES
+namespace ppsim {
+
+std::optional<cal::TransformerSpec> transformer_spec(const Config& config) {
+  if (config.costed.is_null()) return std::nullopt;
+  const detail::JsonReader r(config.file);
+  return detail::parse_transformer_spec(r, config.costed, r.object(config.costed, "model", ""));
+}
+
+}  // namespace ppsim
+#endif

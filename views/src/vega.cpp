@@ -181,6 +181,16 @@ int plot_width_px(const VegaOptions& o) {
   return std::max(40, static_cast<int>(std::floor(o.width_in * kPointsPerInch)) - margin);
 }
 
+// The time axis [t0, t1] and what follows from it at the plot's width.
+void set_time_range(Gantt& g, double t0, double t1) {
+  g.t0 = t0;
+  g.t1 = t1 > t0 ? t1 : t0 + 1.0;  // empty run: keep the scale non-degenerate
+  g.px_per_ms = g.width_px / (g.t1 - g.t0);
+  // Short transfers would vanish at paper size: draw every box at least this wide (the
+  // data keeps the true end for tooltips).
+  g.min_box_ms = kMinBoxPx / g.px_per_ms;
+}
+
 Gantt make_gantt(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
   Gantt g{schedule, result, options, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {"bytes", 1.0}};
   g.chunks = schedule.chunks > 1;
@@ -188,14 +198,8 @@ Gantt make_gantt(const Schedule& schedule, const SimResult& result, const VegaOp
   g.devices = std::max(result.devices, schedule.devices);
   g.comm_lanes = options.show_comm_lanes && !result.transfers.empty();
   g.collective_lanes = std::any_of(result.ops.begin(), result.ops.end(), [](const OpRecord& r) { return r.collective.ns > 0; });
-  g.t0 = result.first_start.ms();
-  g.t1 = result.last_end.ms();
-  if (g.t1 <= g.t0) g.t1 = g.t0 + 1.0;  // empty run: keep the scale non-degenerate
   g.width_px = plot_width_px(options);
-  g.px_per_ms = g.width_px / (g.t1 - g.t0);
-  // Short transfers would vanish at paper size: draw every box at least this wide (the
-  // data keeps the true end for tooltips).
-  g.min_box_ms = kMinBoxPx / g.px_per_ms;
+  set_time_range(g, result.first_start.ms(), result.last_end.ms());
   g.window = !schedule.synchronous && result.window_end > result.window_start;
   if (!result.memory.empty()) {
     g.unit = memory_unit(memory_peak(result));
@@ -558,7 +562,7 @@ void add_window_bracket_layers(json& layers, const Gantt& g) {
 
 // Layers bottom to top: the window rules, the boxes, their labels, the pipe outlines
 // and their legend, the window bracket.
-json gantt_panel(const Gantt& g) {
+json gantt_panel(const Gantt& g, const std::string& data = "boxes") {
   const json rows = row_order(g);
   json layers = json::array();
   if (g.window) layers.push_back(window_rule_layer(g));
@@ -572,7 +576,7 @@ json gantt_panel(const Gantt& g) {
   return {
       {"width", g.width_px},
       {"height", {{"step", g.options.row_px}}},
-      {"data", {{"name", "boxes"}}},
+      {"data", {{"name", data}}},
       {"layer", layers},
   };
 }
@@ -745,6 +749,45 @@ void write_vega_spec(std::ostream& out, const Schedule& schedule, const SimResul
     else out << member.value().dump();
   }
   out << '}';
+}
+
+json vega_pair_spec(const Schedule& schedule, const std::vector<std::pair<std::string, const SimResult*>>& runs,
+                    const VegaOptions& options) {
+  VegaOptions o = options;
+  o.show_memory = false;  // one time axis for the runs; memory is in each timeline
+  std::vector<Gantt> gantts;
+  double t1 = 0;
+  for (const auto& [label, result] : runs) {
+    gantts.push_back(make_gantt(schedule, *result, o));
+    t1 = std::max(t1, result->last_end.ms());
+  }
+  json panels = json::array(), datasets = json::object();
+  for (std::size_t i = 0; i < gantts.size(); ++i) {
+    set_time_range(gantts[i], 0.0, t1);  // both from the run's start, to the later end
+    const std::string data = "boxes" + std::to_string(i);
+    json rows = json::array();
+    for_each_box(gantts[i], [&](const json& box) { rows.push_back(box); });
+    datasets[data] = std::move(rows);
+    json panel = gantt_panel(gantts[i], data);
+    for (json& layer : panel["layer"])  // mark names are global in Vega: one per panel
+      if (layer.contains("name")) layer["name"] = layer["name"].get<std::string>() + std::to_string(i);
+    panel["title"] = {{"text", runs[i].first}, {"subtitle", subtitle(gantts[i], pipeline_metrics(*runs[i].second))},
+                      {"anchor", "start"}, {"fontSize", 9}, {"subtitleFontSize", 8}, {"offset", 3}};
+    panels.push_back(panel);
+  }
+  const std::string title = vega_title(schedule, options);
+  json spec = {
+      {"$schema", "https://vega.github.io/schema/vega-lite/v5.json"},
+      {"description", "ppsim Gantt charts on one time axis: " + title},
+      {"title", {{"text", title}, {"anchor", "start"}, {"fontSize", 9}, {"offset", 4}}},
+      {"datasets", datasets},
+      {"vconcat", panels},
+      {"spacing", 8},
+      {"resolve", {{"scale", {{"x", "shared"}, {"color", "shared"}}}, {"legend", {{"color", "shared"}}}}},
+      {"config", config_block()},
+  };
+  if (o.width_in > 0) spec["usermeta"] = {{"ppsim", {{"width_in", o.width_in}, {"min_font_pt", kMinFontPt}}}};
+  return spec;
 }
 
 }  // namespace ppsim

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -126,7 +127,8 @@ class Backend {
 };
 
 /// @brief A caching allocator over a backend that accounts the bytes in use, the way
-/// framework allocators do: activation memory is measured from its counters.
+/// framework allocators do: activation memory is measured from its counters. Safe to
+/// share between threads (the replay's transfers allocate on the receiving device).
 class Allocator {
  public:
   explicit Allocator(Backend& backend) : backend_(backend) {}
@@ -135,13 +137,23 @@ class Allocator {
   Allocator& operator=(const Allocator&) = delete;
   void* allocate(std::size_t bytes);
   void release(void* p, std::size_t bytes);
-  [[nodiscard]] std::int64_t in_use() const { return in_use_; }
-  [[nodiscard]] std::int64_t peak() const { return peak_; }
-  void reset_peak() { peak_ = in_use_; }
+  [[nodiscard]] std::int64_t in_use() const {
+    const std::lock_guard lock(mutex_);
+    return in_use_;
+  }
+  [[nodiscard]] std::int64_t peak() const {
+    const std::lock_guard lock(mutex_);
+    return peak_;
+  }
+  void reset_peak() {
+    const std::lock_guard lock(mutex_);
+    peak_ = in_use_;
+  }
   Backend& backend() { return backend_; }
 
  private:
   Backend& backend_;
+  mutable std::mutex mutex_;
   std::multimap<std::size_t, void*> cache_;
   std::int64_t in_use_{0};
   std::int64_t peak_{0};
@@ -185,6 +197,9 @@ inline float hash_uniform(std::uint64_t seed, std::uint64_t i) {
 
 /// @brief The CPU backend (fp32 storage; CBLAS GEMM when built with OpenBLAS).
 std::unique_ptr<Backend> make_cpu_backend(Dtype dtype);
+/// @brief Threads each CBLAS call of the CPU backend may use (OpenBLAS's own setting, for
+/// the whole process): the replay runs one device per thread with 1.
+void set_cpu_blas_threads(int threads);
 /// @brief Makes a backend for a storage dtype.
 using BackendFactory = std::unique_ptr<Backend> (*)(Dtype);
 /// @brief Adds a backend to the table (the CUDA one registers itself when built).

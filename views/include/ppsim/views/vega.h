@@ -79,6 +79,12 @@ std::string vega_title(const Schedule& schedule, const VegaOptions& options);
 /// @brief Writes a spec into a stream (write_vega_spec bound to a run).
 using SpecWriter = std::function<void(std::ostream&)>;
 
+/// @brief Several runs of one schedule (e.g. simulated and measured by
+/// `ppsim-calibrate replay`), one Gantt panel each, titled by its label with its own
+/// iteration time and bubble rate, stacked on one time axis from 0 to the latest end;
+/// one colour legend; no memory panels. Pure: no I/O.
+nlohmann::json vega_pair_spec(const Schedule& schedule, const std::vector<std::pair<std::string, const SimResult*>>& runs,
+                              const VegaOptions& options = {});
 /// @brief Where `render_vega` writes; an empty path is skipped.
 struct RenderTargets {
   std::string svg;
