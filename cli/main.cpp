@@ -50,6 +50,7 @@ struct Overrides {
   std::string recompute;
   std::string schedule_file;
   std::string communication;
+  std::optional<double> overlap;
 
   [[nodiscard]] ConfigOverrides config() const {
     ConfigOverrides o;
@@ -69,6 +70,7 @@ struct Overrides {
     if (!recompute.empty()) o.recompute = parse_recompute(recompute);
     o.schedule_file = schedule_file;
     if (!communication.empty()) o.communication = parse_comm_semantics(communication);
+    o.overlap = overlap;
     return o;
   }
 };
@@ -89,6 +91,9 @@ void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
   cmd->add_option("--comm", o.communication,
                   "Communication semantics: ideal, torch or megatron (overrides pipeline.communication)")
       ->check(CLI::IsMember({"ideal", "torch", "megatron"}));
+  cmd->add_option("--overlap", o.overlap,
+                  "Run the schedule's overlapped F&B pairs as units with this overlap in [0, 1] (overrides pipeline.overlap)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--data-parallel", o.data_parallel,
                   "Data-parallel degree (overrides parallel.data_parallel); devices = stages x degree")
       ->check(CLI::PositiveNumber);

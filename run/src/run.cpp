@@ -27,6 +27,7 @@ Run prepare_run(const Config& config) {
                           ", microbatches " + std::to_string(run.schedule.microbatches) + ", chunks " +
                           std::to_string(run.schedule.chunks) + ") differs from the config's pipeline");
   }
+  if (config.pipeline.overlap) run.schedule.note = note_with_overlap(run.schedule.note, *config.pipeline.overlap);
   run.comm = lower_communication(run.schedule, config.pipeline.communication);
   run.layers_per_stage = stage_layer_counts(config);
   run.costs = stage_costs(config, run.layers_per_stage);
@@ -35,6 +36,7 @@ Run prepare_run(const Config& config) {
 
 SimResult simulate_run(const Run& run, LinkModel& links, SimOptions options) {
   options.comm = &run.comm;
+  options.overlap = run.config.pipeline.overlap;
   return simulate(run.schedule, run.costs, links, options);
 }
 

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "json_array_stream.h"
+#include "op_names.h"
 
 namespace ppsim {
 namespace {
@@ -87,9 +88,9 @@ void add_device_metadata(JsonArrayStream& events, int devices) {
 void add_op_slices(JsonArrayStream& events, const SimResult& result, bool chunks, bool pipes) {
   for (std::size_t i = 0; i < result.ops.size(); ++i) {
     const OpRecord& r = result.ops[i];
-    events.push_back({
+    json slice = {
         {"ph", "X"},
-        {"name", op_label(r.op, chunks, pipes)},
+        {"name", views::record_label(result, i, chunks, pipes)},
         {"cat", op_kind_name(r.op.kind)},
         {"pid", trace_pid(r.device)},
         {"tid", kTraceComputeTid},
@@ -101,7 +102,9 @@ void add_op_slices(JsonArrayStream& events, const SimResult& result, bool chunks
                   {"chunk", r.op.chunk},
                   {"pipe", r.op.pipe},
                   {"op_index", i}}},
-    });
+    };
+    if (r.pair != 0) slice["args"]["pair"] = pair_kind_name();
+    events.push_back(slice);
   }
 }
 

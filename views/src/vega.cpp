@@ -24,6 +24,7 @@
 
 #include "ppsim/run/data_files.h"
 #include "ppsim/views/files.h"
+#include "op_names.h"
 
 namespace ppsim {
 namespace {
@@ -308,7 +309,7 @@ json op_box(const Gantt& g, const OpRecord& r) {
       {"row", device_row(o, r.device)},
       {"device", shown(o, r.device)},
       {"lane", "compute"},
-      {"op", op_label(r.op, g.chunks, g.pipes)},
+      {"op", views::record_label(g.result, static_cast<std::size_t>(&r - g.result.ops.data()), g.chunks, g.pipes)},
       {"kind", op_kind_name(r.op.kind)},
       {"microbatch", shown(o, r.op.microbatch)},
       {"stage", shown(o, r.op.stage)},
@@ -326,6 +327,7 @@ json op_box(const Gantt& g, const OpRecord& r) {
       {"direction", r.op.pipe == 0 ? "down" : "up"},
   };
   if (!g.memory_curves.empty()) box["memory"] = memory_at(g, r.device, r.end.ms());
+  if (r.pair != 0) box["pair"] = pair_kind_name();
   return box;
 }
 
