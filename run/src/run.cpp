@@ -28,7 +28,11 @@ Run prepare_run(const Config& config) {
                           std::to_string(run.schedule.chunks) + ") differs from the config's pipeline");
   }
   if (config.pipeline.overlap) run.schedule.note = note_with_overlap(run.schedule.note, *config.pipeline.overlap);
-  run.comm = lower_communication(run.schedule, config.pipeline.communication);
+  try {
+    run.comm = lower_communication(run.schedule, config.pipeline.communication);
+  } catch (const ScheduleError& e) {
+    throw ConfigError(config.file, "pipeline.communication", e.what());
+  }
   run.layers_per_stage = stage_layer_counts(config);
   run.costs = stage_costs(config, run.layers_per_stage);
   return run;

@@ -51,6 +51,14 @@ void write_events(std::ostream& out, const Schedule& s, const SimResult& r) {
 // Keys in nlohmann's (sorted) order, so the bytes match a dump() of the whole document.
 void write_timeline(std::ostream& out, const Schedule& s, const SimResult& r) {
   out << '{';
+  if (!r.blocked.empty()) {  // communication semantics other than ideal
+    write_json_key(out, "blocked");
+    JsonArrayStream blocked(out);
+    for (const BlockedRecord& b : r.blocked)
+      blocked.push_back({{"device", b.device}, {"start", b.start.ms()}, {"end", b.end.ms()}});
+    blocked.close();
+    out << ',';
+  }
   if (!r.collectives.empty()) {
     write_json_key(out, "collectives");
     JsonArrayStream collectives(out);

@@ -108,6 +108,14 @@ void add_op_slices(JsonArrayStream& events, const SimResult& result, bool chunks
   }
 }
 
+// Time blocked in communication, on the compute thread between the device's ops.
+void add_blocked_slices(JsonArrayStream& events, const SimResult& result) {
+  for (const BlockedRecord& b : result.blocked)
+    events.push_back({{"ph", "X"}, {"name", "blocked in communication"}, {"cat", "blocked"},
+                      {"pid", trace_pid(b.device)}, {"tid", kTraceComputeTid}, {"ts", to_us(b.start)},
+                      {"dur", to_us(b.end - b.start)}, {"args", {{"ms", (b.end - b.start).ms()}}}});
+}
+
 // Slices on one thread must nest, but a device may send to (or receive from) two peers
 // at once. Each transfer takes the first lane of its kind that is free by its start;
 // lane 0 is the named send/recv thread, further lanes are extra threads ("send 2", ...).
@@ -221,6 +229,7 @@ void write_chrome_trace(std::ostream& out, const Schedule& schedule, const SimRe
   JsonArrayStream events(out);
   add_device_metadata(events, devices);
   add_op_slices(events, result, chunks, pipes);
+  add_blocked_slices(events, result);
   add_transfers(events, result, chunks, pipes);
   add_collectives(events, result, metrics);
   add_memory_counters(events, result);
