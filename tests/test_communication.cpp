@@ -337,6 +337,53 @@ TEST_CASE("ppsim schedule's JSON and torch CSV read back to the same schedule, f
   CHECK(csv_trips > 80);
 }
 
+TEST_CASE("user-schedule JSON with sends and receives reads back to the same schedule", "[communication][formats]") {
+  int trips = 0;
+  for (const auto& [name, v] : std::vector<std::pair<std::string, int>>{{"1f1b", 1}, {"gpipe", 1}, {"zb-h1", 1}, {"interleaved", 2}, {"zbv", 2}})
+    for (const int p : {2, 4})
+      for (const CommSemantics sem : {CommSemantics::Torch, CommSemantics::Megatron}) {
+        const Schedule s = make_schedule(name, {p, 2 * p, v, 0});
+        CommProgram prog;
+        try {
+          prog = lower_communication(s, sem);
+        } catch (const ScheduleError&) {
+          continue;  // megatron has no calls for zbv
+        }
+        INFO(name << " p=" << p << " " << comm_semantics_name(sem));
+        const nlohmann::json doc = schedule_to_json(s, &prog);
+        std::size_t tokens = 0;
+        for (const auto& row : doc["ops"]) tokens += row.size();
+        std::size_t steps = 0;
+        for (const auto& dev : prog.devices) steps += dev.size();
+        CHECK(tokens == steps);  // every send and receive is written
+        check_same(s, parse_user_schedule(doc));
+        ++trips;
+      }
+  CHECK(trips == 18);
+  // The tokens `ppsim schedule --comm` prints: p = 2 1F1B under torch, device 1.
+  const Schedule s = make_schedule("1f1b", {2, 2, 1, 0});
+  const CommProgram torch = lower_communication(s, CommSemantics::Torch);
+  CHECK(schedule_to_json(s, &torch)["ops"][1] ==
+        nlohmann::json{"RECV_F0<d0", "F0", "RECV_F1<d0", "B0", "SEND_B0>d0", "F1", "B1", "SEND_B1>d0"});
+}
+
+TEST_CASE("a malformed send or receive in a user schedule is one error naming the token", "[communication][formats]") {
+  auto doc = [](const char* token) {
+    return nlohmann::json{{"devices", 2}, {"microbatches", 1}, {"ops", {{"F0", token, "B0"}, {"F0", "B0"}}}};
+  };
+  CHECK_NOTHROW(parse_user_schedule(doc("SEND_F0>d1")));
+  CHECK_NOTHROW(parse_user_schedule(doc("RECV_B0")));
+  for (const char* bad : {"SEND_X0", "SEND_F", "SEND_F0<d1", "RECV_B0<d0", "RECV_B0<d2", "SEND_F0>d1x", "SEND_F0q1"}) {
+    INFO(bad);
+    try {
+      parse_user_schedule(doc(bad));
+      FAIL("accepted");
+    } catch (const ScheduleError& e) {
+      CHECK(std::string(e.what()).rfind("ops[0][1]: token '" + std::string(bad) + "'", 0) == 0);
+    }
+  }
+}
+
 TEST_CASE("a malformed torch CSV names the row, the column and the cell", "[communication][formats]") {
   auto message = [](const std::string& text) {
     try {
