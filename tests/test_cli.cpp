@@ -221,7 +221,7 @@ TEST_CASE("every bad input exits 2 with one line naming file and JSON path, and 
   fs::remove_all(dir);
 }
 
-TEST_CASE("--overlap and --comm on the command line: the table says which, bad values are one line", "[cli][overlap]") {
+TEST_CASE("ppsim run with overlap and communication flags: the table says which, bad values are one line", "[cli][overlap]") {
   const auto dir = scratch_dir("cli_overlap");
   write_file(dir / "c.json", good_config().dump());
   const std::string cfg = (dir / "c.json").string();
