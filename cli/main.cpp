@@ -50,6 +50,7 @@ struct Overrides {
   std::string recompute;
   std::string schedule_file;
   std::string communication;
+  std::optional<double> overlap;
 
   [[nodiscard]] ConfigOverrides config() const {
     ConfigOverrides o;
@@ -69,6 +70,7 @@ struct Overrides {
     if (!recompute.empty()) o.recompute = parse_recompute(recompute);
     o.schedule_file = schedule_file;
     if (!communication.empty()) o.communication = parse_comm_semantics(communication);
+    o.overlap = overlap;
     return o;
   }
 };
@@ -89,6 +91,9 @@ void add_override_options(CLI::App* cmd, Overrides& o, bool with_schedule) {
   cmd->add_option("--comm", o.communication,
                   "Communication semantics: ideal, torch or megatron (overrides pipeline.communication)")
       ->check(CLI::IsMember({"ideal", "torch", "megatron"}));
+  cmd->add_option("--overlap", o.overlap,
+                  "Run the schedule's overlapped F&B pairs as units with this overlap in [0, 1] (overrides pipeline.overlap)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--data-parallel", o.data_parallel,
                   "Data-parallel degree (overrides parallel.data_parallel); devices = stages x degree")
       ->check(CLI::PositiveNumber);
@@ -381,13 +386,7 @@ std::string program_line(const Schedule& s, const CommProgram& prog, int d) {
       line += user_token(s, d, s.device_ops[d][static_cast<std::size_t>(st.index)]);
       continue;
     }
-    const CommTransfer& t = prog.transfers[static_cast<std::size_t>(st.index)];
-    const Op* from = nullptr;
-    for (int i = 0, e = 0; i < s.devices && from == nullptr; e += static_cast<int>(s.device_ops[i].size()), ++i)
-      if (t.producer < e + static_cast<int>(s.device_ops[i].size())) from = &s.device_ops[i][static_cast<std::size_t>(t.producer - e)];
-    const char dir = from->kind == OpKind::Forward ? 'F' : 'B';
-    line += st.kind == StepKind::Send ? std::string("SEND_") + dir + std::to_string(from->microbatch) + ">d" + std::to_string(t.dst)
-                                      : std::string("RECV_") + dir + std::to_string(from->microbatch) + "<d" + std::to_string(t.src);
+    line += comm_token(s, prog, st);
   }
   if (open_call >= 0) line += "]";
   return line;
@@ -410,9 +409,7 @@ int cmd_schedule(const ScheduleArgs& a) {
   const Schedule s = make_schedule(a.schedule, ScheduleParams{a.stages, a.microbatches, a.chunks, 0});
   const CommProgram prog = lower_communication(s, *parse_comm_semantics(a.communication));
   if (a.format == "json") {
-    if (!prog.devices.empty())
-      throw ConfigError("ppsim schedule", "", "--format json holds compute ops only; use --format torch-csv or text with --comm");
-    std::cout << schedule_to_json(s).dump(1) << "\n";
+    std::cout << schedule_to_json(s, &prog).dump(1) << "\n";
     return 0;
   }
   if (a.format == "torch-csv") {

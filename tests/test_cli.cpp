@@ -220,3 +220,26 @@ TEST_CASE("every bad input exits 2 with one line naming file and JSON path, and 
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("ppsim run with overlap and communication flags: the table says which, bad values are one line", "[cli][overlap]") {
+  const auto dir = scratch_dir("cli_overlap");
+  write_file(dir / "c.json", good_config().dump());
+  const std::string cfg = (dir / "c.json").string();
+  const auto r = run_ppsim("run " + cfg + " --schedule dualpipe --overlap 0.5", dir);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("schedule dualpipe  stages 4  microbatches 8  chunks 1  devices 4  overlap 0.5\n") == 0);
+  const auto range = run_ppsim("run " + cfg + " --overlap 1.5", dir);
+  CHECK(range.code == 2);
+  CHECK(count_lines(range.err) == 1);
+  CHECK(range.err.rfind("ppsim: error: --overlap", 0) == 0);
+  // DualPipe has no Megatron calls: refused up front, not reported as a deadlock.
+  const auto meg = run_ppsim("run " + cfg + " --schedule dualpipe --comm megatron", dir);
+  CHECK(meg.code == 2);
+  CHECK(meg.err == "ppsim: error: " + cfg +
+                       ": pipeline.communication: megatron semantics model Megatron-LM's 1f1b and interleaved schedules "
+                       "(and one-chunk orders like them); dualpipe runs two directions: use torch or ideal\n");
+  const auto interleaved = run_ppsim("run " + cfg + " --schedule interleaved --chunks 2 --comm megatron", dir);
+  CHECK(interleaved.code == 0);
+  CHECK(interleaved.out.find("communication megatron") != std::string::npos);
+  fs::remove_all(dir);
+}

@@ -43,7 +43,7 @@ TEST_CASE("user schedule errors name the JSON path", "[user_schedule]") {
     return std::string("no error");
   };
   CHECK(err(R"({"devices": 2, "microbatches": 1, "ops": [["F0","B0"], ["F0","X0"]]})") ==
-        "ops[1][1]: token 'X0' must start with F, B or W");
+        "ops[1][1]: token 'X0' must start with F, B or W (or be a SEND_/RECV_ step)");
   CHECK(err(R"({"devices": 2, "microbatches": 1, "ops": [["F0","B0"]]})") ==
         "ops: has 1 device lists, devices is 2");
   CHECK(err(R"({"devices": 2, "microbatches": 1, "ops": [["F0","B0"], ["F0","Bx"]]})") ==

@@ -171,3 +171,19 @@ TEST_CASE("chunk shades of a kind stay apart in grey-scale", "[vega][colour]") {
         for (int b = a + 1; b < 4; ++b) CHECK(std::fabs(l[a] - l[b]) >= 11.0);
     }
 }
+
+TEST_CASE("blocked time stays apart from every op class and from idle white", "[vega][colour]") {
+  // kBlockedFill (views/src/vega.cpp): drawn on the compute row between ops, so it must
+  // not pass for any op's fill (either pipe, chunks 0 and 1) nor for idle (white).
+  constexpr double kMinDifference = 17.0;
+  std::vector<std::string> others = {"#ffffff"};
+  for (int pipe = 0; pipe < 2; ++pipe)
+    for (const OpClass& c : classes_drawn_together(2)) others.push_back(op_fill(c.kind, c.chunk, pipe));
+  for (const Vision& v : kVisions) {
+    double worst = 1e9;
+    for (const std::string& o : others)
+      worst = std::min(worst, ciede2000(lab(simulate(v, linear_rgb(blocked_fill()))), lab(simulate(v, linear_rgb(o)))));
+    INFO(v.name << ": min CIEDE2000 " << worst);
+    CHECK(worst >= kMinDifference);
+  }
+}

@@ -18,14 +18,15 @@ for p in (4, 8):
 PY
 printf "| p | link latency | schedule | ideal | torch | megatron |\n|---|---|---|---|---|---|\n"
 for p in 4 8; do for lat in 100 300 500; do
-  for s in 1f1b interleaved zb-h1 dualpipe; do
-    v=1; [ "$s" = interleaved ] && v=2
-    row="| $p | ${lat} us | $s |"
+  for s in 1f1b interleaved zb-h1 dualpipe dualpipe:0.5 dualpipe:1 1f1b-overlap:0.5; do
+    name=${s%%:*}; overlap=; [ "$s" != "$name" ] && overlap=${s#*:}
+    v=1; [ "$name" = interleaved ] && v=2
+    row="| $p | ${lat} us | $name${overlap:+ (overlap $overlap)} |"
     for c in ideal torch megatron; do
-      t=$("$ppsim" run "$dir/p$p-lat$lat.json" --schedule "$s" --chunks "$v" --comm "$c" --json 2>/dev/null |
+      t=$("$ppsim" run "$dir/p$p-lat$lat.json" --schedule "$name" --chunks "$v" --comm "$c" ${overlap:+--overlap "$overlap"} --json 2>/dev/null |
           python3 -c 'import json,sys
 try: print("%.3f" % json.load(sys.stdin)["iteration_time_ms"])
-except Exception: print("deadlock")') || true
+except Exception: print("refused")') || true
       row="$row $t |"
     done
     echo "$row"

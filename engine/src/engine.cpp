@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "ppsim/engine/op_graph.h"
 
@@ -47,6 +49,20 @@ void UniformLinkModel::reset() { std::fill(link_free_.begin(), link_free_.end(),
 
 bool UniformLinkModel::is_free() const { return segments_.empty() && latency_.ns == 0 && bandwidth_GBps_ <= 0.0; }
 
+// ---------------------------------------------------------------- overlapped pairs
+TimeNs overlapped_pair_duration(TimeNs forward, TimeNs backward, double overlap) {
+  const TimeNs longer = std::max(forward, backward);
+  const TimeNs shorter = std::min(forward, backward);
+  if (overlap <= 0.0) return longer + shorter;
+  return longer + TimeNs{static_cast<std::int64_t>(std::llround((1.0 - std::min(overlap, 1.0)) * static_cast<double>(shorter.ns)))};
+}
+
+TimeNs pair_forward_share(TimeNs forward, TimeNs backward, TimeNs pair) {
+  const std::int64_t sum = forward.ns + backward.ns;
+  if (sum <= 0 || pair.ns == sum) return forward;
+  return TimeNs{static_cast<std::int64_t>(static_cast<__int128>(pair.ns) * forward.ns / sum)};
+}
+
 // ---------------------------------------------------------------- engine
 namespace {
 
@@ -81,6 +97,8 @@ class Engine {
 
  private:
   [[nodiscard]] TimeNs duration(const Op& op) const;
+  [[nodiscard]] TimeNs op_duration(std::uint32_t index) const;
+  [[nodiscard]] std::pair<std::uint32_t, std::uint32_t> data_edge(std::uint32_t u, std::uint32_t v) const;
   void push(TimeNs t, std::uint32_t target, bool arrival) { queue_.push(Event::make(t, seq_++, target, arrival)); }
   void setup();
   void start(std::uint32_t index);
@@ -143,6 +161,36 @@ TimeNs Engine<Queue>::duration(const Op& op) const {
   return {};
 }
 
+// An op of an overlapped pair run as a unit takes its share of the pair's time.
+template <EventQueue Queue>
+TimeNs Engine<Queue>::op_duration(std::uint32_t index) const {
+  const int role = g_.role(index);
+  if (role == 0) return duration(r_.ops[index].op);
+  const std::uint32_t f = role == 1 ? index : index - 1;
+  const TimeNs fd = duration(r_.ops[f].op);
+  const TimeNs bd = duration(r_.ops[f + 1].op);
+  const TimeNs pair = overlapped_pair_duration(fd, bd, opt_.overlap.value_or(0.0));
+  const TimeNs first = pair_forward_share(fd, bd, pair);
+  return role == 1 ? first : pair - first;
+}
+
+// The ops edge u -> v carries data between: u and v, unless an overlapped pair stands in
+// for one of them (its backward sends its forward's activations; its forward waits for
+// its backward's input gradient).
+template <EventQueue Queue>
+std::pair<std::uint32_t, std::uint32_t> Engine<Queue>::data_edge(std::uint32_t u, std::uint32_t v) const {
+  auto feeds = [&](std::uint32_t a, std::uint32_t b) {
+    const Op& x = r_.ops[a].op;
+    const Op& y = r_.ops[b].op;
+    if (x.kind != y.kind || x.microbatch != y.microbatch || x.pipe != y.pipe) return false;
+    return (x.kind == OpKind::Forward && y.stage == x.stage + 1) || (x.kind == OpKind::Backward && y.stage + 1 == x.stage);
+  };
+  for (const std::uint32_t p : {u, g_.role(u) == 2 ? u - 1 : u})
+    for (const std::uint32_t c : {v, g_.role(v) == 1 ? v + 1 : v})
+      if (feeds(p, c)) return {p, c};
+  return {u, v};
+}
+
 template <EventQueue Queue>
 void Engine<Queue>::setup() {
   const int n = s_.devices;
@@ -156,7 +204,7 @@ void Engine<Queue>::setup() {
   node_.reserve(in_.size());
   for (int d = 0; d < n; ++d)
     for (const Op& op : s_.device_ops[d]) {
-      r_.ops.push_back(OpRecord{op, d, {}, {}});
+      r_.ops.push_back(OpRecord{op, d, {}, {}, {}, static_cast<std::int8_t>(g_.role(static_cast<std::uint32_t>(r_.ops.size())))});
       node_.push_back({in_[node_.size()], d});
     }
   for (std::size_t v = total; v < in_.size(); ++v)  // gradient syncs, then transfers
@@ -194,10 +242,11 @@ template <EventQueue Queue>
 void Engine<Queue>::start(std::uint32_t index) {
   OpRecord& rec = r_.ops[index];
   rec.start = now_;
-  rec.end = now_ + duration(rec.op);
+  rec.end = now_ + op_duration(index);
   const StageCost& cost = costs_[rec.op.stage];
   rec.collective = rec.op.kind == OpKind::Forward ? cost.forward_comm
                    : rec.op.kind == OpKind::Backward ? cost.backward_comm : TimeNs{};
+  if (rec.pair != 0) rec.collective = std::min(rec.collective, rec.end - rec.start);
   if (rec.op.kind == OpKind::Forward) {
     const std::size_t slot = static_cast<std::size_t>(rec.op.pipe) * s_.num_stages + rec.op.stage;
     slot_peak_[slot] = std::max(slot_peak_[slot], ++slot_inflight_[slot]);
@@ -213,10 +262,10 @@ void Engine<Queue>::start(std::uint32_t index) {
 template <EventQueue Queue>
 void Engine<Queue>::transfer(std::uint32_t producer, std::uint32_t consumer, int dst) {
   const OpRecord& from = r_.ops[producer];
-  const Bytes bytes = sent_bytes(from.op);
+  const auto [p, c] = data_edge(producer, consumer);
+  const Bytes bytes = sent_bytes(r_.ops[p].op);
   const TransferSlot slot = links_.reserve(from.device, dst, bytes, now_);
-  r_.transfers.push_back({from.device, dst, static_cast<int>(producer), static_cast<int>(consumer), bytes,
-                          slot.start, slot.end});
+  r_.transfers.push_back({from.device, dst, static_cast<int>(p), static_cast<int>(c), bytes, slot.start, slot.end});
   push(slot.end, consumer, true);
 }
 
@@ -361,7 +410,9 @@ void Engine<Queue>::record_blocked_waits(int d) {
   for (const CommStep& st : opt_.comm->devices[d])
     if (st.kind == StepKind::Recv) {
       const CommTransfer& t = g_.transfers[static_cast<std::size_t>(st.index)];
-      into[static_cast<std::size_t>(t.consumer - r_.device_first_op[d])] = transfer_record_[static_cast<std::size_t>(st.index)];
+      std::size_t& slot = into[static_cast<std::size_t>(static_cast<int>(g_.needs(static_cast<std::uint32_t>(t.consumer))) - r_.device_first_op[d])];
+      const std::size_t rec = transfer_record_[static_cast<std::size_t>(st.index)];
+      if (slot == SIZE_MAX || r_.transfers[rec].end > r_.transfers[slot].end) slot = rec;  // a pair waits for the later input
     }
   TimeNs prev_end = r_.first_start;
   for (std::size_t i = 0; i < into.size(); ++i) {
@@ -456,8 +507,11 @@ SimResult simulate(const Schedule& schedule, const std::vector<StageCost>& costs
                         std::to_string(kMaxEngineOps));
   std::vector<std::uint32_t> in;
   const bool with_comm = options.comm != nullptr && !options.comm->devices.empty();
-  auto graph = std::make_shared<const OpGraph>(with_comm ? build_comm_graph(schedule, *options.comm, &in)
-                                                         : build_op_graph(schedule, &in));
+  if (options.overlap && !(*options.overlap >= 0.0 && *options.overlap <= 1.0))
+    throw ScheduleError("overlap must be in [0, 1] (got " + std::to_string(*options.overlap) + ")");
+  const bool overlapped = options.overlap.has_value();
+  auto graph = std::make_shared<const OpGraph>(with_comm ? build_comm_graph(schedule, *options.comm, &in, overlapped)
+                                                         : build_op_graph(schedule, &in, overlapped));
   if (graph->num_nodes() >= kMaxEngineOps)
     throw ScheduleError("schedule has " + std::to_string(graph->num_nodes()) + " ops and transfers; the engine handles fewer than " +
                         std::to_string(kMaxEngineOps));

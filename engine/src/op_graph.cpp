@@ -14,7 +14,7 @@ namespace {
 /// The dependency rule: for each op, the nodes that wait for it, in OpGraph's order.
 class DependencyRule {
  public:
-  explicit DependencyRule(const Schedule& s) : s_(s), kinds_(s.split_backward ? 3 : 2) {
+  DependencyRule(const Schedule& s, bool overlapped) : s_(s), kinds_(s.split_backward ? 3 : 2) {
     int max_mb = 0;
     first_.assign(static_cast<std::size_t>(s.devices) + 1, 0);
     for (int d = 0; d < s.devices; ++d) {
@@ -29,35 +29,54 @@ class DependencyRule {
         key_to_op_[key(op.kind, op.microbatch, op.stage, op.pipe)] = first_[d] + static_cast<std::int32_t>(i);
       }
     add_sync_edges();
+    if (overlapped && !s.overlap_pairs.empty()) {
+      role_.assign(first_.back(), 0);
+      for (int d = 0; d < s.devices; ++d)
+        for (const std::int32_t i : s.overlap_pairs[d]) {
+          role_[static_cast<std::size_t>(first_[d] + i)] = 1;
+          role_[static_cast<std::size_t>(first_[d] + i + 1)] = 2;
+        }
+    }
   }
 
   [[nodiscard]] std::uint32_t num_ops() const { return static_cast<std::uint32_t>(first_.back()); }
   [[nodiscard]] const Schedule& schedule() const { return s_; }
   [[nodiscard]] const std::vector<int>& device_first_op() const { return first_; }
   [[nodiscard]] const std::vector<std::pair<std::uint32_t, std::uint32_t>>& sync_edges() const { return sync_edges_; }
+  [[nodiscard]] const std::vector<std::uint8_t>& pair_role() const { return role_; }
+  /// At most this many out-edges per op besides its syncs.
+  static constexpr int kMaxConsumers = 4;
 
   /// Writes the ops that wait for op `u`, the `i`th op of device `d` (its data consumers,
   /// then the device's next op), to `out`; returns how many. Gradient-sync edges come
-  /// from sync_edges().
+  /// from sync_edges(). With overlapped pairs run as units, a pair's backward also sends
+  /// its forward's output, and an edge into a pair's backward goes to its forward.
   int consumers(int d, std::size_t i, std::uint32_t u, std::uint32_t* out) const {
     const Op& op = s_.device_ops[d][i];
+    const int r = role(u);
     int n = 0;
     auto add = [&](std::int32_t v) {
-      if (v >= 0) out[n++] = static_cast<std::uint32_t>(v);
+      if (v < 0) return;
+      const auto w = static_cast<std::uint32_t>(role(static_cast<std::uint32_t>(v)) == 2 ? v - 1 : v);
+      if (w != u && std::find(out, out + n, w) == out + n) out[n++] = w;
     };
     switch (op.kind) {
-      case OpKind::Forward:  // activations to the next stage; its own backward
-        add(find(OpKind::Forward, op.microbatch, op.stage + 1, op.pipe));
+      case OpKind::Forward:  // activations to the next stage (at the pair's end); its own backward
+        if (r != 1) add(find(OpKind::Forward, op.microbatch, op.stage + 1, op.pipe));
         add(find(OpKind::Backward, op.microbatch, op.stage, op.pipe));
         break;
       case OpKind::Backward:  // gradients to the previous stage; its weight gradient
         add(find(OpKind::Backward, op.microbatch, op.stage - 1, op.pipe));
         if (s_.split_backward) add(find(OpKind::Weight, op.microbatch, op.stage, op.pipe));
+        if (r == 2) {
+          const Op& f = s_.device_ops[d][i - 1];
+          add(find(OpKind::Forward, f.microbatch, f.stage + 1, f.pipe));
+        }
         break;
       case OpKind::Weight: break;
     }
     // Device order, unless a data edge already makes the next op wait for this one.
-    if (i + 1 < s_.device_ops[d].size() && (n == 0 || out[n - 1] != u + 1) && (n < 2 || out[0] != u + 1)) out[n++] = u + 1;
+    if (i + 1 < s_.device_ops[d].size() && std::find(out, out + n, u + 1) == out + n) out[n++] = u + 1;
     return n;
   }
 
@@ -92,6 +111,8 @@ class DependencyRule {
   std::vector<int> first_;
   std::vector<std::int32_t> key_to_op_;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> sync_edges_;  // sorted by source
+  std::vector<std::uint8_t> role_;  // OpGraph::pair_role
+  [[nodiscard]] int role(std::uint32_t u) const { return role_.empty() ? 0 : role_[u]; }
 };
 
 /// Input iterator over every edge of the rule, sorted by source: what Boost's
@@ -163,7 +184,7 @@ class EdgeIterator {
   int pos_{0};
   int count_{0};
   std::size_t sync_{0};
-  std::uint32_t targets_[3]{};
+  std::uint32_t targets_[DependencyRule::kMaxConsumers]{};
   value_type edge_{};
 };
 
@@ -221,13 +242,15 @@ std::string describe(const Schedule& s, const OpGraph& g, std::uint32_t node) {
 
 }  // namespace
 
-OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_degrees) {
-  const DependencyRule rule(schedule);
+OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_degrees, bool overlapped) {
+  const DependencyRule rule(schedule, overlapped);
   const std::uint32_t nodes = rule.num_ops() + static_cast<std::uint32_t>(schedule.gradient_syncs.size());
   if (in_degrees != nullptr) in_degrees->assign(nodes, 0);
-  // An op has at most three out-edges besides its syncs. Reserving that bound allocates
-  // the edge array once; pages past the real edge count are never touched.
-  const std::size_t bound = 3 * std::size_t{rule.num_ops()} + rule.sync_edges().size();
+  // An op has at most three out-edges besides its syncs (four in an overlapped pair).
+  // Reserving that bound allocates the edge array once; pages past the real edge count
+  // are never touched.
+  const std::size_t bound =
+      (rule.pair_role().empty() ? 3 : 4) * std::size_t{rule.num_ops()} + rule.sync_edges().size();
   OpGraph g;
   // Boost reads each edge exactly once, so counting in the iterator counts each once.
   g.csr = OpGraphCsr(boost::edges_are_sorted,
@@ -236,12 +259,15 @@ OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_
   g.num_ops = rule.num_ops();
   g.num_syncs = static_cast<std::uint32_t>(schedule.gradient_syncs.size());
   g.device_first_op = rule.device_first_op();
+  g.pair_role = rule.pair_role();
   return g;
 }
 
-OpGraph build_comm_graph(const Schedule& schedule, const CommProgram& program, std::vector<std::uint32_t>* in_degrees) {
-  const DependencyRule rule(schedule);
+OpGraph build_comm_graph(const Schedule& schedule, const CommProgram& program, std::vector<std::uint32_t>* in_degrees,
+                         bool overlapped) {
+  const DependencyRule rule(schedule, overlapped);
   OpGraph g;
+  g.pair_role = rule.pair_role();
   g.num_ops = rule.num_ops();
   g.num_syncs = static_cast<std::uint32_t>(schedule.gradient_syncs.size());
   g.device_first_op = rule.device_first_op();
@@ -252,7 +278,7 @@ OpGraph build_comm_graph(const Schedule& schedule, const CommProgram& program, s
   std::vector<int> device(g.num_ops);
   for (int d = 0; d < schedule.devices; ++d)
     for (int u = g.device_first_op[d]; u < g.device_first_op[d + 1]; ++u) device[static_cast<std::size_t>(u)] = d;
-  std::uint32_t out[3];
+  std::uint32_t out[DependencyRule::kMaxConsumers];
   for (int d = 0; d < schedule.devices; ++d)
     for (std::size_t i = 0; i < schedule.device_ops[d].size(); ++i) {
       const auto u = static_cast<std::uint32_t>(g.device_first_op[d]) + static_cast<std::uint32_t>(i);
@@ -262,8 +288,8 @@ OpGraph build_comm_graph(const Schedule& schedule, const CommProgram& program, s
     }
   for (std::size_t t = 0; t < program.transfers.size(); ++t) {
     const auto x = base + static_cast<std::uint32_t>(t);
-    edges.emplace_back(static_cast<std::uint32_t>(program.transfers[t].producer), x);
-    edges.emplace_back(x, static_cast<std::uint32_t>(program.transfers[t].consumer));
+    edges.emplace_back(g.releases(static_cast<std::uint32_t>(program.transfers[t].producer)), x);
+    edges.emplace_back(x, g.needs(static_cast<std::uint32_t>(program.transfers[t].consumer)));
   }
   add_program_edges(g, program, edges);
   std::sort(edges.begin(), edges.end());

@@ -5,6 +5,7 @@
 #include <boost/range/iterator_range.hpp>
 
 #include <algorithm>
+#include <array>
 #include <stdexcept>
 
 #include "ppsim/run/config.h"
@@ -195,20 +196,26 @@ namespace {
 /// it. Among ties the previous op on its device wins, then a transfer.
 struct BindingInputs {
   std::vector<int> pred;
-  std::vector<int> transfer_into;  ///< the transfer into each op (its only cross-device input)
+  /// The transfers into each op: one, or two into the forward of an overlapped pair run
+  /// as a unit (its own input and its backward's); -1 for none.
+  std::vector<std::array<int, 2>> transfer_into;
 };
 
 int carried_by(const SimResult& r, const BindingInputs& b, std::uint32_t u, std::uint32_t v) {
-  const int t = !r.graph->is_op(v) ? -1 : b.transfer_into[v];
-  return t >= 0 && r.transfers[static_cast<std::size_t>(t)].producer == static_cast<int>(u) ? t : -1;
+  if (!r.graph->is_op(v)) return -1;
+  for (const int t : b.transfer_into[v])
+    if (t >= 0 && r.graph->releases(static_cast<std::uint32_t>(r.transfers[static_cast<std::size_t>(t)].producer)) == u) return t;
+  return -1;
 }
 
 BindingInputs binding_inputs(const SimResult& r) {
   const OpGraph& g = *r.graph;
   BindingInputs b;
-  b.transfer_into.assign(r.ops.size(), -1);
-  for (std::size_t t = 0; t < r.transfers.size(); ++t)
-    b.transfer_into[static_cast<std::size_t>(r.transfers[t].consumer)] = static_cast<int>(t);
+  b.transfer_into.assign(r.ops.size(), {-1, -1});
+  for (std::size_t t = 0; t < r.transfers.size(); ++t) {
+    auto& into = b.transfer_into[g.needs(static_cast<std::uint32_t>(r.transfers[t].consumer))];
+    into[into[0] < 0 ? 0 : 1] = static_cast<int>(t);
+  }
   auto rank = [&](std::uint32_t u, std::uint32_t v) {
     return u + 1 == v && r.ops[u].device == r.ops[v].device ? 2 : (carried_by(r, b, u, v) >= 0 ? 1 : 0);
   };

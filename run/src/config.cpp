@@ -157,7 +157,7 @@ Config parse_config(const json& doc_in, const std::string& file, bool check) {
   }
 
   const json& pipe = r.object(doc, "pipeline", "");
-  r.check_keys(pipe, "pipeline", {"schedule", "stages", "microbatches", "chunks", "iterations", "partition", "communication"});
+  r.check_keys(pipe, "pipeline", {"schedule", "stages", "microbatches", "chunks", "iterations", "partition", "communication", "overlap"});
   c.pipeline.schedule = r.string(pipe, "schedule", "pipeline", "1f1b");
   c.pipeline.stages = static_cast<int>(r.integer(pipe, "stages", "pipeline", std::nullopt, 1, kMaxStages));
   c.pipeline.microbatches = static_cast<int>(r.integer(pipe, "microbatches", "pipeline", std::nullopt, 1, kMaxMicrobatches));
@@ -166,6 +166,7 @@ Config parse_config(const json& doc_in, const std::string& file, bool check) {
   const std::string comm = r.string(pipe, "communication", "pipeline", "ideal");
   if (const auto semantics = parse_comm_semantics(comm)) c.pipeline.communication = *semantics;
   else r.fail("pipeline.communication", "must be one of " + known_comm_semantics() + " (got \"" + comm + "\")");
+  if (pipe.contains("overlap")) c.pipeline.overlap = r.number(pipe, "overlap", "pipeline", std::nullopt, 0.0, false, 1.0);
   detail::parse_partition(r, pipe, c);
   detail::parse_memory(r, doc, c);
   detail::parse_parallel(r, doc, c);

@@ -87,6 +87,7 @@ Config apply_overrides(const Config& base, ConfigOverrides o) {
     c.memory.zero = std::max(0, *o.zero);
   }
   if (o.communication) c.pipeline.communication = *o.communication;
+  if (o.overlap) c.pipeline.overlap = *o.overlap;
   if (o.micro_batch_size && *o.micro_batch_size != c.micro_batch_size) scale_micro_batch(c, *o.micro_batch_size);
   // The world size stays; resolve_devices sets stages x data_parallel when a degree is
   // given (hand-built configs without cluster_devices keep their devices).
@@ -123,6 +124,7 @@ ConfigOverrides overrides_from_json(const json& o) {
     out.partition = std::move(spec);
   }
   if (o.contains("communication")) out.communication = parse_comm_semantics(o["communication"].get<std::string>());
+  if (o.contains("overlap")) out.overlap = o["overlap"].get<double>();
   if (o.contains("schedule_file")) out.schedule_file = o["schedule_file"].get<std::string>();
   return out;
 }

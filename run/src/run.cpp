@@ -27,7 +27,12 @@ Run prepare_run(const Config& config) {
                           ", microbatches " + std::to_string(run.schedule.microbatches) + ", chunks " +
                           std::to_string(run.schedule.chunks) + ") differs from the config's pipeline");
   }
-  run.comm = lower_communication(run.schedule, config.pipeline.communication);
+  if (config.pipeline.overlap) run.schedule.note = note_with_overlap(run.schedule.note, *config.pipeline.overlap);
+  try {
+    run.comm = lower_communication(run.schedule, config.pipeline.communication);
+  } catch (const ScheduleError& e) {
+    throw ConfigError(config.file, "pipeline.communication", e.what());
+  }
   run.layers_per_stage = stage_layer_counts(config);
   run.costs = stage_costs(config, run.layers_per_stage);
   return run;
@@ -35,6 +40,7 @@ Run prepare_run(const Config& config) {
 
 SimResult simulate_run(const Run& run, LinkModel& links, SimOptions options) {
   options.comm = &run.comm;
+  options.overlap = run.config.pipeline.overlap;
   return simulate(run.schedule, run.costs, links, options);
 }
 

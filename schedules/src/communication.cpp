@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "ppsim/schedules/registry.h"
+
 namespace ppsim {
 
 const char* comm_semantics_name(CommSemantics semantics) {
@@ -96,44 +98,139 @@ struct TransferLookup {
   }
 };
 
-/// Megatron-LM's interleaved schedule: each call after an op holds its send and the
-/// receives of the device's next forward and next backward not yet posted
-/// (send_forward_backward_recv_forward_backward posts both receives ahead).
+/// One `_communicate` call of Megatron-LM's interleaved schedule on one rank: the tensors
+/// it sends to the next and previous rank (transfer ids, -1 for none) and whether it
+/// receives from the previous (recv_prev) and the next rank (recv_next).
+struct MegatronCall {
+  int send_next{-1}, send_prev{-1};
+  bool recv_prev{false}, recv_next{false};
+};
+
+/// A rank's program: compute ops (>= 0, position in its list) and calls (-1 - call index).
+struct MegatronRank {
+  std::vector<int> items;
+  std::vector<MegatronCall> calls;
+  void compute(int i) { items.push_back(i); }
+  void call(const MegatronCall& c) {
+    items.push_back(-1 - static_cast<int>(calls.size()));
+    calls.push_back(c);
+  }
+};
+
+/// The calls forward_backward_pipelining_with_interleaving (megatron/core/pipeline_parallel/
+/// schedules.py, overlap_p2p_comm off) makes on rank r: recv_forward first; after warm-up
+/// forward k send_forward_recv_forward (the last one send_forward_backward_recv_forward_
+/// backward); after each steady (forward, backward) one send_forward_backward_recv_forward_
+/// backward; after cool-down backward k send_backward_recv_backward. Its recv_prev /
+/// recv_next conditions are copied, including the first and last rank's look p-1 steps back.
+MegatronRank megatron_interleaved_rank(const Schedule& s, const OpIndex& ix, const TransferLookup& look, int r) {
+  const int p = s.devices, v = s.chunks;
+  const auto& ops = s.device_ops[r];
+  std::vector<int> fwd, bwd;  // positions of the k-th forward and backward
+  for (int i = 0; i < static_cast<int>(ops.size()); ++i) (ops[i].kind == OpKind::Forward ? fwd : bwd).push_back(i);
+  const int total = static_cast<int>(fwd.size());
+  const int warmup = std::min(2 * (p - r - 1) + (v - 1) * p, total);
+  const int remaining = total - warmup;
+  auto chunk_id = [&](int k, bool forward) {
+    const int in_group = ((k % (p * v)) + p * v) % (p * v);
+    return forward ? in_group / p : v - 1 - in_group / p;
+  };
+  auto sent = [&](int pos) { return look.sent[static_cast<std::size_t>(ix.first(r) + pos)]; };
+  auto has_input = [&](int pos) { return look.received[static_cast<std::size_t>(ix.first(r) + pos)] >= 0; };
+  MegatronRank rank;
+  if (total > 0) rank.call({-1, -1, has_input(fwd[0]), false});
+  for (int k = 0; k < warmup; ++k) {
+    rank.compute(fwd[k]);
+    MegatronCall c{sent(fwd[k]), -1, !(r == 0 && chunk_id(k + 1, true) == 0) && k != total - 1, false};
+    if (k == warmup - 1 && remaining > 0) c.recv_next = r != p - 1;
+    rank.call(c);
+  }
+  for (int k = 0; k < remaining; ++k) {
+    rank.compute(fwd[warmup + k]);
+    rank.compute(bwd[k]);
+    MegatronCall c{sent(fwd[warmup + k]), sent(bwd[k]), true, true};
+    if (r == 0) c.recv_prev = chunk_id(warmup + k - (p - 1), true) != v - 1;
+    if (r == p - 1) c.recv_next = chunk_id(k - (p - 1), false) != 0;
+    if (k == remaining - 1) c.recv_prev = false;
+    rank.call(c);
+  }
+  if (remaining == 0 && total > 0) rank.call({-1, -1, false, has_input(bwd[0])});
+  for (int k = remaining; k < total; ++k) {
+    rank.compute(bwd[k]);
+    rank.call({-1, sent(bwd[k]), false, !(r == p - 1 && chunk_id(k + 1, false) == v - 1) && k != total - 1});
+  }
+  return rank;
+}
+
+/// Megatron-LM's interleaved schedule: its calls on every rank; NCCL pairs the i-th send
+/// from rank a to its next rank with that rank's i-th recv_prev (and likewise backwards).
 void lower_megatron_interleaved(const Schedule& s, const OpIndex& ix, CommProgram& prog) {
   const TransferLookup look(ix.size(), prog.transfers);
-  std::vector<std::uint8_t> posted(prog.transfers.size(), 0);
-  int next_call = 0;
-  for (int d = 0; d < s.devices; ++d) {
-    auto& steps = prog.devices[d];
-    const int n = static_cast<int>(s.device_ops[d].size());
-    // next_f[i], next_b[i]: the first forward / backward at position >= i.
-    std::vector<int> next_f(static_cast<std::size_t>(n) + 1, -1), next_b(next_f);
-    for (int i = n - 1; i >= 0; --i) {
-      next_f[i] = s.device_ops[d][i].kind == OpKind::Forward ? i : next_f[i + 1];
-      next_b[i] = s.device_ops[d][i].kind == OpKind::Backward ? i : next_b[i + 1];
-    }
-    auto call = [&](int send, int from) {
-      const std::size_t before = steps.size();
-      if (send >= 0) steps.push_back({StepKind::Send, send, next_call});
-      for (const int j : {next_f[from], next_b[from]}) {
-        const int t = j >= 0 ? look.received[static_cast<std::size_t>(ix.first(d) + j)] : -1;
-        if (t >= 0 && posted[static_cast<std::size_t>(t)] == 0) {
-          posted[static_cast<std::size_t>(t)] = 1;
-          steps.push_back({StepKind::Recv, t, next_call});
+  const int p = s.devices;
+  std::vector<MegatronRank> ranks;
+  for (int r = 0; r < p; ++r) ranks.push_back(megatron_interleaved_rank(s, ix, look, r));
+  // recv[r][c]: the transfers call c of rank r receives.
+  std::vector<std::vector<std::vector<int>>> recv(static_cast<std::size_t>(p));
+  for (int r = 0; r < p; ++r) recv[r].resize(ranks[r].calls.size());
+  for (const bool to_next : {true, false})
+    for (int a = 0; a < p; ++a) {
+      const int b = to_next ? (a + 1) % p : (a + p - 1) % p;
+      std::vector<int> sends;
+      for (const MegatronCall& c : ranks[a].calls)
+        if (const int t = to_next ? c.send_next : c.send_prev; t >= 0) sends.push_back(t);
+      std::size_t next = 0;
+      for (std::size_t c = 0; c < ranks[b].calls.size(); ++c)
+        if (to_next ? ranks[b].calls[c].recv_prev : ranks[b].calls[c].recv_next) {
+          if (next == sends.size()) throw ScheduleError("megatron's interleaved calls do not pair up: device " +
+                                                        std::to_string(b) + " receives more than device " +
+                                                        std::to_string(a) + " sends");
+          recv[b][c].push_back(sends[next++]);
         }
-      }
-      if (steps.size() > before) ++next_call;
-    };
-    call(-1, 0);
-    for (int i = 0; i < n; ++i) {
-      steps.push_back({StepKind::Compute, i, -1});
-      call(look.sent[static_cast<std::size_t>(ix.first(d) + i)], i + 1);
+      if (next != sends.size())
+        throw ScheduleError("megatron's interleaved calls do not pair up: device " + std::to_string(a) + " sends " +
+                            std::to_string(sends.size()) + " tensors to device " + std::to_string(b) +
+                            ", which receives " + std::to_string(next));
     }
+  int next_call = 0;
+  for (int r = 0; r < p; ++r)
+    for (const int item : ranks[r].items) {
+      if (item >= 0) {
+        prog.devices[r].push_back({StepKind::Compute, item, -1});
+        continue;
+      }
+      const auto c = static_cast<std::size_t>(-1 - item);
+      const MegatronCall& call = ranks[r].calls[c];
+      const std::size_t before = prog.devices[r].size();
+      for (const int t : {call.send_next, call.send_prev})
+        if (t >= 0) prog.devices[r].push_back({StepKind::Send, t, next_call});
+      for (const int t : recv[r][c]) prog.devices[r].push_back({StepKind::Recv, t, next_call});
+      if (prog.devices[r].size() > before) ++next_call;
+    }
+}
+
+/// Megatron-LM's calls exist for its two schedules: 1F1B's placement applies to any
+/// one-direction, one-chunk order without overlapped pairs, the interleaved calls to
+/// interleaved's own order. Throws ScheduleError for the rest, before any call is placed.
+void check_megatron_applies(const Schedule& s) {
+  std::string why;
+  if (s.pipes > 1) why = "runs two directions";
+  else if (!s.overlap_pairs.empty()) why = "runs overlapped F&B pairs";
+  else if (s.chunks > 1) {
+    bool same = false;
+    try {
+      same = make_schedule("interleaved", {s.devices, s.microbatches, s.chunks, 0}).device_ops == s.device_ops;
+    } catch (const ScheduleError&) {
+    }
+    if (!same) why = "holds " + std::to_string(s.chunks) + " chunks per device in an order other than interleaved's";
   }
+  if (!why.empty())
+    throw ScheduleError("megatron semantics model Megatron-LM's 1f1b and interleaved schedules (and one-chunk orders "
+                        "like them); " + s.name + " " + why + ": use torch or ideal");
 }
 
 /// Megatron-LM: a blocking call after each op with its send and the next op's receive.
 void lower_megatron(const Schedule& s, const OpIndex& ix, CommProgram& prog) {
+  check_megatron_applies(s);
   if (s.chunks > 1) {
     lower_megatron_interleaved(s, ix, prog);
     return;

@@ -12,8 +12,9 @@
 // p/2-h-1 (pending W, phase-0 B); h+1 pending W's. Pending W's run oldest first.
 // Each stage's two replicas all-reduce their gradients at the end, as in Chimera.
 //
-// Modelling choices as for dualpipev: an overlapped F&B pair runs forward then backward on
-// the compute lane, and a full backward is B immediately followed by its W.
+// Modelling choices as for dualpipev: the overlapped F&B pairs are listed in
+// Schedule::overlap_pairs (a run with pipeline.overlap runs each as one unit, otherwise
+// forward then backward), and a full backward is B immediately followed by its W.
 #include <algorithm>
 #include <array>
 #include <deque>
@@ -37,6 +38,7 @@ Schedule generate_dualpipe(const ScheduleParams& params) {
   s.split_backward = true;
   const int half_ranks = p / 2;
   const int half_m = m / 2;
+  s.overlap_pairs.resize(static_cast<std::size_t>(p));
   for (int d = 0; d < p; ++d) {
     const int h = std::min(d, p - 1 - d);
     const bool second_half = d >= half_ranks;
@@ -65,6 +67,12 @@ Schedule generate_dualpipe(const ScheduleParams& params) {
       pending.pop_front();
       ops.push_back(weight(mb, stage_of(pipe), 0, pipe));
     };
+    // dualpipe.py's _forward_backward_chunk: a forward and a full backward as one pair.
+    auto overlapped = [&](int f_phase, int b_phase) {
+      s.overlap_pairs[d].push_back(static_cast<std::int32_t>(ops.size()));
+      fwd(f_phase);
+      bwd(b_phase, false);
+    };
     for (int i = 0; i < 2 * (half_ranks - h - 1); ++i) fwd(0);
     for (int i = 0; i < h + 1; ++i) {
       fwd(0);
@@ -76,15 +84,12 @@ Schedule generate_dualpipe(const ScheduleParams& params) {
       fwd(1);
     }
     for (int i = 0; i < half_m - p + h + 1; ++i) {
-      fwd(0);
-      bwd(1, false);
-      fwd(1);
-      bwd(0, false);
+      overlapped(0, 1);
+      overlapped(1, 0);
     }
     for (int i = 0; i < half_ranks - h - 1; ++i) {
       bwd(1, false);
-      fwd(1);
-      bwd(0, false);
+      overlapped(1, 0);
     }
     bool zero_bubble = false;
     for (int i = 0; i < h + 1; ++i) {
@@ -102,7 +107,7 @@ Schedule generate_dualpipe(const ScheduleParams& params) {
       throw ScheduleError("dualpipe: internal error, weight gradients left on device " + std::to_string(d));
   }
   for (int k = 0; k < p; ++k) s.gradient_syncs.push_back({k, {k, p - 1 - k}});
-  s.note = "overlapped F&B pairs run forward then backward on the compute lane; a full backward is B then its W";
+  s.note = std::string(kPairsInTurnNote) + "; a full backward is B then its W";
   return s;
 }
 

@@ -10,10 +10,11 @@
 // switching to input-gradient-only halfway); p-d-1 (pending W, chunk-0 backward); d+1
 // pending W's. Pending W's are taken oldest first.
 //
-// Modelling choices (the README lists them): an overlapped forward+backward pair runs
-// forward then backward on the one compute lane (DualPipe hides communication behind it,
-// which a compute lane cannot show), and a full backward is a B immediately followed by
-// its W, so its input gradient leaves after the B part rather than after both.
+// Modelling choices (the README lists them): the overlapped forward+backward pairs are
+// listed in Schedule::overlap_pairs; a run with pipeline.overlap runs each as one unit
+// (both inputs first, both outputs at its end), otherwise forward then backward. A full
+// backward is a B immediately followed by its W, so its input gradient leaves after the
+// B part rather than after both.
 #include <deque>
 #include <map>
 
@@ -30,6 +31,7 @@ Schedule generate_dualpipev(const ScheduleParams& params) {
                         std::to_string(2 * p) + "): every stage of the V must be busy in the main phase");
   Schedule s = make_empty_schedule("dualpipev", params);
   s.split_backward = true;
+  s.overlap_pairs.resize(static_cast<std::size_t>(p));
   for (int d = 0; d < p; ++d) {
     const int stage0 = d;
     const int stage1 = 2 * p - 1 - d;
@@ -55,6 +57,12 @@ Schedule generate_dualpipev(const ScheduleParams& params) {
       pending_weights.pop_front();
       ops.push_back(weight(mb, stage, chunk_of(stage)));
     };
+    // An overlapped pair: a forward and a full backward (OVERLAP_F_B).
+    auto overlapped = [&](int f_stage, int b_stage) {
+      s.overlap_pairs[d].push_back(static_cast<std::int32_t>(ops.size()));
+      fwd(f_stage);
+      full_backward(b_stage);
+    };
     for (int i = 0; i < 2 * (p - d - 1); ++i) fwd(stage0);
     for (int i = 0; i < d + 1; ++i) {
       fwd(stage0);
@@ -66,15 +74,12 @@ Schedule generate_dualpipev(const ScheduleParams& params) {
       fwd(stage1);
     }
     for (int i = 0; i < m - 2 * p + d + 1; ++i) {
-      fwd(stage0);
-      full_backward(stage1);
-      fwd(stage1);
-      full_backward(stage0);
+      overlapped(stage0, stage1);
+      overlapped(stage1, stage0);
     }
     for (int i = 0; i < p - d - 1; ++i) {
       full_backward(stage1);
-      fwd(stage1);
-      full_backward(stage0);
+      overlapped(stage1, stage0);
     }
     bool split = false;
     const int tail = d + 1;
@@ -92,7 +97,7 @@ Schedule generate_dualpipev(const ScheduleParams& params) {
     if (!pending_weights.empty())
       throw ScheduleError("dualpipev: internal error, weight gradients left on device " + std::to_string(d));
   }
-  s.note = "overlapped F&B pairs run forward then backward on the compute lane; a full backward is B then its W";
+  s.note = std::string(kPairsInTurnNote) + "; a full backward is B then its W";
   return s;
 }
 

@@ -8,6 +8,7 @@ namespace ppsim {
 
 Schedule generate_gpipe(const ScheduleParams& params);
 Schedule generate_1f1b(const ScheduleParams& params);
+Schedule generate_1f1b_overlap(const ScheduleParams& params);
 Schedule generate_interleaved(const ScheduleParams& params);
 Schedule generate_pipedream(const ScheduleParams& params);
 Schedule generate_2bw(const ScheduleParams& params);

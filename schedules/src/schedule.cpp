@@ -1,6 +1,7 @@
 #include "ppsim/schedules/schedule.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace ppsim {
 
@@ -27,6 +28,22 @@ std::string op_label(const Op& op, bool show_chunk, bool show_pipe) {
   if (show_chunk) s += "c" + std::to_string(op.chunk);
   if (show_pipe) s += "p" + std::to_string(op.pipe);
   return s;
+}
+
+std::string pair_label(const Op& forward, const Op& backward, bool show_chunk, bool show_pipe) {
+  return op_label(forward, show_chunk, show_pipe) + "+" + op_label(backward, show_chunk, show_pipe);
+}
+
+const char* pair_kind_name() { return "F&B"; }
+
+std::string note_with_overlap(const std::string& note, double overlap) {
+  const std::string from = kPairsInTurnNote;
+  const auto at = note.find(from);
+  if (at == std::string::npos) return note;
+  char amount[32];
+  std::snprintf(amount, sizeof amount, "%g", overlap);
+  return note.substr(0, at) + "each overlapped F&B pair runs as one unit of max(F, B) + (1 - " + amount +
+         ") * min(F, B)" + note.substr(at + from.size());
 }
 
 std::string op_token(const Op& op) {

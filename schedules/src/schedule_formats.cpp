@@ -27,11 +27,28 @@ const char* weights_name(WeightPolicy w) {
 }
 }  // namespace
 
-json schedule_to_json(const Schedule& s) {
+std::string comm_token(const Schedule& s, const CommProgram& prog, const CommStep& st) {
+  const CommTransfer& t = prog.transfers[static_cast<std::size_t>(st.index)];
+  int first = 0;
+  for (int d = 0; d < t.src; ++d) first += static_cast<int>(s.device_ops[d].size());
+  const Op& from = s.device_ops[t.src][static_cast<std::size_t>(t.producer - first)];
+  const std::string what = op_token(from).substr(1);  // micro-batch and suffixes
+  const char dir = from.kind == OpKind::Forward ? 'F' : 'B';
+  return st.kind == StepKind::Send ? std::string("SEND_") + dir + what + ">d" + std::to_string(t.dst)
+                                   : std::string("RECV_") + dir + what + "<d" + std::to_string(t.src);
+}
+
+json schedule_to_json(const Schedule& s, const CommProgram* comm) {
   json ops = json::array();
   for (int d = 0; d < s.devices; ++d) {
     json row = json::array();
-    for (const Op& op : s.device_ops[d]) row.push_back(user_token(s, d, op));
+    if (comm != nullptr && !comm->devices.empty()) {
+      for (const CommStep& st : comm->devices[d])
+        row.push_back(st.kind == StepKind::Compute ? user_token(s, d, s.device_ops[d][static_cast<std::size_t>(st.index)])
+                                                   : comm_token(s, *comm, st));
+    } else {
+      for (const Op& op : s.device_ops[d]) row.push_back(user_token(s, d, op));
+    }
     ops.push_back(std::move(row));
   }
   json doc = {{"name", s.name},         {"devices", s.devices}, {"microbatches", s.microbatches},

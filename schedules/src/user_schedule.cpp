@@ -55,6 +55,29 @@ void parse_async_fields(const json& doc, Schedule& s) {
   }
 }
 
+/// A send or receive token (comm_token: SEND_F3>d1, RECV_B3c1<d0): checked, then left to
+/// the lowering, which derives every transfer from the compute order (communication.h),
+/// as the torch CSV reader does.
+void check_comm_token(const std::string& path, const std::string& t, int device, int devices) {
+  const bool send = t.rfind("SEND_", 0) == 0;
+  if (t.size() < 6 || (t[5] != 'F' && t[5] != 'B'))
+    fail(path, "token '" + t + "': a send or receive is SEND_F<mb>, SEND_B<mb>, RECV_F<mb> or RECV_B<mb>");
+  std::size_t pos = 6;
+  if (read_number(t, pos) < 0) fail(path, "token '" + t + "' needs a micro-batch number after " + t.substr(0, 6));
+  while (pos < t.size() && (t[pos] == 'c' || t[pos] == 'p' || t[pos] == 's')) {
+    ++pos;
+    if (read_number(t, pos) < 0) fail(path, "token '" + t + "': suffixes are c<chunk>, p<pipe>, s<stage>");
+  }
+  if (pos == t.size()) return;  // no peer given
+  const char arrow = send ? '>' : '<';
+  if (t[pos] != arrow || pos + 1 >= t.size() || t[pos + 1] != 'd')
+    fail(path, "token '" + t + "': the peer is written " + std::string(1, arrow) + "d<device>");
+  pos += 2;
+  const int peer = read_number(t, pos);
+  if (peer < 0 || pos != t.size() || peer >= devices || peer == device)
+    fail(path, "token '" + t + "': peer device must be another device in 0.." + std::to_string(devices - 1));
+}
+
 }  // namespace
 
 Schedule parse_user_schedule(const json& doc) {
@@ -93,9 +116,13 @@ Schedule parse_user_schedule(const json& doc) {
       const std::string path = dpath + "[" + std::to_string(i) + "]";
       if (!ops[d][i].is_string()) fail(path, "must be a token string like \"F3\", \"B3c1\", \"W0p1\"");
       const std::string t = ops[d][i].get<std::string>();
+      if (t.rfind("SEND_", 0) == 0 || t.rfind("RECV_", 0) == 0) {
+        check_comm_token(path, t, d, s.devices);
+        continue;
+      }
       Op op;
       if (t.empty() || (t[0] != 'F' && t[0] != 'B' && t[0] != 'W'))
-        fail(path, "token '" + t + "' must start with F, B or W");
+        fail(path, "token '" + t + "' must start with F, B or W (or be a SEND_/RECV_ step)");
       op.kind = t[0] == 'F' ? OpKind::Forward : t[0] == 'B' ? OpKind::Backward : OpKind::Weight;
       std::size_t pos = 1;
       const int mb = read_number(t, pos);

@@ -13,6 +13,26 @@ std::string where(int device, std::size_t index, const Op& op) {
   return "device " + std::to_string(device) + " op " + std::to_string(index) + " (" + op_token(op) +
          " stage " + std::to_string(op.stage) + ")";
 }
+
+void validate_overlap_pairs(const Schedule& s) {
+  if (s.overlap_pairs.empty()) return;
+  if (static_cast<int>(s.overlap_pairs.size()) != s.devices)
+    throw ScheduleError("overlap pairs listed for " + std::to_string(s.overlap_pairs.size()) + " devices, expected " +
+                        std::to_string(s.devices));
+  for (int d = 0; d < s.devices; ++d) {
+    const auto& ops = s.device_ops[d];
+    std::int64_t after = -1;  // pairs must be in order and disjoint
+    for (const std::int32_t i : s.overlap_pairs[d]) {
+      if (i < 0 || static_cast<std::size_t>(i) + 1 >= ops.size() || i <= after)
+        throw ScheduleError("device " + std::to_string(d) + " overlap pair at op " + std::to_string(i) +
+                            ": out of range, out of order or overlapping the pair before");
+      if (ops[i].kind != OpKind::Forward || ops[i + 1].kind != OpKind::Backward)
+        throw ScheduleError(where(d, static_cast<std::size_t>(i), ops[i]) + ": an overlap pair is a forward followed by a backward");
+      after = i + 1;
+    }
+  }
+}
+
 }  // namespace
 
 void validate_schedule(const Schedule& s) {
@@ -47,6 +67,7 @@ void validate_schedule(const Schedule& s) {
     }
   }
 
+  validate_overlap_pairs(s);
   const std::size_t slots = static_cast<std::size_t>(s.pipes) * s.num_stages;
   std::vector<int> stage_device(slots, -1);
   const std::size_t mbs = static_cast<std::size_t>(max_mb) + 1;

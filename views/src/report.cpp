@@ -168,6 +168,8 @@ json report_json(const Run& run, const Metrics& m) {
     rep["communication"] = comm_semantics_name(c.pipeline.communication);
     for (std::size_t d = 0; d < m.per_device.size(); ++d) rep["per_device"][d]["blocked_ms"] = m.per_device[d].blocked_ms;
   }
+  // Unset overlap (the default) keeps the report as it was.
+  if (c.pipeline.overlap) rep["overlap"] = *c.pipeline.overlap;
   add_cluster_report(rep, run, m);
   return rep;
 }

@@ -126,6 +126,7 @@ std::string format_report_table(const json& rep) {
   o << "schedule " << rep["schedule"].get<std::string>() << "  stages " << rep["stages"] << "  microbatches "
     << rep["microbatches"] << "  chunks " << rep["chunks"] << "  devices " << rep["devices"];
   if (rep.contains("communication")) o << "  communication " << rep["communication"].get<std::string>();
+  if (rep.contains("overlap")) o << "  overlap " << rep["overlap"].get<double>();
   o << "\n";
   if (slots)
     o << "unit time: a stage's F is 1 slot, its backward 2 (split: B 1, W 1); a chunk op is 1/v of that\n";

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "json_array_stream.h"
+#include "op_names.h"
 
 namespace ppsim {
 
@@ -19,9 +20,15 @@ json event(int device, const char* lane, const Op& op, TimeNs start, TimeNs end)
               {"start", start.ms()}, {"end", end.ms()}};
 }
 
-void write_events(std::ostream& out, const SimResult& r) {
+void write_events(std::ostream& out, const Schedule& s, const SimResult& r) {
   JsonArrayStream events(out);
-  for (const auto& rec : r.ops) events.push_back(event(rec.device, "compute", rec.op, rec.start, rec.end));
+  for (std::size_t i = 0; i < r.ops.size(); ++i) {
+    const OpRecord& rec = r.ops[i];
+    json e = event(rec.device, "compute", rec.op, rec.start, rec.end);
+    // An op of an overlapped pair run as one unit: its share of the pair, and the pair's label.
+    if (rec.pair != 0) e["pair"] = views::record_label(r, i, s.chunks > 1, s.pipes > 1);
+    events.push_back(e);
+  }
   // An op's blocking collectives (tensor parallel, ZeRO-3), drawn as its last part.
   for (const auto& rec : r.ops)
     if (rec.collective.ns > 0) events.push_back(event(rec.device, "collective", rec.op, rec.end - rec.collective, rec.end));
@@ -44,6 +51,14 @@ void write_events(std::ostream& out, const SimResult& r) {
 // Keys in nlohmann's (sorted) order, so the bytes match a dump() of the whole document.
 void write_timeline(std::ostream& out, const Schedule& s, const SimResult& r) {
   out << '{';
+  if (!r.blocked.empty()) {  // communication semantics other than ideal
+    write_json_key(out, "blocked");
+    JsonArrayStream blocked(out);
+    for (const BlockedRecord& b : r.blocked)
+      blocked.push_back({{"device", b.device}, {"start", b.start.ms()}, {"end", b.end.ms()}});
+    blocked.close();
+    out << ',';
+  }
   if (!r.collectives.empty()) {
     write_json_key(out, "collectives");
     JsonArrayStream collectives(out);
@@ -56,7 +71,7 @@ void write_timeline(std::ostream& out, const Schedule& s, const SimResult& r) {
   write_json_key(out, "devices");
   out << json(r.devices).dump() << ',';
   write_json_key(out, "events");
-  write_events(out, r);
+  write_events(out, s, r);
   out << ',';
   write_json_key(out, "memory");
   JsonArrayStream memory(out);

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "json_array_stream.h"
+#include "op_names.h"
 
 namespace ppsim {
 namespace {
@@ -87,9 +88,9 @@ void add_device_metadata(JsonArrayStream& events, int devices) {
 void add_op_slices(JsonArrayStream& events, const SimResult& result, bool chunks, bool pipes) {
   for (std::size_t i = 0; i < result.ops.size(); ++i) {
     const OpRecord& r = result.ops[i];
-    events.push_back({
+    json slice = {
         {"ph", "X"},
-        {"name", op_label(r.op, chunks, pipes)},
+        {"name", views::record_label(result, i, chunks, pipes)},
         {"cat", op_kind_name(r.op.kind)},
         {"pid", trace_pid(r.device)},
         {"tid", kTraceComputeTid},
@@ -101,8 +102,18 @@ void add_op_slices(JsonArrayStream& events, const SimResult& result, bool chunks
                   {"chunk", r.op.chunk},
                   {"pipe", r.op.pipe},
                   {"op_index", i}}},
-    });
+    };
+    if (r.pair != 0) slice["args"]["pair"] = pair_kind_name();
+    events.push_back(slice);
   }
+}
+
+// Time blocked in communication, on the compute thread between the device's ops.
+void add_blocked_slices(JsonArrayStream& events, const SimResult& result) {
+  for (const BlockedRecord& b : result.blocked)
+    events.push_back({{"ph", "X"}, {"name", "blocked in communication"}, {"cat", "blocked"},
+                      {"pid", trace_pid(b.device)}, {"tid", kTraceComputeTid}, {"ts", to_us(b.start)},
+                      {"dur", to_us(b.end - b.start)}, {"args", {{"ms", (b.end - b.start).ms()}}}});
 }
 
 // Slices on one thread must nest, but a device may send to (or receive from) two peers
@@ -218,6 +229,7 @@ void write_chrome_trace(std::ostream& out, const Schedule& schedule, const SimRe
   JsonArrayStream events(out);
   add_device_metadata(events, devices);
   add_op_slices(events, result, chunks, pipes);
+  add_blocked_slices(events, result);
   add_transfers(events, result, chunks, pipes);
   add_collectives(events, result, metrics);
   add_memory_counters(events, result);

@@ -25,6 +25,7 @@
 #include "ppsim/run/data_files.h"
 #include "ppsim/views/files.h"
 #include "json_array_stream.h"
+#include "op_names.h"
 
 namespace ppsim {
 namespace {
@@ -59,6 +60,11 @@ constexpr std::array<std::array<Shade, 4>, 3> kPipe1 = {{
 constexpr const char* kActivationFill = "#bdbdbd";
 constexpr const char* kGradientFill = "#737373";
 constexpr const char* kCollectiveFill = "#252525";  // on its own lane, under the device's ops
+// Time a device spends blocked in communication (SimResult::blocked), drawn on its compute
+// row between its ops: a saturated violet, at least 17 CIEDE2000 from every op class of
+// either pipe (chunks 0 and 1) and from the white of idle time under each simulated
+// colour-vision deficiency (tests/test_vega_colours.cpp).
+constexpr const char* kBlockedFill = "#8811ff";
 constexpr double kDigitEm = 0.64;  // digit advance of DejaVu Sans, the fallback sans font
 constexpr double kMinBoxPx = 1.5;
 // Print sizes: 1 px of the spec is 1 pt on paper when the figure is set at its --width,
@@ -286,6 +292,10 @@ ColourScale colour_scale(const Gantt& g) {
     scale.domain.push_back("collective");
     scale.range.push_back(kCollectiveFill);
   }
+  if (!g.result.blocked.empty()) {
+    scale.domain.push_back("blocked");
+    scale.range.push_back(kBlockedFill);
+  }
   if (!g.comm_lanes) return scale;
   bool has_activation = false;
   bool has_gradient = false;
@@ -311,7 +321,7 @@ json op_box(const Gantt& g, const OpRecord& r) {
       {"row", device_row(o, r.device)},
       {"device", shown(o, r.device)},
       {"lane", "compute"},
-      {"op", op_label(r.op, g.chunks, g.pipes)},
+      {"op", views::record_label(g.result, static_cast<std::size_t>(&r - g.result.ops.data()), g.chunks, g.pipes)},
       {"kind", op_kind_name(r.op.kind)},
       {"microbatch", shown(o, r.op.microbatch)},
       {"stage", shown(o, r.op.stage)},
@@ -329,6 +339,7 @@ json op_box(const Gantt& g, const OpRecord& r) {
       {"direction", r.op.pipe == 0 ? "down" : "up"},
   };
   if (!g.memory_curves.empty()) box["memory"] = memory_at(g, r.device, r.end.ms());
+  if (r.pair != 0) box["pair"] = pair_kind_name();
   return box;
 }
 
@@ -382,11 +393,36 @@ json collective_box(const Gantt& g, const OpRecord& r) {
   return box;
 }
 
-// Every op box, its collectives' box when it has some, then (when the lanes are shown)
-// each transfer's send and recv boxes, one at a time: the spec streams them.
+// A span a device spends blocked in communication, on its compute row.
+json blocked_box(const Gantt& g, const BlockedRecord& b) {
+  const double start = b.start.ms();
+  const double end = b.end.ms();
+  return {
+      {"row", device_row(g.options, b.device)},
+      {"device", shown(g.options, b.device)},
+      {"lane", "compute"},
+      {"op", "blocked in communication"},
+      {"kind", "blocked"},
+      {"start", start},
+      {"end", end},
+      {"duration", end - start},
+      {"draw_end", std::max(end, start + g.min_box_ms)},
+      {"mid", (start + end) / 2},
+      {"class", "blocked"},
+      {"label", ""},
+      {"label_size", 0},
+      {"text_color", "white"},
+      {"direction", "down"},
+  };
+}
+
+// Every op box, the spans blocked in communication, its collectives' box when it has
+// some, then (when the lanes are shown) each transfer's send and recv boxes, one at a
+// time: the spec streams them.
 template <typename Visit>
 void for_each_box(const Gantt& g, Visit&& visit) {
   for (const OpRecord& r : g.result.ops) visit(op_box(g, r));
+  for (const BlockedRecord& b : g.result.blocked) visit(blocked_box(g, b));
   if (g.collective_lanes)
     for (const OpRecord& r : g.result.ops)
       if (r.collective.ns > 0) visit(collective_box(g, r));
@@ -666,6 +702,8 @@ std::optional<double> print_width_in(const std::string& text) {
 }
 
 std::string op_fill(OpKind kind, int chunk, int pipe) { return shade_for(kind, chunk, pipe).fill; }
+
+std::string blocked_fill() { return kBlockedFill; }
 
 json vega_spec(const Schedule& schedule, const SimResult& result, const VegaOptions& options) {
   return vega_spec(schedule, result, pipeline_metrics(result), options);

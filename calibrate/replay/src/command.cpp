@@ -81,7 +81,9 @@ int replay_outputs(const CommandArgs& a) {
     o.width_in = *width;
     const nlohmann::json spec = vega_pair_spec(run.schedule, {{"simulated", &sim}, {"measured (replay)", &rep.measured}}, o);
     if (!a.vega.empty()) outputs.write(a.vega, spec.dump() + "\n");
-    for (const auto& [path, bytes] : render_vega_files(spec, RenderTargets{a.svg, a.png, a.pdf})) outputs.write(path, bytes);
+    const SpecWriter write_spec = [&](std::ostream& out) { out << spec.dump(); };
+    for (const auto& [path, bytes] : render_vega_files(write_spec, RenderTargets{a.svg, a.png, a.pdf}))
+      outputs.write(path, bytes);
   }
   outputs.commit();
   std::cout << "replay of " << run.schedule.name << " (p=" << run.schedule.devices << ", m=" << run.schedule.microbatches

@@ -3,6 +3,7 @@
 /// @brief The discrete-event engine: runs a Schedule over stage costs and a link model.
 /// It knows nothing about any particular schedule.
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -81,7 +82,21 @@ struct OpRecord {
   TimeNs start;
   TimeNs end;
   TimeNs collective;  ///< part of [start, end) in blocking collectives (StageCost::forward_comm / backward_comm)
+  /// 0: an op on its own; 1: the forward of an overlapped pair run as one unit
+  /// (Schedule::overlap_pairs, SimOptions::overlap); 2: that pair's backward. The pair
+  /// spans [first.start, second.end); the forward's record holds its share of it
+  /// (pair_forward_share), the backward's the rest.
+  std::int8_t pair{0};
 };
+
+/// @brief Duration of an overlapped forward-backward pair run as one unit:
+/// max(F, B) + (1 - overlap) * min(F, B), rounded to the nanosecond; overlap 0 gives
+/// F + B exactly, overlap 1 gives max(F, B). `overlap` is in [0, 1].
+TimeNs overlapped_pair_duration(TimeNs forward, TimeNs backward, double overlap);
+
+/// @brief The forward's share of a pair of duration `pair`: pair * F / (F + B), rounded
+/// down (F itself when the pair takes F + B, so overlap 0 draws as the two ops in turn).
+TimeNs pair_forward_share(TimeNs forward, TimeNs backward, TimeNs pair);
 
 /// @brief One executed transfer: output of `producer` carried to `consumer`
 /// (indices into SimResult::ops).
@@ -94,6 +109,8 @@ struct TransferRecord {
   TimeNs start;
   TimeNs end;
 };
+// With overlapped pairs run as units a transfer leaves at the end of its producer's pair
+// (OpGraph::releases) and its consumer's pair waits for it (OpGraph::needs).
 
 /// @brief One gradient all-reduce between the replicas of a stage (Schedule::gradient_syncs).
 struct CollectiveRecord {
@@ -133,6 +150,11 @@ struct SimOptions {
   /// The schedule's communication steps (lower_communication); null or without steps:
   /// ideal communication, today's op graph.
   const CommProgram* comm{nullptr};
+  /// Overlap of the schedule's forward-backward pairs (Schedule::overlap_pairs), in
+  /// [0, 1]: when set, each pair runs as one unit of overlapped_pair_duration that starts
+  /// once both ops' inputs are at hand and releases both outputs at its end (DeepSeek's
+  /// dualpipe.py); unset, the pair's ops run one after the other as any two ops.
+  std::optional<double> overlap;
 };
 
 /// @brief A span of time a device spends blocked in communication: inside a blocking

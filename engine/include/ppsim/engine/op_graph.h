@@ -36,6 +36,15 @@ struct OpGraph {
   std::uint32_t num_syncs{0};
   std::vector<int> device_first_op;  ///< index of each device's first op; size devices + 1
   std::vector<CommTransfer> transfers;  ///< the transfer nodes (empty without communication steps)
+  /// Per op when overlapped pairs run as units (else empty): 0 alone, 1 a pair's forward,
+  /// 2 its backward. Edges into a pair's backward from other ops go to its forward (the
+  /// pair starts with both inputs at hand), edges out of its forward to other ops leave
+  /// from its backward (both outputs leave at the pair's end).
+  std::vector<std::uint8_t> pair_role;
+  [[nodiscard]] int role(std::uint32_t op) const { return pair_role.empty() ? 0 : pair_role[op]; }
+  /// The node whose end releases op u's output, and the one whose start needs op v's input.
+  [[nodiscard]] std::uint32_t releases(std::uint32_t u) const { return role(u) == 1 ? u + 1 : u; }
+  [[nodiscard]] std::uint32_t needs(std::uint32_t v) const { return role(v) == 2 ? v - 1 : v; }
   [[nodiscard]] std::uint32_t num_nodes() const { return static_cast<std::uint32_t>(boost::num_vertices(csr)); }
   [[nodiscard]] bool is_op(std::uint32_t node) const { return node < num_ops; }
   [[nodiscard]] bool is_sync(std::uint32_t node) const { return node >= num_ops && node < num_ops + num_syncs; }
@@ -45,7 +54,9 @@ struct OpGraph {
 /// @brief Builds the op graph of a schedule that passed validate_schedule. The one
 /// place the dependency rule (which op waits for which) is written. When `in_degrees`
 /// is given it receives in_degrees(graph), counted while the edges are laid down.
-OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_degrees = nullptr);
+/// `overlapped`: run Schedule::overlap_pairs as units (OpGraph::pair_role).
+OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_degrees = nullptr,
+                       bool overlapped = false);
 
 /// @brief The op graph of a schedule run with explicit communication: the same-device
 /// edges of build_op_graph and its gradient syncs; each cross-device data edge becomes
@@ -56,7 +67,7 @@ OpGraph build_op_graph(const Schedule& schedule, std::vector<std::uint32_t>* in_
 /// before it that the same two devices exchange, in each side's order (one ordered NCCL
 /// stream per device pair).
 OpGraph build_comm_graph(const Schedule& schedule, const CommProgram& program,
-                         std::vector<std::uint32_t>* in_degrees = nullptr);
+                         std::vector<std::uint32_t>* in_degrees = nullptr, bool overlapped = false);
 
 /// @brief Number of edges into each node (what each node waits for).
 std::vector<std::uint32_t> in_degrees(const OpGraph& graph);

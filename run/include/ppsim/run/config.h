@@ -60,6 +60,9 @@ struct PipelineSpec {
   int iterations{0};  ///< asynchronous schedules; 0 lets the schedule choose
   std::string schedule_file;  ///< a user schedule (JSON token lists) instead of `schedule`
   CommSemantics communication{CommSemantics::Ideal};  ///< how transfers behave (communication.h)
+  /// pipeline.overlap in [0, 1]: run the schedule's overlapped F&B pairs as units
+  /// (SimOptions::overlap); unset, they run as two ops in turn.
+  std::optional<double> overlap;
   PartitionSpec partition;  ///< how layers are split into stages
 };
 

@@ -27,6 +27,7 @@ struct ConfigOverrides {
   std::optional<int> zero;                  ///< memory.zero 0..3; -1 = Megatron's distributed optimizer
   std::string schedule_file;                ///< a user schedule; "" = none
   std::optional<CommSemantics> communication;  ///< pipeline.communication
+  std::optional<double> overlap;               ///< pipeline.overlap
 };
 
 /// @brief The config with `o` applied and checked again (resolve_devices, check_pipeline):

@@ -70,6 +70,11 @@ struct Schedule {
   /// Gradient all-reduces between stage replicas at the end of the iteration; the engine
   /// costs them with the link model (parameter bytes of the stage, ring all-reduce).
   std::vector<GradientSync> gradient_syncs;
+  /// Overlapped forward-backward pairs (DualPipe, DualPipeV, 1f1b-overlap): per device,
+  /// the positions i at which op i (a forward) and op i+1 (a backward) form one pair.
+  /// A run with `pipeline.overlap` set runs each pair as one unit (overlapped_pair_duration,
+  /// engine.h); without it they run as two ops, the forward then the backward.
+  std::vector<std::vector<std::int32_t>> overlap_pairs;
   std::string note;  ///< human note (e.g. where we follow a reference over a paper)
 };
 
@@ -101,9 +106,24 @@ const char* op_kind_name(OpKind kind);
 /// several (F3c0 beside F3c1), for figures and traces.
 std::string op_label(const Op& op, bool show_chunk, bool show_pipe);
 
+/// @brief The note of a schedule with overlap pairs that runs them as two ops in turn
+/// (no pipeline.overlap); note_with_overlap rewrites it for a run with the overlap.
+inline constexpr const char* kPairsInTurnNote = "overlapped F&B pairs run forward then backward on the compute lane";
+
+/// @brief `note` with kPairsInTurnNote replaced by what a run with overlap `overlap` does.
+std::string note_with_overlap(const std::string& note, double overlap);
+
+/// @brief Label of an overlapped pair as figures and traces show it: the forward's and
+/// the backward's op_label joined by '+' ("F3+B1", "F3c0+B1c1").
+std::string pair_label(const Op& forward, const Op& backward, bool show_chunk, bool show_pipe);
+
+/// @brief Kind name of an overlapped pair: "F&B".
+const char* pair_kind_name();
+
 /// @brief Checks structural soundness: each (micro-batch, stage, pipe) has exactly one F
 /// and one B (and one W iff split), each (stage, pipe) lives on one device, indices in
-/// range. Throws ScheduleError naming the first problem.
+/// range, every overlap pair a forward followed by a backward on its device, pairs
+/// disjoint. Throws ScheduleError naming the first problem.
 void validate_schedule(const Schedule& schedule);
 
 }  // namespace ppsim

@@ -17,9 +17,16 @@ namespace ppsim {
 /// c*p+d, pipe 1 mirrored) would put it elsewhere (V-shaped schedules).
 std::string user_token(const Schedule& schedule, int device, const Op& op);
 
+/// @brief Token of a send or receive step of `program` as `ppsim schedule --comm` prints it
+/// and the user-schedule reader accepts it: SEND_F3>d1 (activations of micro-batch 3 to
+/// device 1), RECV_B3<d1 (gradients of micro-batch 3 from device 1); the micro-batch and
+/// suffixes (c, p) are the producer's.
+std::string comm_token(const Schedule& schedule, const CommProgram& program, const CommStep& step);
+
 /// @brief The user-schedule document parse_user_schedule reads back to the same op lists,
-/// shape, weight policy, iterations and gradient syncs.
-nlohmann::json schedule_to_json(const Schedule& schedule);
+/// shape, weight policy, iterations and gradient syncs. With a program that has steps,
+/// each device's list holds its sends and receives too (comm_token), in program order.
+nlohmann::json schedule_to_json(const Schedule& schedule, const CommProgram* comm = nullptr);
 
 /// @brief PyTorch's CSV: one row per rank, actions `<stage><type><micro-batch>` (F, B
 /// for a full backward, I and W when backward is split), comma-separated. With a program

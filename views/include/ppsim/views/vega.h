@@ -57,6 +57,9 @@ std::optional<double> print_width_in(const std::string& text);
 /// pipe: the one colour table every figure uses.
 std::string op_fill(OpKind kind, int chunk, int pipe);
 
+/// @brief The fill of time blocked in communication (SimResult::blocked), as "#rrggbb".
+std::string blocked_fill();
+
 /// @brief Builds a self-contained Vega-Lite v5 spec (data inline) for the run: one row
 /// per device (device 0 on top), one box per op coloured by kind with shades for chunk
 /// and pipe, the micro-batch number in each box wide enough to hold it, optional
