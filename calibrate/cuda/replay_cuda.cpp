@@ -35,10 +35,6 @@ void check(CUresult r, const char* what) {
 
 
 
-struct Aborted : std::runtime_error {
-  Aborted() : std::runtime_error("replay aborted: another device failed") {}
-};
-
 class CudaExecutor final : public Executor {
  public:
   CudaExecutor(int devices, bool partitions, cal::Dtype dtype) : partitions_(partitions) {
@@ -179,11 +175,9 @@ void CudaExecutor::make_partitions(int devices) {
 }
 
 void CudaExecutor::run(const std::function<void(int)>& body) {
-  std::vector<std::exception_ptr> errors(streams_.size());
-  std::vector<std::thread> threads;
-  for (int d = 0; d < devices(); ++d)
-    threads.emplace_back([&, d] {
-      try {
+  run_device_threads(
+      devices(),
+      [&](int d) {
         bind(d);
         const auto dd = static_cast<std::size_t>(d);
         check(cudaEventRecord(starts_[dd], stream(d)), "cudaEventRecord");
@@ -191,23 +185,14 @@ void CudaExecutor::run(const std::function<void(int)>& body) {
         host_starts_[dd] = std::chrono::steady_clock::now();
         body(d);
         check(cudaStreamSynchronize(stream(d)), "cudaStreamSynchronize");
-      } catch (...) {
-        errors[static_cast<std::size_t>(d)] = std::current_exception();
+      },
+      [&] {
         {
           const std::lock_guard lock(mutex_);
           failed_ = true;
         }
         cv_.notify_all();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors)  // the first real failure before the Aborted it caused
-    if (e) try {
-        std::rethrow_exception(e);
-      } catch (const Aborted&) {
-      }
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
+      });
 }
 
 // Each device's marks against its start event (one GPU clock per device), placed on the

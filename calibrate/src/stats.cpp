@@ -49,43 +49,21 @@ Summary summarize(const std::vector<double>& samples) {
   return s;
 }
 
-LinkFit fit_latency_bandwidth(const std::vector<double>& bytes, const std::vector<double>& ms) {
-  if (bytes.size() != ms.size() || bytes.size() < 2)
-    throw std::invalid_argument("latency/bandwidth fit needs at least two (bytes, time) points");
-  // Weighted least squares with weights 1/t^2: minimise sum(((a + b x - t)/t)^2).
-  double s00 = 0, s01 = 0, s11 = 0, r0 = 0, r1 = 0;
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (!(ms[i] > 0)) throw std::invalid_argument("latency/bandwidth fit needs positive times");
-    const double w = 1.0 / (ms[i] * ms[i]);
-    s00 += w;
-    s01 += w * bytes[i];
-    s11 += w * bytes[i] * bytes[i];
-    r0 += w * ms[i];
-    r1 += w * bytes[i] * ms[i];
-  }
-  const double det = s00 * s11 - s01 * s01;
-  if (std::abs(det) <= 1e-300 * std::max(1.0, s00 * s11))
-    throw std::invalid_argument("latency/bandwidth fit needs at least two distinct sizes");
-  double a = (r0 * s11 - r1 * s01) / det;
-  double b = (s00 * r1 - s01 * r0) / det;
-  if (a < 0) {  // refit slope through the origin
-    a = 0;
-    b = r1 / s11;
-  }
-  LinkFit fit;
-  fit.latency_us = a * 1e3;
-  fit.bandwidth_GBps = b > 0 ? 1.0 / (b * 1e-3) / 1e9 : 0.0;  // b in ms per byte
-  return fit;
-}
-
 namespace {
 
-/// The relative least-squares line (ms = a + b x, weights 1/t^2) of points [i, j], not
-/// clamped: a may be negative where the per-byte time grows with size. A falling run
-/// (noise among latency-bound sizes) gets the flat line b = 0.
-LinkSegment segment_line(const std::vector<double>& x, const std::vector<double>& t, std::size_t i, std::size_t j) {
+/// The line ms = a + b * bytes minimising the squared relative error over points
+/// [i, j] (weighted least squares, weights 1/t^2): the one fit both link models use.
+/// `ok` is false when the sizes do not determine a slope.
+struct RelativeLine {
+  double a{0}, b{0};
+  bool ok{false};
+  double r1_over_s11{0};  ///< the slope of the line through the origin
+  double mean{0};         ///< the flat line: weighted mean of the times
+};
+RelativeLine relative_line(const std::vector<double>& x, const std::vector<double>& t, std::size_t i, std::size_t j) {
   double s00 = 0, s01 = 0, s11 = 0, r0 = 0, r1 = 0;
   for (std::size_t k = i; k <= j; ++k) {
+    if (!(t[k] > 0)) throw std::invalid_argument("latency/bandwidth fit needs positive times");
     const double w = 1.0 / (t[k] * t[k]);
     s00 += w;
     s01 += w * x[k];
@@ -93,16 +71,50 @@ LinkSegment segment_line(const std::vector<double>& x, const std::vector<double>
     r0 += w * t[k];
     r1 += w * x[k] * t[k];
   }
+  RelativeLine l;
   const double det = s00 * s11 - s01 * s01;
-  double a = r0 / s00, b = 0;
-  if (det > 0) {
-    const double slope = (s00 * r1 - s01 * r0) / det;
-    if (slope > 0) {
-      a = (r0 * s11 - r1 * s01) / det;
-      b = slope;
-    }
+  l.ok = std::abs(det) > 1e-300 * std::max(1.0, s00 * s11);
+  l.r1_over_s11 = r1 / s11;
+  l.mean = r0 / s00;
+  if (l.ok) {
+    l.a = (r0 * s11 - r1 * s01) / det;
+    l.b = (s00 * r1 - s01 * r0) / det;
   }
-  return {static_cast<std::int64_t>(x[i]), a * 1e3, b > 0 ? 1.0 / (b * 1e-3) / 1e9 : 0.0};
+  return l;
+}
+
+double bandwidth_GBps_of(double ms_per_byte) { return ms_per_byte > 0 ? 1.0 / (ms_per_byte * 1e-3) / 1e9 : 0.0; }
+
+}  // namespace
+
+LinkFit fit_latency_bandwidth(const std::vector<double>& bytes, const std::vector<double>& ms) {
+  if (bytes.size() != ms.size() || bytes.size() < 2)
+    throw std::invalid_argument("latency/bandwidth fit needs at least two (bytes, time) points");
+  const RelativeLine l = relative_line(bytes, ms, 0, bytes.size() - 1);
+  if (!l.ok) throw std::invalid_argument("latency/bandwidth fit needs at least two distinct sizes");
+  double a = l.a, b = l.b;
+  if (a < 0) {  // refit slope through the origin
+    a = 0;
+    b = l.r1_over_s11;
+  }
+  LinkFit fit;
+  fit.latency_us = a * 1e3;
+  fit.bandwidth_GBps = bandwidth_GBps_of(b);  // b in ms per byte
+  return fit;
+}
+
+namespace {
+
+/// The relative least-squares line of points [i, j], not clamped: a may be negative where
+/// the per-byte time grows with size. A falling run (noise among latency-bound sizes)
+/// gets the flat line b = 0 through their weighted mean.
+LinkSegment segment_line(const std::vector<double>& x, const std::vector<double>& t, std::size_t i, std::size_t j) {
+  RelativeLine l = relative_line(x, t, i, j);
+  if (!l.ok || l.b <= 0) {
+    l.a = l.mean;
+    l.b = 0;
+  }
+  return {static_cast<std::int64_t>(x[i]), l.a * 1e3, bandwidth_GBps_of(l.b)};
 }
 
 double worst_in_run(const LinkSegment& seg, const std::vector<double>& x, const std::vector<double>& t, std::size_t i,

@@ -15,11 +15,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Thrown in the devices still waiting when another device failed.
-struct Aborted : std::runtime_error {
-  Aborted() : std::runtime_error("replay aborted: another device failed") {}
-};
-
 class CpuExecutor final : public Executor {
  public:
   explicit CpuExecutor(int devices) : marks_(static_cast<std::size_t>(devices)) {
@@ -59,35 +54,13 @@ class CpuExecutor final : public Executor {
   void copy(int, int, const void* from, void* to, std::size_t bytes) override { std::memcpy(to, from, bytes); }
 
   void run(const std::function<void(int)>& body) override {
-    std::vector<std::exception_ptr> errors(backends_.size());
-    std::vector<std::thread> threads;
-    for (int d = 0; d < devices(); ++d)
-      threads.emplace_back([&, d] {
-        try {
-          body(d);
-        } catch (...) {
-          errors[static_cast<std::size_t>(d)] = std::current_exception();
-          {
-            const std::lock_guard lock(mutex_);
-            failed_ = true;
-          }
-          cv_.notify_all();
-        }
-      });
-    for (auto& t : threads) t.join();
-    // The first real failure, not the Aborted it caused in the other devices.
-    std::exception_ptr first;
-    for (const auto& e : errors) {
-      if (!e) continue;
-      try {
-        std::rethrow_exception(e);
-      } catch (const Aborted&) {
-        if (!first) first = e;
-      } catch (...) {
-        std::rethrow_exception(e);
+    run_device_threads(devices(), body, [&] {
+      {
+        const std::lock_guard lock(mutex_);
+        failed_ = true;
       }
-    }
-    if (first) std::rethrow_exception(first);
+      cv_.notify_all();
+    });
   }
 
   std::vector<std::vector<TimeNs>> mark_times() override {
@@ -127,6 +100,34 @@ void set_cuda_executor_factory(CudaExecutorFactory factory) { cuda_factory() = f
 std::unique_ptr<Executor> make_cuda_executor(int devices, bool partitions, cal::Dtype dtype) {
   if (!cuda_factory()) throw cal::NoDeviceError("replay --backend cuda: this build has no CUDA backend");
   return cuda_factory()(devices, partitions, dtype);
+}
+
+void run_device_threads(int devices, const std::function<void(int)>& body, const std::function<void()>& on_failure) {
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(devices));
+  std::vector<std::thread> threads;
+  for (int d = 0; d < devices; ++d)
+    threads.emplace_back([&, d] {
+      try {
+        body(d);
+      } catch (...) {
+        errors[static_cast<std::size_t>(d)] = std::current_exception();
+        on_failure();
+      }
+    });
+  for (auto& t : threads) t.join();
+  // The first real failure, not the Aborted it caused in the other devices.
+  std::exception_ptr first;
+  for (const auto& e : errors) {
+    if (!e) continue;
+    try {
+      std::rethrow_exception(e);
+    } catch (const Aborted&) {
+      if (!first) first = e;
+    } catch (...) {
+      std::rethrow_exception(e);
+    }
+  }
+  if (first) std::rethrow_exception(first);
 }
 
 }  // namespace ppsim::replay

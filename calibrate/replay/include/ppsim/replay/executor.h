@@ -12,12 +12,25 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "ppsim/calibrate/backend.h"
 #include "ppsim/engine/units.h"
 
 namespace ppsim::replay {
+
+/// @brief Thrown in the devices still waiting when another device failed.
+struct Aborted : std::runtime_error {
+  Aborted() : std::runtime_error("replay aborted: another device failed") {}
+};
+
+/// @brief Runs body(d) on one thread per device and joins them all. A body that throws
+/// calls on_failure() from its thread (to wake the devices waiting on it, which then
+/// throw Aborted); afterwards the first failure in device order that is not Aborted is
+/// rethrown, else the first Aborted. Every executor's run() is this.
+void run_device_threads(int devices, const std::function<void(int device)>& body,
+                        const std::function<void()>& on_failure);
 
 class Executor {
  public:
