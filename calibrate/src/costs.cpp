@@ -18,6 +18,8 @@ LayerShape shape_of(LayerKind kind, const TransformerSpec& m) {
   s.dtype = m.dtype;
   s.tp = m.tp;
   s.sequence_parallel = m.sequence_parallel;
+  s.arch = m.arch;
+  s.kv_heads = m.kv_heads;
   return s;
 }
 
@@ -27,10 +29,12 @@ bool same_family(const nlohmann::json& l, const LayerShape& s) {
   if (l.at("kind").get<std::string>() != layer_kind_name(s.kind)) return false;
   const auto& sh = l.at("shape");
   if (sh.at("hidden").get<std::int64_t>() != s.hidden || sh.at("seq_length").get<std::int64_t>() != s.seq ||
-      sh.at("dtype").get<std::string>() != dtype_name(s.dtype) || sh.value("tensor_parallel", std::int64_t{1}) != s.tp)
+      sh.at("dtype").get<std::string>() != dtype_name(s.dtype) || sh.value("tensor_parallel", std::int64_t{1}) != s.tp ||
+      sh.value("block", std::string("gpt")) != block_arch_name(s.arch))  // absent: a GPT layer
     return false;
   if (s.kind == LayerKind::block)
-    return sh.at("heads").get<std::int64_t>() == s.heads && sh.at("ffn_hidden").get<std::int64_t>() == s.ffn();
+    return sh.at("heads").get<std::int64_t>() == s.heads && sh.at("ffn_hidden").get<std::int64_t>() == s.ffn() &&
+           (s.arch != BlockArch::llama || sh.value("kv_heads", s.heads) == (s.kv_heads > 0 ? s.kv_heads : s.heads));
   return sh.at("vocab").get<std::int64_t>() == s.vocab;
 }
 

@@ -17,6 +17,10 @@ std::unique_ptr<Layer> make_layer(Allocator& alloc, const LayerShape& shape, std
   shape.validate();
   if (shape.sequence_parallel)  // its compute is the TP shard's; its bytes are exact by formula
     throw std::invalid_argument("the harness measures tensor-parallel shards without sequence parallelism");
+  if (shape.arch == BlockArch::llama)  // issue 13 item 2: the formulas are in model.cpp, the layer is not
+    throw std::invalid_argument(
+        "the harness measures GPT-style layers only: a Llama block (RMSNorm, SwiGLU, rotary, GQA) is not "
+        "implemented yet; cost Llama models with the roofline (\"costs\": {\"device\": ...})");
   if (alloc.backend().dtype() != shape.dtype)
     throw std::invalid_argument("layer dtype " + dtype_name(shape.dtype) + " differs from the " +
                                 alloc.backend().name() + " backend's " +

@@ -65,6 +65,8 @@ struct ShapeArgs {
   std::string model_file;
   std::int64_t hidden{0}, heads{0}, seq{0}, vocab{0}, ffn{0};
   std::string dtype;  // empty: the backend's default (default_dtype)
+  BlockArch arch{BlockArch::gpt};  // from the preset
+  std::int64_t kv_heads{0};
 
   void add(CLI::App* app) {
     app->add_option("--model", model_file, "model preset JSON (configs/models/*.json)");
@@ -90,6 +92,8 @@ struct ShapeArgs {
         if (seq == 0) seq = m.seq;
         if (vocab == 0) vocab = m.vocab;
         if (ffn == 0) ffn = m.ffn_hidden;
+        arch = m.arch;
+        kv_heads = m.kv_heads;
       } catch (const std::invalid_argument& e) {
         throw BadInput(e.what());
       }
@@ -100,6 +104,8 @@ struct ShapeArgs {
     s.heads = heads;
     s.seq = seq;
     s.ffn_hidden = ffn;
+    s.arch = arch;
+    s.kv_heads = kv_heads;
     try {
       s.dtype = dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype);
       s.validate();

@@ -87,6 +87,10 @@ nlohmann::json measurement_to_json(const LayerMeasurement& m) {
     shape["vocab"] = m.shape.vocab;
   }
   if (m.shape.tp > 1) shape["tensor_parallel"] = m.shape.tp;  // absent: 1 (profiles before issue 11)
+  if (m.shape.arch == BlockArch::llama) {  // absent: a GPT layer (profiles before issue 13)
+    shape["block"] = "llama";
+    if (m.shape.kind == LayerKind::block) shape["kv_heads"] = m.shape.kv_heads > 0 ? m.shape.kv_heads : m.shape.heads;
+  }
   nlohmann::json j = {
       {"key", m.shape.key()},
       {"kind", layer_kind_name(m.shape.kind)},

@@ -40,6 +40,14 @@ LayerKind parse_layer_kind(const std::string& s) {
   throw std::invalid_argument("unknown layer kind '" + s + "'");
 }
 
+std::string block_arch_name(BlockArch a) { return a == BlockArch::llama ? "llama" : "gpt"; }
+
+BlockArch parse_block_arch(const std::string& s) {
+  if (s == "gpt") return BlockArch::gpt;
+  if (s == "llama") return BlockArch::llama;
+  throw std::invalid_argument("unknown block '" + s + "' (expected gpt or llama)");
+}
+
 std::string LayerShape::family_key() const {
   std::string k = layer_kind_name(kind) + " h=" + std::to_string(hidden) +
                   " s=" + std::to_string(seq) + " " + dtype_name(dtype);
@@ -47,6 +55,8 @@ std::string LayerShape::family_key() const {
     k += " a=" + std::to_string(heads) + " ffn=" + std::to_string(ffn());
   else
     k += " v=" + std::to_string(vocab);
+  if (arch == BlockArch::llama)  // gpt keeps the keys of older profiles
+    k += " llama" + (kind == LayerKind::block ? " kv=" + std::to_string(kv_heads > 0 ? kv_heads : heads) : "");
   if (tp > 1) k += " t=" + std::to_string(tp);  // tp = 1 keeps the keys of older profiles
   return k;
 }
@@ -74,6 +84,10 @@ void LayerShape::validate() const {
     if (ffn_hidden < 0) throw std::invalid_argument("ffn_hidden must not be negative");
     divides(heads, "heads");
     divides(ffn(), "ffn_hidden");
+    if (arch == BlockArch::llama && kv_heads > 0) {
+      if (heads % kv_heads != 0) throw std::invalid_argument("heads must be a multiple of kv_heads");
+      divides(kv_heads, "kv_heads");  // Megatron-LM: query groups divide by the degree
+    }
   } else {
     pos(vocab, "vocab");
   }
@@ -93,8 +107,12 @@ Flops layer_flops(const LayerShape& s) {
   const double V = static_cast<double>(s.local_vocab());
   Flops r;
   switch (s.kind) {
-    case LayerKind::block: {  // QKV (h -> 3h/t), projection (h/t -> h), fc1 (h -> f/t), fc2 (f/t -> h)
-      const double linear = 2 * T * h * (3 * w) + 2 * T * w * h + 2 * 2 * T * h * f;
+    case LayerKind::block: {  // QKV (h -> 3h/t), projection (h/t -> h), fc1 (h -> f/t), fc2 (f/t -> h);
+                              // llama: Q (h -> h/t), K and V (h -> kv/t each), gate, up and down
+      const double kv = static_cast<double>(s.kv_width());
+      const double linear = s.arch == BlockArch::llama
+                                ? 2 * T * h * (w + 2 * kv) + 2 * T * w * h + 3 * 2 * T * h * f
+                                : 2 * T * h * (3 * w) + 2 * T * w * h + 2 * 2 * T * h * f;
       const double attention = attention_core_flops(s);
       r.forward = linear + attention;
       r.backward_input = linear + 2 * attention;  // dgrad GEMMs; dP, dV, dQ, dK
@@ -116,12 +134,16 @@ std::int64_t parameter_bytes(const LayerShape& s) {
   const std::int64_t h = s.hidden, w = s.attention_width(), f = s.local_ffn(), e = dtype_bytes(s.dtype);
   switch (s.kind) {
     case LayerKind::block:  // QKV and fc1 split by columns (with their biases), proj and fc2 by rows
-                            // (their biases whole), two layer norms whole
+                            // (their biases whole), two layer norms whole; llama: Q, K, V, O,
+                            // gate, up, down, no biases, two RMSNorm scales whole
+      if (s.arch == BlockArch::llama) return e * ((w + 2 * s.kv_width()) * h + w * h + 3 * h * f + 2 * h);
       return e * (3 * w * h + 3 * w + w * h + h + h * f + f + f * h + h + 4 * h);
-    case LayerKind::embedding:  // vocabulary-parallel token table, whole position table
-      return e * (s.local_vocab() * h + s.seq * h);
-    case LayerKind::head:  // final layer norm + output matrix (untied copy, as on the last stage)
-      return e * (2 * h + s.local_vocab() * h);
+    case LayerKind::embedding:  // vocabulary-parallel token table, whole position table (llama:
+                                // rotary positions, no table)
+      return e * (s.local_vocab() * h + (s.arch == BlockArch::llama ? 0 : s.seq * h));
+    case LayerKind::head:  // final layer norm (llama: RMSNorm, a scale only) + output matrix
+                           // (untied copy, as on the last stage)
+      return e * ((s.arch == BlockArch::llama ? 1 : 2) * h + s.local_vocab() * h);
   }
   return 0;
 }
@@ -135,6 +157,15 @@ std::int64_t output_bytes(const LayerShape& s) {
 std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
   if (s.kind != LayerKind::block) return 0;
   const std::int64_t e = dtype_bytes(s.dtype), sb = s.seq * s.micro_batch;
+  if (s.arch == BlockArch::llama) {
+    // Whole unless sequence parallel: both RMSNorm inputs and outputs (the QKV and the MLP
+    // inputs), 4e sbh. Split: Q (after rotary), K, V, the output projection's input
+    // (e sb (2h + 2kv) / t), the gate and up outputs and the down projection's input
+    // (3e sb ffn / t); no dropout masks.
+    const std::int64_t whole = 4 * e * sb * (s.sequence_parallel ? s.attention_width() : s.hidden);
+    const std::int64_t split = e * sb * (2 * s.attention_width() + 2 * s.kv_width()) + 3 * e * sb * s.local_ffn();
+    return whole + split + korthikanti_attention_bytes(s);
+  }
   // Split by tensor parallelism: Q, K, V and the projection input (4e sbh) and the MLP's
   // GeLU input and output (2e sb ffn, the paper's 16 sbh at ffn = 4h).
   const std::int64_t split = 4 * e * sb * s.attention_width() + 2 * e * sb * s.local_ffn();
@@ -146,20 +177,26 @@ std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
 
 std::int64_t korthikanti_attention_bytes(const LayerShape& s) {
   if (s.kind != LayerKind::block) return 0;
-  return s.local_heads() * s.seq * s.seq * s.micro_batch * (2 * dtype_bytes(s.dtype) + 1);
+  // GPT: softmax output (e), dropout mask (1) and dropout output (e) per score; llama has
+  // no attention dropout: the softmax output alone, which PV reads too.
+  const std::int64_t per_score = s.arch == BlockArch::llama ? dtype_bytes(s.dtype) : 2 * dtype_bytes(s.dtype) + 1;
+  return s.local_heads() * s.seq * s.seq * s.micro_batch * per_score;
 }
 
 std::int64_t expected_activation_bytes(const LayerShape& s) {
   const std::int64_t T = s.tokens(), h = s.hidden, e = dtype_bytes(s.dtype);
   const std::int64_t Tl = s.sequence_parallel ? T / s.tp : T;  // tokens of the whole-width tensors
+  // Llama has no harness layer yet: its figures are the formula plus the fp32 statistics
+  // an RMSNorm keeps (1/rms per token, 4 bytes; a layer norm keeps mean and 1/std, 8).
+  const bool llama = s.arch == BlockArch::llama;
   switch (s.kind) {
     case LayerKind::block:
-      return korthikanti_activation_bytes(s) + 16 * Tl;
-    case LayerKind::embedding:  // token ids (int32) and the dropout mask
-      return 4 * T + Tl * h;
+      return korthikanti_activation_bytes(s) + (llama ? 8 : 16) * Tl;
+    case LayerKind::embedding:  // token ids (int32) and the dropout mask (llama: no dropout)
+      return 4 * T + (llama ? 0 : Tl * h);
     case LayerKind::head:  // input, layer-norm output, probabilities over the vocabulary
                            // shard (cross-entropy overwrites the logits), layer-norm stats (fp32)
-      return e * (2 * Tl * h + T * s.local_vocab()) + 8 * Tl;
+      return e * (2 * Tl * h + T * s.local_vocab()) + (llama ? 4 : 8) * Tl;
   }
   return 0;
 }
@@ -185,6 +222,18 @@ ModelPreset model_from_json(const nlohmann::json& j, const std::string& where) {
   m.ffn_hidden = j.contains("ffn_hidden") ? need("ffn_hidden", 4 * kMaxHidden) : 4 * m.hidden;
   if (m.hidden % m.heads != 0)
     throw std::invalid_argument(where + ".heads: hidden must be a multiple of heads");
+  if (j.contains("block")) {
+    if (!j.at("block").is_string()) throw std::invalid_argument(where + ".block: must be \"gpt\" or \"llama\"");
+    try {
+      m.arch = parse_block_arch(j.at("block").get<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + ".block: " + e.what());
+    }
+  }
+  if (m.arch == BlockArch::llama && j.contains("kv_heads")) {
+    m.kv_heads = need("kv_heads", kMaxHeads);
+    if (m.heads % m.kv_heads != 0) throw std::invalid_argument(where + ".kv_heads: heads must be a multiple of kv_heads");
+  }
   return m;
 }
 

@@ -106,6 +106,19 @@ cal::TransformerSpec parse_transformer_spec(const JsonReader& r, const json& doc
   t.vocab = pick("vocab", 0, 0, cal::kMaxVocab);
   t.seq = pick("sequence_length", std::nullopt, 1, cal::kMaxSeq);
   t.micro_batch = pick("micro_batch_size", 1, 1, cal::kMaxMicroBatch);
+  {  // the block's architecture: model.block over the preset's `block` (default gpt)
+    const bool own = model.contains("block");
+    const std::string arch = own ? r.string(model, "block", "model", "gpt")
+                                 : (shape.contains("block") ? r.string(shape, "block", "model.preset", "gpt") : "gpt");
+    try {
+      t.arch = cal::parse_block_arch(arch);
+    } catch (const std::invalid_argument& e) {
+      r.fail(own ? "model.block" : "model.preset.block", e.what());
+    }
+  }
+  if (t.arch == cal::BlockArch::llama) t.kv_heads = pick("kv_heads", t.heads, 1, cal::kMaxHeads);
+  else if (model.contains("kv_heads")) r.fail("model.kv_heads", "only for a \"llama\" block (grouped-query attention)");
+  if (t.kv_heads > 0 && t.heads % t.kv_heads != 0) r.fail("model.kv_heads", "heads must be a multiple of kv_heads");
   try {
     t.dtype = cal::parse_dtype(r.string(model, "dtype", "model", "bf16"));
   } catch (const std::invalid_argument& e) {
@@ -134,7 +147,7 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
   r.check_keys(costs, "costs", {"profile", "device", "link"});
   const json& model = r.object(doc, "model", "");
   r.check_keys(model, "model", {"name", "preset", "num_layers", "hidden", "heads", "ffn_hidden", "vocab",
-                                "sequence_length", "micro_batch_size", "dtype"});
+                                "sequence_length", "micro_batch_size", "dtype", "block", "kv_heads"});
   if (model.contains("layers")) r.fail("model.layers", "cannot be given together with costs (layers come from costs)");
 
   const cal::TransformerSpec t = parse_transformer_spec(r, doc, model);

@@ -40,6 +40,8 @@ struct TransformerSpec {
   Dtype dtype{Dtype::bf16};
   std::int64_t tp{1};              ///< tensor-parallel degree: costs are one GPU's shard
   bool sequence_parallel{false};
+  BlockArch arch{BlockArch::gpt};  ///< model.block / the preset's `block`
+  std::int64_t kv_heads{0};        ///< llama: key/value heads (0: heads)
 };
 
 /// @brief A shape the profile does not cover (the message says which and what is there).

@@ -25,6 +25,14 @@ enum class LayerKind { block, embedding, head };
 std::string layer_kind_name(LayerKind k);
 LayerKind parse_layer_kind(const std::string& s);
 
+/// @brief The block's architecture: `gpt` (GPT-2/3, Megatron-LM's default) or `llama`
+/// (Llama 2/3: RMSNorm, rotary positions, SwiGLU MLP with three ffn x h matrices,
+/// grouped-query attention with `kv_heads` key/value heads, no biases, no dropout).
+enum class BlockArch { gpt, llama };
+std::string block_arch_name(BlockArch a);
+/// @brief "gpt" or "llama"; throws std::invalid_argument otherwise.
+BlockArch parse_block_arch(const std::string& s);
+
 /// @brief One measured shape: a GPT-style block (pre-LN, fused QKV, causal softmax
 /// attention, output projection, MLP h->ffn->h with GeLU, dropout 0.1), or the
 /// embedding (token + learned position), or the head (final LN, logits, cross-entropy).
@@ -48,6 +56,8 @@ struct LayerShape {
   Dtype dtype{Dtype::bf16};
   std::int64_t tp{1};              ///< tensor-parallel degree: the shape is one GPU's shard
   bool sequence_parallel{false};   ///< Megatron sequence parallelism (needs tp > 1 to matter)
+  BlockArch arch{BlockArch::gpt};  ///< the layers' architecture (block, embedding and head)
+  std::int64_t kv_heads{0};        ///< llama: key/value heads (GQA); 0 means heads
 
   [[nodiscard]] std::int64_t ffn() const { return ffn_hidden > 0 ? ffn_hidden : 4 * hidden; }
   /// @brief This GPU's share: heads / tp, ffn / tp, vocab / tp (rounded up), h / tp.
@@ -55,6 +65,11 @@ struct LayerShape {
   [[nodiscard]] std::int64_t local_ffn() const { return ffn() / tp; }
   [[nodiscard]] std::int64_t local_vocab() const { return (vocab + tp - 1) / tp; }
   [[nodiscard]] std::int64_t attention_width() const { return hidden / tp; }
+  /// @brief Width of this GPU's keys (and values): kv_heads / tp heads of hidden / heads.
+  [[nodiscard]] std::int64_t kv_width() const {
+    const std::int64_t kv = arch == BlockArch::llama && kv_heads > 0 ? kv_heads : heads;
+    return heads > 0 ? kv * (hidden / heads) / tp : 0;
+  }
   [[nodiscard]] std::int64_t tokens() const { return seq * micro_batch; }
   /// @brief A stable key naming the shape without the micro-batch size.
   [[nodiscard]] std::string family_key() const;
@@ -111,6 +126,8 @@ inline constexpr std::int64_t kMaxMicroBatch = 1 << 10;  ///< 1,024 samples
 
 struct ModelPreset {
   std::string name;
+  BlockArch arch{BlockArch::gpt};  ///< `block` ("gpt" or "llama", default gpt)
+  std::int64_t kv_heads{0};        ///< `kv_heads` (llama; 0: heads)
   int layers{0};
   std::int64_t hidden{0};
   std::int64_t heads{0};
