@@ -129,7 +129,7 @@ DataParallelCost data_parallel_cost(const Run& run, const SimResult& r) {
   if (c.cluster.given()) {
     ring = topology_rings(c, stage_holders(r, s.num_stages), n, out.degree, out.link);
   } else {
-    const NetLink link = c.link.net_link();
+    const NetLink link = c.link;
     ring.assign(static_cast<std::size_t>(s.num_stages), link);
     out.link = link.segments.empty() && link.bandwidth_GBps <= 0 && link.latency_us <= 0 ? "free" : "link";
   }

@@ -37,11 +37,11 @@ void resolve_devices(Config& c) {
 }
 
 NetLink tensor_parallel_link(const Config& c) {
-  return c.cluster.given() ? c.cluster.intra : c.link.net_link();
+  return c.cluster.given() ? c.cluster.intra : c.link;
 }
 
 NetLink data_parallel_link(const Config& c) {
-  if (!c.cluster.given()) return c.link.net_link();
+  if (!c.cluster.given()) return c.link;
   const int d = data_parallel_degree(c);
   const TopologyLinkModel topo(c.cluster, c.pipeline.stages, d, tensor_parallel_degree(c));
   for (int r = 1; r < d; ++r)

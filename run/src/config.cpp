@@ -95,7 +95,7 @@ void check_run_size(const JsonReader& r, const Config& c) {
     latency_ms = std::max(latency_ms, latency_us / 1e3);
     if (GBps > 0 && (slowest_GBps == 0 || GBps < slowest_GBps)) slowest_GBps = GBps;
   };
-  for (const NetLink& link : {c.link.net_link(), c.cluster.intra, c.cluster.inter}) {
+  for (const NetLink& link : {c.link, c.cluster.intra, c.cluster.inter}) {
     bound(link.latency_us, link.bandwidth_GBps);
     for (const LinkSegment& s : link.segments) bound(s.latency_us, s.bandwidth_GBps);
   }

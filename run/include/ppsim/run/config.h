@@ -66,14 +66,9 @@ struct PipelineSpec {
   PartitionSpec partition;  ///< how layers are split into stages
 };
 
-struct LinkSpec {
-  double latency_us{0};
-  double bandwidth_GBps{0};  ///< 0 with zero latency: free communication
-  /// A measured curve (`segments`, written from a profile's piecewise fit by
-  /// costs.link): when non-empty it decides every transfer's time (link_curve.h).
-  std::vector<LinkSegment> segments;
-  [[nodiscard]] NetLink net_link() const { return NetLink{latency_us, bandwidth_GBps, segments}; }
-};
+/// `cluster.link`: a NetLink (model/topology.h), its latency and bandwidth, or the
+/// measured curve's `segments` costs.link copies from a profile (link_curve.h).
+using LinkSpec = NetLink;
 
 struct Config {
   std::string file;  ///< where it came from, for messages
