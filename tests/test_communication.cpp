@@ -328,9 +328,13 @@ TEST_CASE("ppsim schedule's JSON and torch CSV read back to the same schedule, f
             CHECK_THROWS_AS(schedule_to_torch_csv(s), ScheduleError);
             continue;
           }
-          check_same(s, parse_torch_csv(schedule_to_torch_csv(s), v));
+          const Schedule compute_only = parse_torch_csv(schedule_to_torch_csv(s), v);
+          check_same(s, compute_only);
+          CHECK(overlap_pair_starts(compute_only) == overlap_pair_starts(s));  // OVERLAP_F_B cells
           const CommProgram torch = lower_communication(s, CommSemantics::Torch);
-          check_same(s, parse_torch_csv(schedule_to_torch_csv(s, &torch), v));
+          const Schedule with_comms = parse_torch_csv(schedule_to_torch_csv(s, &torch), v);
+          check_same(s, with_comms);
+          CHECK(overlap_pair_starts(with_comms) == overlap_pair_starts(s));
           ++csv_trips;
         }
   CHECK(json_trips > 100);
@@ -399,7 +403,40 @@ TEST_CASE("a malformed torch CSV names the row, the column and the cell", "[comm
   CHECK(message("0F0,0Fx\n") == "row 1, column 2, cell '0Fx': unexpected text after the micro-batch number");
   CHECK(message("0F0,,0I0,0B1\n") == "row 1, column 4, cell '0B1': mixes full backward B with split backward I/W");
   CHECK(message("0F0,5B0\n") == "row 1, column 2, cell '5B0': stage out of range 0..0 (pipe 1: 1..1)");
+  CHECK(message("(0F0;0B0\n") ==
+        "row 1, column 1, cell '(0F0;0B0': a parenthesised action must be (<forward>;<backward>)OVERLAP_F_B, as in "
+        "(0F3;1B1)OVERLAP_F_B");
+  CHECK(message("(0F0;0F1;0B0)OVERLAP_F_B\n").find("a parenthesised action must be") != std::string::npos);
+  CHECK(message("0F0,(0B0;0F1)OVERLAP_F_B\n") ==
+        "row 1, column 2, cell '(0B0;0F1)OVERLAP_F_B': an OVERLAP_F_B pair is a forward (F) then a backward (B or I)");
+  CHECK(message("(0F0;0X0)OVERLAP_F_B\n") ==
+        "row 1, column 1, cell '0X0': unknown action type (F, I, B, W, SEND_F, RECV_F, SEND_B, RECV_B)");
   // Empty cells are idle steps; UNSHARD/RESHARD carry no time here.
   const Schedule s = parse_torch_csv("0F0,,0UNSHARD,0B0\n", 1);
   CHECK(s.device_ops[0] == std::vector<Op>{Op{OpKind::Forward, 0, 0, 0, 0}, Op{OpKind::Backward, 0, 0, 0, 0}});
+}
+
+TEST_CASE("an overlapped F&B pair is torch's OVERLAP_F_B action: one cell, both sends after it",
+          "[communication][formats][overlap]") {
+  // 1f1b-overlap at p = 2, m = 4 (test_overlap.cpp pins its order): device 1 pairs F1+B0,
+  // F2+B1, F3+B2. torch's _add_send_recv places a pair once both inputs are at hand and
+  // posts the sends of both sub-actions after it (forward's first).
+  const Schedule s = make_schedule("1f1b-overlap", {2, 4, 1, 0});
+  CHECK(schedule_to_torch_csv(s) ==
+        "0F0,0F1,0F2,(0F3;0B0)OVERLAP_F_B,0B1,0B2,0B3\n"
+        "1F0,(1F1;1B0)OVERLAP_F_B,(1F2;1B1)OVERLAP_F_B,(1F3;1B2)OVERLAP_F_B,1B3\n");
+  const CommProgram torch = lower_communication(s, CommSemantics::Torch);
+  CHECK(schedule_to_torch_csv(s, &torch) ==
+        "0F0,0SEND_F0,0F1,0SEND_F1,0RECV_B0,0F2,0SEND_F2,0RECV_B1,(0F3;0B0)OVERLAP_F_B,0SEND_F3,0RECV_B2,0B1,0RECV_B3,"
+        "0B2,0B3\n"
+        "1RECV_F0,1F0,1RECV_F1,(1F1;1B0)OVERLAP_F_B,1SEND_B0,1RECV_F2,(1F2;1B1)OVERLAP_F_B,1SEND_B1,1RECV_F3,"
+        "(1F3;1B2)OVERLAP_F_B,1SEND_B2,1B3,1SEND_B3\n");
+  // Device 0's pair (F3, B0) waits for B0's gradient: its F3 send is posted after B0 runs.
+  const Schedule back = parse_torch_csv(schedule_to_torch_csv(s, &torch), 1);
+  CHECK(back.overlap_pairs == std::vector<std::vector<std::int32_t>>{{3}, {1, 3, 5}});
+  // A pair with a split backward reads as F then I.
+  const Schedule split = parse_torch_csv("0F0,(0F1;0I0)OVERLAP_F_B,0W0,0I1,0W1\n", 1);
+  CHECK(split.split_backward);
+  CHECK(split.overlap_pairs == std::vector<std::vector<std::int32_t>>{{1}});
+  CHECK(split.device_ops[0][2].kind == OpKind::Backward);
 }

@@ -269,32 +269,42 @@ void lower_megatron(const Schedule& s, const OpIndex& ix, CommProgram& prog) {
 /// torch.distributed.pipelining's `_add_send_recv`: rounds over the ranks in order; a
 /// rank places its next compute once its input is at hand (made on this rank, or its
 /// receive already placed), then its send, and places the receive on the peer's list.
+/// An overlapped F&B pair (Schedule::overlap_pairs) is one OVERLAP_F_B action there: it
+/// is placed once both its forward's and its backward's inputs are at hand, and both
+/// sends follow the pair (the forward's, then the backward's).
 void lower_torch(const Schedule& s, const OpIndex& ix, CommProgram& prog) {
   const TransferLookup look(ix.size(), prog.transfers);
   std::vector<std::uint8_t> done(static_cast<std::size_t>(ix.size()), 0), posted(prog.transfers.size(), 0);
   std::vector<std::size_t> pos(static_cast<std::size_t>(s.devices), 0);
+  const std::vector<std::vector<std::uint8_t>> pair_start = overlap_pair_starts(s);
   int next_call = 0;
+  auto ready = [&](int u) {
+    const Op& op = ix.op(u);
+    int input = -1;  // the op whose output this one needs from another stage
+    if (op.kind == OpKind::Forward) input = ix.find(OpKind::Forward, op.microbatch, op.stage - 1, op.pipe);
+    if (op.kind == OpKind::Backward) input = ix.find(OpKind::Backward, op.microbatch, op.stage + 1, op.pipe);
+    const int t_in = look.received[static_cast<std::size_t>(u)];
+    return input < 0 || (t_in >= 0 ? posted[static_cast<std::size_t>(t_in)] != 0 : done[static_cast<std::size_t>(input)] != 0);
+  };
   for (std::size_t left = static_cast<std::size_t>(ix.size()); left > 0;) {
     bool progress = false;
     for (int d = 0; d < s.devices; ++d) {
       if (pos[d] == s.device_ops[d].size()) continue;
       const int u = ix.first(d) + static_cast<int>(pos[d]);
-      const Op& op = ix.op(u);
-      int input = -1;  // the op whose output this one needs from another stage
-      if (op.kind == OpKind::Forward) input = ix.find(OpKind::Forward, op.microbatch, op.stage - 1, op.pipe);
-      if (op.kind == OpKind::Backward) input = ix.find(OpKind::Backward, op.microbatch, op.stage + 1, op.pipe);
-      const int t_in = look.received[static_cast<std::size_t>(u)];
-      if (input >= 0 && !(t_in >= 0 ? posted[static_cast<std::size_t>(t_in)] != 0 : done[static_cast<std::size_t>(input)] != 0))
-        continue;
-      prog.devices[d].push_back({StepKind::Compute, static_cast<std::int32_t>(pos[d]), -1});
-      done[static_cast<std::size_t>(u)] = 1;
-      if (const int t = look.sent[static_cast<std::size_t>(u)]; t >= 0) {
-        prog.devices[d].push_back({StepKind::Send, t, next_call++});
-        prog.devices[prog.transfers[static_cast<std::size_t>(t)].dst].push_back({StepKind::Recv, t, next_call++});
-        posted[static_cast<std::size_t>(t)] = 1;
+      const int width = pair_start[d][pos[d]] != 0 ? 2 : 1;  // an OVERLAP_F_B action: two ops
+      if (!ready(u) || (width == 2 && !ready(u + 1))) continue;
+      for (int k = 0; k < width; ++k) {
+        prog.devices[d].push_back({StepKind::Compute, static_cast<std::int32_t>(pos[d]) + k, -1});
+        done[static_cast<std::size_t>(u + k)] = 1;
       }
-      ++pos[d];
-      --left;
+      for (int k = 0; k < width; ++k)
+        if (const int t = look.sent[static_cast<std::size_t>(u + k)]; t >= 0) {
+          prog.devices[d].push_back({StepKind::Send, t, next_call++});
+          prog.devices[prog.transfers[static_cast<std::size_t>(t)].dst].push_back({StepKind::Recv, t, next_call++});
+          posted[static_cast<std::size_t>(t)] = 1;
+        }
+      pos[d] += static_cast<std::size_t>(width);
+      left -= static_cast<std::size_t>(width);
       progress = true;
     }
     if (!progress)

@@ -63,6 +63,16 @@ int weight_versions(WeightPolicy policy, int inflight) {
   return 1;
 }
 
+std::vector<std::vector<std::uint8_t>> overlap_pair_starts(const Schedule& s) {
+  std::vector<std::vector<std::uint8_t>> starts(s.device_ops.size());
+  for (std::size_t d = 0; d < s.device_ops.size(); ++d) {
+    starts[d].assign(s.device_ops[d].size(), 0);
+    if (d < s.overlap_pairs.size())
+      for (const std::int32_t i : s.overlap_pairs[d]) starts[d][static_cast<std::size_t>(i)] = 1;
+  }
+  return starts;
+}
+
 std::vector<int> stage_inflight_peaks(const Schedule& s) {
   std::vector<int> peak(static_cast<std::size_t>(s.num_stages), 0);
   for (const auto& ops : s.device_ops) {

@@ -85,6 +85,15 @@ std::string torch_compute(const Schedule& s, const Op& op) {
   return std::to_string(op.pipe * s.num_stages + op.stage) + type + std::to_string(op.microbatch);
 }
 
+/// torch's `_Action` repr of an OVERLAP_F_B action: `(<forward>;<backward>)OVERLAP_F_B`.
+std::string torch_overlap_cell(const Schedule& s, const Op& forward, const Op& backward) {
+  std::string cell(1, '(');
+  cell += torch_compute(s, forward);
+  cell += ';';
+  cell += torch_compute(s, backward);
+  return cell + ")OVERLAP_F_B";
+}
+
 std::string torch_comm(const Schedule& s, const CommProgram& prog, const CommStep& st, const std::vector<int>& first) {
   const CommTransfer& t = prog.transfers[static_cast<std::size_t>(st.index)];
   const auto op_at = [&](int index, int device) -> const Op& {
@@ -105,16 +114,23 @@ std::string schedule_to_torch_csv(const Schedule& s, const CommProgram* comm) {
     throw ScheduleError(s.name + " is asynchronous: PyTorch's CSV holds one flush iteration");
   std::vector<int> first(static_cast<std::size_t>(s.devices) + 1, 0);
   for (int d = 0; d < s.devices; ++d) first[d + 1] = first[d] + static_cast<int>(s.device_ops[d].size());
+  const std::vector<std::vector<std::uint8_t>> pair_start = overlap_pair_starts(s);
   std::string out;
   for (int d = 0; d < s.devices; ++d) {
     std::string row;
     auto add = [&](const std::string& cell) { row += (row.empty() ? "" : ",") + cell; };
+    // A compute cell; an overlapped pair is one `(F;B)OVERLAP_F_B` cell at its forward.
+    auto compute = [&](std::size_t i) {
+      const auto& ops = s.device_ops[d];
+      if (pair_start[d][i] != 0) add(torch_overlap_cell(s, ops[i], ops[i + 1]));
+      else if (i == 0 || pair_start[d][i - 1] == 0) add(torch_compute(s, ops[i]));
+    };
     if (comm != nullptr && !comm->devices.empty()) {
       for (const CommStep& st : comm->devices[d])
-        add(st.kind == StepKind::Compute ? torch_compute(s, s.device_ops[d][static_cast<std::size_t>(st.index)])
-                                         : torch_comm(s, *comm, st, first));
+        if (st.kind == StepKind::Compute) compute(static_cast<std::size_t>(st.index));
+        else add(torch_comm(s, *comm, st, first));
     } else {
-      for (const Op& op : s.device_ops[d]) add(torch_compute(s, op));
+      for (std::size_t i = 0; i < s.device_ops[d].size(); ++i) compute(i);
     }
     out += row + "\n";
   }
@@ -174,6 +190,20 @@ TorchAction parse_action(const std::string& cell, std::size_t row, std::size_t c
   return a;
 }
 
+/// An OVERLAP_F_B cell, `(0F3;1B1)OVERLAP_F_B`: a forward, then a backward (B or I).
+std::pair<TorchAction, TorchAction> parse_overlap(const std::string& cell, std::size_t row, std::size_t col) {
+  static const std::string suffix = ")OVERLAP_F_B";
+  const std::size_t semi = cell.find(';');
+  if (cell.size() < suffix.size() + 2 || cell.compare(cell.size() - suffix.size(), suffix.size(), suffix) != 0 ||
+      semi == std::string::npos || cell.find(';', semi + 1) != std::string::npos)
+    cell_error(row, col, cell, "a parenthesised action must be (<forward>;<backward>)OVERLAP_F_B, as in (0F3;1B1)OVERLAP_F_B");
+  const TorchAction f = parse_action(cell.substr(1, semi - 1), row, col);
+  const TorchAction b = parse_action(cell.substr(semi + 1, cell.size() - suffix.size() - semi - 1), row, col);
+  if (f.type != "F" || (b.type != "B" && b.type != "I"))
+    cell_error(row, col, cell, "an OVERLAP_F_B pair is a forward (F) then a backward (B or I)");
+  return {f, b};
+}
+
 }  // namespace
 
 Schedule parse_torch_csv(const std::string& text, int chunks) {
@@ -185,8 +215,31 @@ Schedule parse_torch_csv(const std::string& text, int chunks) {
   s.chunks = std::max(1, chunks);
   s.num_stages = s.devices * s.chunks;
   s.device_ops.resize(rows.size());
-  bool full = false, split = false;
+  std::vector<std::vector<std::int32_t>> pairs(rows.size());
+  bool full = false, split = false, any_pair = false;
   int max_mb = -1;
+  // One compute action (F, I, B, W) onto row r's list; sends, receives and FSDP steps skipped.
+  auto compute = [&](const TorchAction& a, std::size_t r, std::size_t c, const std::string& cell) {
+    if (a.type == "UNSHARD" || a.type == "RESHARD" || a.type == "REDUCE_GRAD") return false;  // FSDP: no time here
+    if (a.microbatch < 0) cell_error(r, c, cell, "needs a micro-batch number after the action type");
+    if (a.stage >= 2LL * s.num_stages)
+      cell_error(r, c, cell, "stage out of range 0.." + std::to_string(s.num_stages - 1) + " (pipe 1: " +
+                                 std::to_string(s.num_stages) + ".." + std::to_string(2 * s.num_stages - 1) + ")");
+    if (a.type.size() > 1) return false;  // a send or receive: ppsim derives them (communication.h)
+    Op op;
+    op.kind = a.type == "F" ? OpKind::Forward : a.type == "W" ? OpKind::Weight : OpKind::Backward;
+    full = full || a.type == "B";
+    split = split || a.type == "I" || a.type == "W";
+    if (full && split) cell_error(r, c, cell, "mixes full backward B with split backward I/W");
+    op.pipe = static_cast<std::int8_t>(a.stage >= s.num_stages ? 1 : 0);
+    op.stage = static_cast<std::int32_t>(a.stage - op.pipe * s.num_stages);
+    op.chunk = static_cast<std::int16_t>((op.pipe == 0 ? op.stage : s.num_stages - 1 - op.stage) / s.devices);
+    op.microbatch = static_cast<std::int32_t>(a.microbatch);
+    if (op.pipe == 1) s.pipes = 2;
+    max_mb = std::max(max_mb, op.microbatch);
+    s.device_ops[r].push_back(op);
+    return true;
+  };
   for (std::size_t r = 0; r < rows.size(); ++r) {
     std::istringstream cells(rows[r]);
     std::string cell;
@@ -194,29 +247,20 @@ Schedule parse_torch_csv(const std::string& text, int chunks) {
       cell.erase(0, cell.find_first_not_of(" \t"));
       cell.erase(cell.find_last_not_of(" \t") + 1);
       if (cell.empty()) continue;  // an idle step
-      const TorchAction a = parse_action(cell, r, c);
-      if (a.type == "UNSHARD" || a.type == "RESHARD" || a.type == "REDUCE_GRAD") continue;  // FSDP: no time here
-      if (a.microbatch < 0) cell_error(r, c, cell, "needs a micro-batch number after the action type");
-      if (a.stage >= 2LL * s.num_stages)
-        cell_error(r, c, cell, "stage out of range 0.." + std::to_string(s.num_stages - 1) + " (pipe 1: " +
-                                   std::to_string(s.num_stages) + ".." + std::to_string(2 * s.num_stages - 1) + ")");
-      if (a.type.size() > 1) continue;  // a send or receive: ppsim derives them (communication.h)
-      Op op;
-      op.kind = a.type == "F" ? OpKind::Forward : a.type == "W" ? OpKind::Weight : OpKind::Backward;
-      full = full || a.type == "B";
-      split = split || a.type == "I" || a.type == "W";
-      if (full && split) cell_error(r, c, cell, "mixes full backward B with split backward I/W");
-      op.pipe = static_cast<std::int8_t>(a.stage >= s.num_stages ? 1 : 0);
-      op.stage = static_cast<std::int32_t>(a.stage - op.pipe * s.num_stages);
-      op.chunk = static_cast<std::int16_t>((op.pipe == 0 ? op.stage : s.num_stages - 1 - op.stage) / s.devices);
-      op.microbatch = static_cast<std::int32_t>(a.microbatch);
-      if (op.pipe == 1) s.pipes = 2;
-      max_mb = std::max(max_mb, op.microbatch);
-      s.device_ops[r].push_back(op);
+      if (cell.front() != '(') {
+        compute(parse_action(cell, r, c), r, c, cell);
+        continue;
+      }
+      const auto [forward, backward] = parse_overlap(cell, r, c);
+      pairs[r].push_back(static_cast<std::int32_t>(s.device_ops[r].size()));
+      compute(forward, r, c, cell);
+      compute(backward, r, c, cell);
+      any_pair = true;
     }
   }
   s.split_backward = split;
   s.microbatches = max_mb + 1;
+  if (any_pair) s.overlap_pairs = std::move(pairs);
   add_replica_syncs(s);
   validate_schedule(s);
   return s;

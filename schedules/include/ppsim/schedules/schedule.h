@@ -78,6 +78,10 @@ struct Schedule {
   std::string note;  ///< human note (e.g. where we follow a reference over a paper)
 };
 
+/// @brief Per device, per op position: 1 where an overlapped F&B pair starts
+/// (Schedule::overlap_pairs), else 0. All zeros for a schedule without pairs.
+std::vector<std::vector<std::uint8_t>> overlap_pair_starts(const Schedule& schedule);
+
 /// @brief Most micro-batches each model stage stashes at once, from the op order alone
 /// (a device runs its list in order, so this does not depend on timing).
 std::vector<int> stage_inflight_peaks(const Schedule& schedule);
