@@ -300,6 +300,38 @@ TEST_CASE("sweep overrides: micro-batch size, data parallel, recompute, partitio
   CHECK(r2[1].report["iteration_time_ms"].get<double>() == Approx(r2[0].report["iteration_time_ms"].get<double>() + 11 * 2.0));
 }
 
+TEST_CASE("sweep overlap axis: pipeline.overlap per point", "[sweep][overlap]") {
+  json doc = sweep_doc({{"schedule", {"1f1b", "1f1b-overlap"}}, {"overlap", {0, 0.5, 1}}});
+  doc["base"]["pipeline"]["stages"] = 2;
+  doc["base"]["pipeline"]["microbatches"] = 4;
+  doc["base"]["cluster"]["devices"] = 2;
+  const SweepSpec spec = parse_sweep(doc, "s.json");
+  REQUIRE(spec.size() == 6);
+  CHECK(spec.axes[1].name == "overlap");
+  CHECK(spec.overrides(4) == json{{"schedule", "1f1b-overlap"}, {"overlap", 0.5}});
+  const auto rows = run_sweep(spec, SweepOptions{});
+  auto ms = [&](std::size_t i) { return rows[i].report["iteration_time_ms"].get<double>(); };
+  // 1F1B has no pairs: the same at every overlap.
+  CHECK(ms(0) == ms(1));
+  CHECK(ms(1) == ms(2));
+  // 1f1b-overlap: a pair of F 4 ms and B 8 ms lasts 12, 10 and 8 ms; faster as it grows.
+  CHECK(ms(3) > ms(4));
+  CHECK(ms(4) > ms(5));
+  // Each point is the run of a config with that pipeline.overlap.
+  for (const double overlap : {0.0, 0.5, 1.0}) {
+    json base = doc["base"];
+    base["pipeline"]["schedule"] = "1f1b-overlap";
+    base["pipeline"]["overlap"] = overlap;
+    const Config c = parse_config(base, "b.json");
+    const Run run = prepare_run(c);
+    auto links = make_links(c, run.schedule.devices);
+    const json direct = make_report(run, simulate_run(run, *links));
+    CHECK(ms(3 + static_cast<std::size_t>(overlap * 2)) == direct["iteration_time_ms"].get<double>());
+  }
+  CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"overlap", {0.5, 1.5}}}), "s.json"),
+                    "s.json: grid.overlap[1]: must be a number in 0..1 (got 1.5)");
+}
+
 TEST_CASE("sweep file errors name the file and path", "[sweep]") {
   CHECK_THROWS_WITH(parse_sweep(sweep_doc({{"colour", {1}}}), "s.json"),
                     Catch::StartsWith("s.json: grid.colour: unknown axis (allowed: schedule, tensor_parallel, sequence_parallel, stages,"));

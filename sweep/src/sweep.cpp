@@ -41,7 +41,7 @@ constexpr std::size_t kMaxPoints = 10'000'000;
 const std::vector<std::string>& sweep_axis_names() {
   static const std::vector<std::string> names = {
       "schedule",  "tensor_parallel", "sequence_parallel", "stages", "microbatches", "chunks", "micro_batch_size",
-      "partition", "recompute",       "zero",              "data_parallel", "communication"};
+      "partition", "recompute",       "zero",              "data_parallel", "communication", "overlap"};
   return names;
 }
 
@@ -121,6 +121,9 @@ void check_value(const JsonReader& r, const std::string& name, const json& v, co
   } else if (name == "communication") {
     if (!v.is_string() || !parse_comm_semantics(v.get<std::string>()))
       r.fail(path, "must be one of " + known_comm_semantics() + " (got " + JsonReader::brief(v) + ")");
+  } else if (name == "overlap") {  // pipeline.overlap, the same range
+    if (!v.is_number() || v.get<double>() < 0.0 || v.get<double>() > 1.0)
+      r.fail(path, "must be a number in 0..1 (got " + JsonReader::brief(v) + ")");
   } else if (name == "recompute") {
     if (!v.is_string() || !parse_recompute(v.get<std::string>()))
       r.fail(path, "must be \"none\", \"selective\" or \"full\" (got " + JsonReader::brief(v) + ")");
@@ -226,7 +229,8 @@ SweepSpec parse_sweep(const json& doc, const std::string& file) {
     SweepAxis axis{name, {}};
     for (std::size_t i = 0; i < values.size(); ++i) {
       check_value(r, name, values[i], path + "[" + std::to_string(i) + "]");
-      axis.values.push_back(values[i]);
+      // A fraction is a double whatever the file wrote (0 and 0.0 print alike in the CSV).
+      axis.values.push_back(name == "overlap" ? json(values[i].get<double>()) : values[i]);
     }
     spec.axes.push_back(std::move(axis));
   }
