@@ -440,3 +440,36 @@ TEST_CASE("an overlapped F&B pair is torch's OVERLAP_F_B action: one cell, both 
   CHECK(split.overlap_pairs == std::vector<std::vector<std::int32_t>>{{1}});
   CHECK(split.device_ops[0][2].kind == OpKind::Backward);
 }
+
+TEST_CASE("torch: an OVERLAP_F_B pair's forward output leaves after the pair's backward", "[communication][overlap]") {
+  // 1f1b-overlap, p = 2, m = 4; stage 0 F 1 ms, B 5 ms; stage 1 F 1 ms, B 3 ms; 1 us
+  // links. Device 0 runs F0 F1 F2 (F3; B0) B1 B2 B3. torch enqueues SEND_F3 behind B0
+  // (after the pair, as _add_send_recv places it), so F3's transfer starts when B0 ends,
+  // at 11.002 ms: device 1 runs F0 1.001-2.001 and its pair F1+B0 2.001-6.001 (F1 came
+  // at 2.001); B0's gradient arrives 6.002 and device 0's B0 runs 5 ms. Under ideal communication it leaves when F3
+  // ends, at 4 ms, and waits for nothing else.
+  const Schedule s = make_schedule("1f1b-overlap", {2, 4, 1, 0});
+  REQUIRE(s.overlap_pairs[0] == std::vector<std::int32_t>{3});
+  std::vector<StageCost> costs(2);
+  costs[0].forward = TimeNs::from_ms(1);
+  costs[0].backward = TimeNs::from_ms(5);
+  costs[1].forward = TimeNs::from_ms(1);
+  costs[1].backward = TimeNs::from_ms(3);
+  for (auto& c : costs) c.output = Bytes{1000};
+  auto f3_transfer = [](const SimResult& r) {
+    for (const TransferRecord& t : r.transfers) {
+      const Op& op = r.ops[static_cast<std::size_t>(t.producer)].op;
+      if (t.src == 0 && op.kind == OpKind::Forward && op.microbatch == 3) return t;
+    }
+    FAIL("no F3 transfer");
+    return TransferRecord{};
+  };
+  const Timeline ideal = run_with(s, costs, CommSemantics::Ideal, 0.001);
+  const Timeline torch = run_with(s, costs, CommSemantics::Torch, 0.001);
+  REQUIRE(op_token(ideal.r.ops[3].op) == "F3");
+  REQUIRE(op_token(torch.r.ops[4].op) == "B0");
+  CHECK(f3_transfer(ideal.r).start == ideal.r.ops[3].end);
+  CHECK(ideal.r.ops[3].end == TimeNs::from_ms(4));
+  CHECK(torch.r.ops[4].end.ns == 11'002'000);
+  CHECK(f3_transfer(torch.r).start == torch.r.ops[4].end);
+}

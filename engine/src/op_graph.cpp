@@ -215,10 +215,17 @@ void add_program_edges(const OpGraph& g, const CommProgram& prog, std::vector<st
       }
     } else {
       // One ordered stream per device pair: each transfer waits for the previous one
-      // this device posted with the same peer.
+      // this device posted with the same peer. A send is enqueued behind the compute
+      // step before it (the stream order a send issued after it has): its producer, or
+      // for an overlapped pair's forward, the pair's backward (torch's OVERLAP_F_B).
       std::vector<std::int64_t> last(prog.devices.size(), -1);
+      std::int64_t compute = -1;
       for (const CommStep& st : steps) {
-        if (st.kind == StepKind::Compute) continue;
+        if (st.kind == StepKind::Compute) {
+          compute = node(st);
+          continue;
+        }
+        if (st.kind == StepKind::Send && compute >= 0) edges.emplace_back(static_cast<std::uint32_t>(compute), node(st));
         const CommTransfer& t = prog.transfers[static_cast<std::size_t>(st.index)];
         const std::size_t peer = static_cast<std::size_t>(st.kind == StepKind::Send ? t.dst : t.src);
         if (last[peer] >= 0) edges.emplace_back(static_cast<std::uint32_t>(last[peer]), node(st));
