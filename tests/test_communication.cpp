@@ -19,15 +19,16 @@ namespace {
 
 // p = 2, uneven stages: stage 0 F 2 ms, B 4 ms; stage 1 F 3 ms, B 5 ms; every transfer
 // 1 ms (latency only, one link per direction).
-std::vector<StageCost> uneven_two() {
+std::vector<StageCost> two_stages(double f0, double b0, double f1, double b1) {
   std::vector<StageCost> c(2);
-  c[0].forward = TimeNs::from_ms(2);
-  c[0].backward = TimeNs::from_ms(4);
-  c[1].forward = TimeNs::from_ms(3);
-  c[1].backward = TimeNs::from_ms(5);
+  c[0].forward = TimeNs::from_ms(f0);
+  c[0].backward = TimeNs::from_ms(b0);
+  c[1].forward = TimeNs::from_ms(f1);
+  c[1].backward = TimeNs::from_ms(b1);
   for (auto& s : c) s.output = Bytes{1000};
   return c;
 }
+std::vector<StageCost> uneven_two() { return two_stages(2, 4, 3, 5); }
 
 struct Timeline {
   SimResult r;
@@ -450,12 +451,7 @@ TEST_CASE("torch: an OVERLAP_F_B pair's forward output leaves after the pair's b
   // ends, at 4 ms, and waits for nothing else.
   const Schedule s = make_schedule("1f1b-overlap", {2, 4, 1, 0});
   REQUIRE(s.overlap_pairs[0] == std::vector<std::int32_t>{3});
-  std::vector<StageCost> costs(2);
-  costs[0].forward = TimeNs::from_ms(1);
-  costs[0].backward = TimeNs::from_ms(5);
-  costs[1].forward = TimeNs::from_ms(1);
-  costs[1].backward = TimeNs::from_ms(3);
-  for (auto& c : costs) c.output = Bytes{1000};
+  const std::vector<StageCost> costs = two_stages(1, 5, 1, 3);
   auto f3_transfer = [](const SimResult& r) {
     for (const TransferRecord& t : r.transfers) {
       const Op& op = r.ops[static_cast<std::size_t>(t.producer)].op;
