@@ -71,10 +71,7 @@ class BlockLayer final : public Layer {
 
   Tensor forward(const Tensor& x) override {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
-    const int w = static_cast<int>(w_), heads = static_cast<int>(heads_), d = static_cast<int>(d_);
-    const int s = static_cast<int>(s_.seq), nb = static_cast<int>(s_.micro_batch);
-    const std::int64_t ss = static_cast<std::int64_t>(s) * s;
-    const std::int64_t attn = static_cast<std::int64_t>(nb) * heads * ss;
+    const int w = static_cast<int>(w_);
     x_ = &x;
     ln1_ = Tensor(a_, T_ * h_, e_);
     mean1_ = Tensor(a_, T_, 4);
@@ -84,22 +81,8 @@ class BlockLayer final : public Layer {
     qkv_ = Tensor(a_, T_ * 3 * w_, e_);
     linear_forward(ln1_, qkv_w_, qkv_b_, qkv_, T, 3 * w, h);
     if (fused_) return forward_fused(x);
-    // Scores -> probabilities P (saved) -> dropout Pd (saved, with its mask).
-    P_ = Tensor(a_, attn, e_);
-    for (int bi = 0; bi < nb; ++bi)
-      b_.gemm_batched(false, true, s, s, d, 1.0f / std::sqrt(static_cast<float>(d)),
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w), 3 * w, d,
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w + w), 3 * w, d, 0.0f,
-                      P_.at(bi * heads * ss), s, ss, heads);
-    b_.softmax_causal_forward(P_.data(), attn / s, s);
-    Pd_ = Tensor(a_, attn, e_);
-    mask_attn_ = Tensor(a_, attn, 1);
-    b_.dropout_forward(P_.data(), Pd_.data(), mask_attn_.as<std::uint8_t>(), attn, kDropout, seed_ + 101);
     ctx_ = Tensor(a_, T_ * w_, e_);
-    for (int bi = 0; bi < nb; ++bi)
-      b_.gemm_batched(false, false, s, d, s, 1.0f, Pd_.at(bi * heads * ss), s, ss,
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w + 2 * w), 3 * w, d, 0.0f,
-                      ctx_.at(static_cast<std::int64_t>(bi) * s * w), w, d, heads);
+    attn_ = plain_attention_forward(a_, attention_geometry(), qkv_.data(), ctx_.data());
     h1_ = Tensor(a_, T_ * h_, e_);
     mask_o_ = Tensor(a_, T_ * h_, 1);
     {
@@ -130,10 +113,7 @@ class BlockLayer final : public Layer {
 
   Tensor backward_input(const Tensor& dy) override {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
-    const int w = static_cast<int>(w_), heads = static_cast<int>(heads_), d = static_cast<int>(d_);
-    const int s = static_cast<int>(s_.seq), nb = static_cast<int>(s_.micro_batch);
-    const std::int64_t ss = static_cast<std::int64_t>(s) * s;
-    const std::int64_t attn = static_cast<std::int64_t>(nb) * heads * ss;
+    const int w = static_cast<int>(w_);
     if (fused_) return backward_input_fused(dy);
     // MLP branch.
     dF2_ = Tensor(a_, T_ * h_, e_);
@@ -160,30 +140,7 @@ class BlockLayer final : public Layer {
     {
       Tensor dCtx(a_, T_ * w_, e_);
       b_.gemm(false, false, T, w, h, 1.0f, dProj_.data(), h, proj_w_.data(), w, 0.0f, dCtx.data(), w);
-      Tensor dP(a_, attn, e_);
-      for (int bi = 0; bi < nb; ++bi) {
-        const std::int64_t row = static_cast<std::int64_t>(bi) * s;
-        b_.gemm_batched(false, true, s, s, d, 1.0f, dCtx.at(row * w), w, d,
-                        qkv_.at(row * 3 * w + 2 * w), 3 * w, d, 0.0f, dP.at(bi * heads * ss), s,
-                        ss, heads);
-        b_.gemm_batched(true, false, s, d, s, 1.0f, Pd_.at(bi * heads * ss), s, ss,
-                        dCtx.at(row * w), w, d, 0.0f, dQKV_.at(row * 3 * w + 2 * w), 3 * w, d,
-                        heads);
-      }
-      Pd_.reset();
-      b_.dropout_backward(dP.data(), mask_attn_.as<std::uint8_t>(), dP.data(), attn, kDropout);
-      mask_attn_.reset();
-      b_.softmax_backward(P_.data(), dP.data(), attn / s, s, 1.0f / std::sqrt(static_cast<float>(d)));
-      P_.reset();
-      for (int bi = 0; bi < nb; ++bi) {
-        const std::int64_t row = static_cast<std::int64_t>(bi) * s;
-        b_.gemm_batched(false, false, s, d, s, 1.0f, dP.at(bi * heads * ss), s, ss,
-                        qkv_.at(row * 3 * w + w), 3 * w, d, 0.0f, dQKV_.at(row * 3 * w), 3 * w, d,
-                        heads);
-        b_.gemm_batched(true, false, s, d, s, 1.0f, dP.at(bi * heads * ss), s, ss,
-                        qkv_.at(row * 3 * w), 3 * w, d, 0.0f, dQKV_.at(row * 3 * w + w), 3 * w, d,
-                        heads);
-      }
+      plain_attention_backward(a_, attention_geometry(), attn_, qkv_.data(), dCtx.data(), dQKV_.data());
     }
     qkv_.reset();
     dLN1_ = Tensor(a_, T_ * h_, e_);
@@ -227,15 +184,19 @@ class BlockLayer final : public Layer {
   }
 
  private:
+  [[nodiscard]] AttentionGeometry attention_geometry() const {
+    return {static_cast<int>(s_.micro_batch), static_cast<int>(s_.seq), static_cast<int>(heads_),
+            static_cast<int>(d_), 1.0f / std::sqrt(static_cast<float>(d_)), kDropout, seed_ + 101};
+  }
   /// Runs after layer norm 1 and the QKV GEMM (qkv_ holds Q, K, V).
   Tensor forward_fused(const Tensor& x) {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
     const int w = static_cast<int>(w_);
     ctx_ = Tensor(a_, T_ * w_, e_);
     lse_ = Tensor(a_, s_.micro_batch * heads_ * s_.seq, 4);
-    fused_->attention_forward(qkv_.data(), ctx_.data(), lse_.as<float>(), static_cast<int>(s_.micro_batch),
-                              static_cast<int>(s_.seq), static_cast<int>(heads_), static_cast<int>(d_),
-                              1.0f / std::sqrt(static_cast<float>(d_)), kDropout, seed_ + 101);
+    const AttentionGeometry g = attention_geometry();
+    fused_->attention_forward(qkv_.data(), ctx_.data(), lse_.as<float>(), g.batch, g.seq, g.heads, g.head_dim,
+                              g.scale, g.dropout_p, g.seed);
     h1_ = Tensor(a_, T_ * h_, e_);
     {
       Tensor proj(a_, T_ * h_, e_);
@@ -277,10 +238,9 @@ class BlockLayer final : public Layer {
     {
       Tensor dCtx(a_, T_ * w_, e_);
       b_.gemm(false, false, T, w, h, 1.0f, dProj_.data(), h, proj_w_.data(), w, 0.0f, dCtx.data(), w);
-      fused_->attention_backward(qkv_.data(), ctx_.data(), dCtx.data(), lse_.as<float>(), dQKV_.data(),
-                                 static_cast<int>(s_.micro_batch), static_cast<int>(s_.seq),
-                                 static_cast<int>(heads_), static_cast<int>(d_),
-                                 1.0f / std::sqrt(static_cast<float>(d_)), kDropout, seed_ + 101);
+      const AttentionGeometry g = attention_geometry();
+      fused_->attention_backward(qkv_.data(), ctx_.data(), dCtx.data(), lse_.as<float>(), dQKV_.data(), g.batch,
+                                 g.seq, g.heads, g.head_dim, g.scale, g.dropout_p, g.seed);
     }
     lse_.reset();
     qkv_.reset();
@@ -313,12 +273,71 @@ class BlockLayer final : public Layer {
   Tensor dqkv_w_, dqkv_b_, dproj_w_, dproj_b_, dfc1_w_, dfc1_b_, dfc2_w_, dfc2_b_, dln1_g_, dln1_b_,
       dln2_g_, dln2_b_;
   const Tensor* x_{nullptr};
-  Tensor ln1_, mean1_, rstd1_, qkv_, P_, Pd_, mask_attn_, ctx_, mask_o_, h1_, ln2_, mean2_, rstd2_, f1_,
+  PlainAttentionSaved attn_;  // plain: P, dropout(P) and its mask
+  Tensor ln1_, mean1_, rstd1_, qkv_, ctx_, mask_o_, h1_, ln2_, mean2_, rstd2_, f1_,
       g_, mask2_, lse_;
   Tensor dQKV_, dProj_, dF1_, dF2_, dLN1_, dLN2_;
 };
 
 }  // namespace
+
+namespace {
+const void* at(const void* p, std::int64_t elements, int e) { return static_cast<const char*>(p) + elements * e; }
+void* at(void* p, std::int64_t elements, int e) { return static_cast<char*>(p) + elements * e; }
+}  // namespace
+
+// Scores -> probabilities P (saved) -> dropout Pd (saved, with its mask) -> ctx = Pd V,
+// two batched GEMMs per sample over its heads.
+PlainAttentionSaved plain_attention_forward(Allocator& a, const AttentionGeometry& g, const void* qkv, void* ctx) {
+  Backend& b = a.backend();
+  const int e = dtype_bytes(b.dtype()), s = g.seq, d = g.head_dim, w = g.heads * g.head_dim;
+  const std::int64_t ss = static_cast<std::int64_t>(s) * s, attn = static_cast<std::int64_t>(g.batch) * g.heads * ss;
+  PlainAttentionSaved t{Tensor(a, attn, e), {}, {}};
+  for (int bi = 0; bi < g.batch; ++bi) {
+    const std::int64_t row = static_cast<std::int64_t>(bi) * s;
+    b.gemm_batched(false, true, s, s, d, g.scale, at(qkv, row * 3 * w, e), 3 * w, d, at(qkv, row * 3 * w + w, e),
+                   3 * w, d, 0.0f, t.P.at(bi * g.heads * ss), s, ss, g.heads);
+  }
+  b.softmax_causal_forward(t.P.data(), attn / s, s);
+  t.Pd = Tensor(a, attn, e);
+  t.mask = Tensor(a, attn, 1);
+  b.dropout_forward(t.P.data(), t.Pd.data(), t.mask.as<std::uint8_t>(), attn, g.dropout_p, g.seed);
+  for (int bi = 0; bi < g.batch; ++bi) {
+    const std::int64_t row = static_cast<std::int64_t>(bi) * s;
+    b.gemm_batched(false, false, s, d, s, 1.0f, t.Pd.at(bi * g.heads * ss), s, ss,
+                   at(qkv, row * 3 * w + 2 * w, e), 3 * w, d, 0.0f, at(ctx, row * w, e), w, d, g.heads);
+  }
+  return t;
+}
+
+// dPd = dctx V^T, dV = Pd^T dctx; dP = dropout'(dPd); dS = softmax'(dP) * scale;
+// dQ = dS K, dK = dS^T Q. Frees the saved tensors as soon as they are used.
+void plain_attention_backward(Allocator& a, const AttentionGeometry& g, PlainAttentionSaved& t, const void* qkv,
+                              const void* dctx, void* dqkv) {
+  Backend& b = a.backend();
+  const int e = dtype_bytes(b.dtype()), s = g.seq, d = g.head_dim, w = g.heads * g.head_dim;
+  const std::int64_t ss = static_cast<std::int64_t>(s) * s, attn = static_cast<std::int64_t>(g.batch) * g.heads * ss;
+  Tensor dP(a, attn, e);
+  for (int bi = 0; bi < g.batch; ++bi) {
+    const std::int64_t row = static_cast<std::int64_t>(bi) * s;
+    b.gemm_batched(false, true, s, s, d, 1.0f, at(dctx, row * w, e), w, d, at(qkv, row * 3 * w + 2 * w, e), 3 * w, d,
+                   0.0f, dP.at(bi * g.heads * ss), s, ss, g.heads);
+    b.gemm_batched(true, false, s, d, s, 1.0f, t.Pd.at(bi * g.heads * ss), s, ss, at(dctx, row * w, e), w, d, 0.0f,
+                   at(dqkv, row * 3 * w + 2 * w, e), 3 * w, d, g.heads);
+  }
+  t.Pd.reset();
+  b.dropout_backward(dP.data(), t.mask.as<std::uint8_t>(), dP.data(), attn, g.dropout_p);
+  t.mask.reset();
+  b.softmax_backward(t.P.data(), dP.data(), attn / s, s, g.scale);
+  t.P.reset();
+  for (int bi = 0; bi < g.batch; ++bi) {
+    const std::int64_t row = static_cast<std::int64_t>(bi) * s;
+    b.gemm_batched(false, false, s, d, s, 1.0f, dP.at(bi * g.heads * ss), s, ss, at(qkv, row * 3 * w + w, e), 3 * w,
+                   d, 0.0f, at(dqkv, row * 3 * w, e), 3 * w, d, g.heads);
+    b.gemm_batched(true, false, s, d, s, 1.0f, dP.at(bi * g.heads * ss), s, ss, at(qkv, row * 3 * w, e), 3 * w, d,
+                   0.0f, at(dqkv, row * 3 * w + w, e), 3 * w, d, g.heads);
+  }
+}
 
 std::unique_ptr<Layer> make_block_layer(Allocator& a, const LayerShape& s, std::uint64_t seed) {
   return std::make_unique<BlockLayer>(a, s, seed);
