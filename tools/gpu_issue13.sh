@@ -17,13 +17,15 @@ cmake -S calibrate -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITEC
 cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1
 C=build-gpu/ppsim-calibrate
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv >"$OUT/clocks.csv" || true
-$C check --backend cuda -o "$OUT/check.json" | tee "$OUT/check.txt"
+# The fused CUDA kernels were written without a GPU: a failed check is reported, not fatal.
+$C check --backend cuda -o "$OUT/check.json" | tee "$OUT/check.txt" || echo "check: FAILURES (see check.txt)"
 declare -A H=([gpt3-1.3b]="2048 16 2048" [gpt3-13b]="5120 40 2048")
 for m in gpt3-1.3b gpt3-13b; do
-  for k in plain fused; do
-    $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
-      --kernels "$k" --warmup 10 --target-ms 200 -o "$OUT/$k-$m.json" 2>>"$OUT/layers.log"
-  done
+  $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
+    --warmup 10 --target-ms 200 -o "$OUT/plain-$m.json" 2>>"$OUT/layers.log"
+  $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
+    --kernels fused --warmup 10 --target-ms 200 -o "$OUT/fused-$m.json" 2>>"$OUT/layers.log" ||
+    echo "layers --kernels fused $m: failed (see layers.log)"
   read -r h a s <<<"${H[$m]}"
   for b in 1 4; do
     python3 tools/torch_block.py time --hidden "$h" --heads "$a" --seq "$s" --micro-batch "$b" \
@@ -41,6 +43,8 @@ out = pathlib.Path(sys.argv[1])
 rows = ["| model | b | ppsim plain F+B+W ms | ppsim fused F+B+W ms | PyTorch F+B ms | plain/PyTorch | fused/PyTorch "
         "| activation B plain | fused |", "|---|---|---|---|---|---|---|---|---|"]
 def block(kernels, m, b):
+    if not (out / f"{kernels}-{m}.json").exists():
+        return float("nan"), "n/a"
     prof = json.load(open(out / f"{kernels}-{m}.json"))
     l = next(x for x in prof["layers"] if x["kind"] == "transformer_block" and x["shape"]["micro_batch"] == b)
     return sum(l[k]["median"] for k in ("forward_ms", "backward_input_ms", "backward_weight_ms")), l["activation_bytes"]

@@ -145,7 +145,7 @@ void check_fused_attention(Harness& H, FusedOps& ft, double tol, double grad_tol
     Tensor o(H.ar_, rows * w, 4);
     H.ref_.fused()->attention_forward(qkv.r.data(), o.data(), lse.r.as<float>(), g.batch, g.seq, g.heads,
                                       g.head_dim, g.scale, g.dropout_p, g.seed);
-    H.compare_f32("fused_attention_forward_lse", lse, 1e-5);
+    H.compare_f32("fused_attention_forward_lse", lse, 1e-4);  // fp32 statistics, as layer norm's
   }
   ft.attention_backward(qkv.t.data(), out.t.data(), dout.t.data(), lse.t.as<float>(), dqkv.t.data(), g.batch, g.seq,
                         g.heads, g.head_dim, g.scale, g.dropout_p, g.seed);
