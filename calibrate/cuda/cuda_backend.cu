@@ -323,7 +323,6 @@ class CudaBackend final : public Backend {
     CUBLAS_CHECK(cublasSetStream(blas_, stream_));
     CUDA_CHECK(cudaMalloc(&blas_ws_, kBlasWorkspace));
     CUBLAS_CHECK(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace));
-    fused_ = make_cuda_fused_ops(dtype_, stream_, *this);
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
@@ -335,7 +334,11 @@ class CudaBackend final : public Backend {
   }
   [[nodiscard]] std::string name() const override { return "cuda"; }
   [[nodiscard]] Dtype dtype() const override { return dtype_; }
-  FusedOps* fused() override { return fused_.get(); }
+  /// Made on first use: a plain run never creates the cuBLASLt handle and its workspace.
+  FusedOps* fused() override {
+    if (!fused_) fused_ = make_cuda_fused_ops(dtype_, stream_, *this);
+    return fused_.get();
+  }
   [[nodiscard]] DeviceInfo device_info() const override {
     DeviceInfo d;
     cudaDeviceProp p{};
