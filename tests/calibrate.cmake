@@ -26,6 +26,21 @@ grep -q '\"backend\": \"torch-trace\"' imported.json"
 --hidden 256 --heads 4 --seq 128 -o cpu_only.json 2>err.txt; rc=$?; test $rc -eq 2 && test $(wc -l < err.txt) -eq 1 && \
 grep -q '^ppsim-calibrate: error: .*cpu_only.json: traceEvents: no GPU activity' err.txt && test ! -e cpu_only.json"
            WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  # --kernels fused (issue 13 item 1): the fused block's profile validates, its key and
+  # shape say fused, and the measured activation bytes equal the formula; an unknown
+  # kernels name is one error line, exit 2, no file.
+  add_test(NAME calibrate.cli.kernels_fused
+           COMMAND sh -c "rm -f fused.json; $<TARGET_FILE:ppsim-calibrate> layers --backend cpu --hidden 64 --heads 4 --seq 40 \
+--blocks-only --kernels fused --warmup 1 --min-iters 2 --max-iters 2 -o fused.json 2>/dev/null && \
+$<TARGET_FILE:ppsim-calibrate> validate fused.json >/dev/null && grep -q 'ffn=256 fused b=1' fused.json && \
+grep -q '\"kernels\": \"fused\"' fused.json && grep -q '\"activation_bytes\": 124160' fused.json && \
+grep -q '\"expected_activation_bytes\": 124160' fused.json"
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  add_test(NAME calibrate.cli.kernels_unknown
+           COMMAND sh -c "rm -f never_k.json; $<TARGET_FILE:ppsim-calibrate> layers --backend cpu --hidden 64 --heads 4 --seq 16 \
+--kernels flash -o never_k.json 2>err_k.txt; rc=$?; test $rc -eq 2 && test $(wc -l < err_k.txt) -eq 1 && \
+grep -q '^ppsim-calibrate: error: --kernels: flash not in {plain,fused}' err_k.txt && test ! -e never_k.json"
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
   add_test(NAME calibrate.cli.version COMMAND ppsim-calibrate --version)
   set_tests_properties(calibrate.cli.version PROPERTIES PASS_REGULAR_EXPRESSION "^ppsim-calibrate ${PROJECT_VERSION}")
   add_test(NAME calibrate.cli.validate_shipped_profile

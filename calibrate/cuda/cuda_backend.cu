@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "cuda_check.h"
+#include "cuda_fused.h"
+#include "device_math.cuh"
 #include "green.h"
 #include "ppsim/calibrate/backend.h"
 
@@ -19,13 +21,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <class T> __device__ __forceinline__ T from_f(float x);
-template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+using dev::d_hash_uniform;
+using dev::from_f;
+using dev::to_f;
 
 template <class T> T host_from_f(float x);
 template <> float host_from_f<float>(float x) { return x; }
@@ -39,15 +37,6 @@ template <class T> cudaDataType_t cuda_type();
 template <> cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
 template <> cudaDataType_t cuda_type<__half>() { return CUDA_R_16F; }
 template <> cudaDataType_t cuda_type<__nv_bfloat16>() { return CUDA_R_16BF; }
-
-// Same hash as ppsim::cal::hash_uniform (backend.h): identical dropout masks everywhere.
-__device__ __forceinline__ float d_hash_uniform(unsigned long long seed, unsigned long long i) {
-  unsigned long long z = seed * 0x9E3779B97F4A7C15ULL + i + 0x632BE59BD9B4E019ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
-}
 
 unsigned grid_for(std::int64_t n) {
   const std::int64_t blocks = (n + kThreads - 1) / kThreads;
@@ -337,6 +326,7 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    fused_.reset();  // before the stream goes
     if (ws_) cudaFree(ws_);
     cudaFree(blas_ws_);
     cublasDestroy(blas_);
@@ -344,6 +334,11 @@ class CudaBackend final : public Backend {
   }
   [[nodiscard]] std::string name() const override { return "cuda"; }
   [[nodiscard]] Dtype dtype() const override { return dtype_; }
+  /// Made on first use: a plain run never creates the cuBLASLt handle and its workspace.
+  FusedOps* fused() override {
+    if (!fused_) fused_ = make_cuda_fused_ops(dtype_, stream_, *this);
+    return fused_.get();
+  }
   [[nodiscard]] DeviceInfo device_info() const override {
     DeviceInfo d;
     cudaDeviceProp p{};
@@ -532,6 +527,7 @@ class CudaBackend final : public Backend {
   void* blas_ws_{nullptr};
   float* ws_{nullptr};
   std::size_t ws_floats_{0};
+  std::unique_ptr<FusedOps> fused_;  ///< cuda_fused.cu: flash attention, cuBLASLt epilogues
 };
 
 std::unique_ptr<Backend> make_cuda(Dtype d) {

@@ -84,7 +84,8 @@ class Harness {
 /// One layer on both backends, same weights and inputs: output (or loss), input
 /// gradient and every weight gradient after forward + backward. Names carry "_t2" etc.
 /// for a tensor-parallel shard.
-void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t vocab, double layer_tol) {
+void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t vocab, double layer_tol,
+                 Kernels test_kernels = Kernels::plain) {
   Backend& T = H.test_;
   Backend& R = H.ref_;
   LayerShape s = blk;
@@ -92,6 +93,7 @@ void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t
   s.vocab = kind == LayerKind::block ? 0 : vocab;
   LayerShape sr = s;
   s.dtype = T.dtype();
+  s.kernels = test_kernels;  // the reference is always the plain CPU layer
   sr.dtype = Dtype::fp32;
   auto lt = make_layer(H.at_, s, 99);
   auto lr = make_layer(H.ar_, sr, 99);
@@ -105,7 +107,8 @@ void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t
     auto hd = to_host(T, dyt);
     R.upload(hd.data(), dyr.data(), dyr.elements());
   }
-  const std::string name = layer_kind_name(kind) + (s.tp > 1 ? "_t" + std::to_string(s.tp) : "");
+  const std::string name = layer_kind_name(kind) + (s.tp > 1 ? "_t" + std::to_string(s.tp) : "") +
+                           (test_kernels == Kernels::fused ? "_fused" : "");
   Tensor yt = lt->forward(xt), yr = lr->forward(xr);
   if (kind == LayerKind::head) {
     Twin w{std::move(yt), std::move(yr)};
@@ -124,6 +127,67 @@ void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t
   auto gt = lt->gradients(), gr = lr->gradients();
   for (std::size_t i = 0; i < gt.size(); ++i)
     H.add(name + "." + gt[i].first, relative_l2_error(gt[i].second, gr[i].second), layer_tol, false);
+}
+
+/// The fused attention (FusedOps) against the plain attention kernels on the CPU: O and
+/// dQ/dK/dV, and the log-sum-exp against the CPU's fused one. s = 100 is not a multiple
+/// of a key tile (64 on the CPU), so the last tile is partial.
+void check_fused_attention(Harness& H, FusedOps& ft, double tol, double grad_tol) {
+  const AttentionGeometry g{2, 100, 3, 16, 0.25f, 0.1f, 97};
+  const std::int64_t rows = static_cast<std::int64_t>(g.batch) * g.seq, w = g.heads * g.head_dim;
+  Twin qkv = H.rand(rows * 3 * w, 91, 2.0f), out = H.zeros(rows * w), dout = H.rand(rows * w, 92);
+  Twin lse = H.raw(static_cast<std::int64_t>(g.batch) * g.heads * g.seq, 4), dqkv = H.zeros(rows * 3 * w);
+  ft.attention_forward(qkv.t.data(), out.t.data(), lse.t.as<float>(), g.batch, g.seq, g.heads, g.head_dim, g.scale,
+                       g.dropout_p, g.seed);
+  PlainAttentionSaved saved = plain_attention_forward(H.ar_, g, qkv.r.data(), out.r.data());
+  H.compare("fused_attention_forward", out, tol);
+  {
+    Tensor o(H.ar_, rows * w, 4);
+    H.ref_.fused()->attention_forward(qkv.r.data(), o.data(), lse.r.as<float>(), g.batch, g.seq, g.heads,
+                                      g.head_dim, g.scale, g.dropout_p, g.seed);
+    H.compare_f32("fused_attention_forward_lse", lse, 1e-4);  // fp32 statistics, as layer norm's
+  }
+  ft.attention_backward(qkv.t.data(), out.t.data(), dout.t.data(), lse.t.as<float>(), dqkv.t.data(), g.batch, g.seq,
+                        g.heads, g.head_dim, g.scale, g.dropout_p, g.seed);
+  plain_attention_backward(H.ar_, g, saved, qkv.r.data(), dout.r.data(), dqkv.r.data());
+  H.compare("fused_attention_backward", dqkv, grad_tol);
+}
+
+/// The linear epilogues and bias-dropout-add against the plain kernels they fuse.
+void check_fused_pointwise(Harness& H, FusedOps& ft, double tol) {
+  Backend& R = H.ref_;
+  const int rows = 64, in = 72, out = 96, n = 80;
+  const std::int64_t ro = static_cast<std::int64_t>(rows) * out;
+  {
+    Twin x = H.rand(rows * in, 101), wt = H.rand(static_cast<std::int64_t>(out) * in, 102, 0.2f);
+    Twin bias = H.rand(out, 103), pre = H.zeros(ro), y = H.zeros(ro);
+    ft.linear_bias_gelu_forward(x.t.data(), wt.t.data(), bias.t.data(), pre.t.data(), y.t.data(), rows, out, in);
+    R.gemm(false, true, rows, out, in, 1.0f, x.r.data(), in, wt.r.data(), in, 0.0f, pre.r.data(), out);
+    R.bias_add(pre.r.data(), bias.r.data(), rows, out);
+    R.gelu_forward(pre.r.data(), y.r.data(), ro);
+    H.compare("fused_linear_bias_gelu_forward_pre", pre, tol);
+    H.compare("fused_linear_bias_gelu_forward", y, tol);
+    Twin dy = H.rand(static_cast<std::int64_t>(rows) * n, 104), w2 = H.rand(static_cast<std::int64_t>(n) * out, 105, 0.2f);
+    Twin dpre = H.zeros(ro), dbias = H.rand(out, 106);
+    ft.linear_dgelu_backward(dy.t.data(), w2.t.data(), pre.t.data(), dpre.t.data(), dbias.t.data(), rows, out, n);
+    R.gemm(false, false, rows, out, n, 1.0f, dy.r.data(), n, w2.r.data(), out, 0.0f, dpre.r.data(), out);
+    R.gelu_backward(dpre.r.data(), pre.r.data(), dpre.r.data(), ro);
+    R.bias_backward(dpre.r.data(), dbias.r.data(), rows, out);
+    H.compare("fused_linear_dgelu_backward", dpre, tol);
+    H.compare("fused_linear_dgelu_backward_bias", dbias, tol);
+  }
+  {
+    Twin x = H.rand(ro, 107), bias = H.rand(out, 108), res = H.rand(ro, 109), y = H.zeros(ro), mask = H.raw(ro, 1);
+    ft.bias_dropout_add_forward(x.t.data(), bias.t.data(), res.t.data(), y.t.data(), rows, out, 0.1f, 110);
+    R.bias_add(x.r.data(), bias.r.data(), rows, out);
+    R.dropout_forward(x.r.data(), x.r.data(), mask.r.as<std::uint8_t>(), ro, 0.1f, 110);
+    R.residual_add(res.r.data(), x.r.data(), y.r.data(), ro);
+    H.compare("fused_bias_dropout_add_forward", y, tol);
+    Twin dy = H.rand(ro, 111), dx = H.zeros(ro);
+    ft.bias_dropout_add_backward(dy.t.data(), dx.t.data(), rows, out, 0.1f, 110);
+    R.dropout_backward(dy.r.data(), mask.r.as<std::uint8_t>(), dx.r.data(), ro, 0.1f);
+    H.compare("fused_bias_dropout_add_backward", dx, tol);
+  }
 }
 
 }  // namespace
@@ -265,6 +329,22 @@ std::vector<CheckResult> check_against_cpu(Backend& test, const LayerShape& blk,
     }
     for (LayerKind kind : {LayerKind::embedding, LayerKind::block, LayerKind::head})
       check_layer(H, shard, kind, vocab, layer_tol);
+  }
+  // Fused kernels (fused.h) against the plain CPU kernels they replace, and the fused
+  // block against the plain CPU block: the same seeds and mask indices, so the same step.
+  if (FusedOps* ft = test.fused()) {
+    check_fused_attention(H, *ft, tol, layer_tol);
+    check_fused_pointwise(H, *ft, tol);
+    for (std::int64_t tp : {1, 2}) {
+      LayerShape shard = blk;
+      shard.tp = tp;
+      try {
+        shard.validate();
+      } catch (const std::invalid_argument&) {
+        continue;
+      }
+      check_layer(H, shard, LayerKind::block, 0, layer_tol, Kernels::fused);
+    }
   }
   return H.results;
 }

@@ -20,6 +20,7 @@ LayerShape shape_of(LayerKind kind, const TransformerSpec& m) {
   s.sequence_parallel = m.sequence_parallel;
   s.arch = m.arch;
   s.kv_heads = m.kv_heads;
+  s.kernels = m.kernels;
   return s;
 }
 
@@ -33,7 +34,8 @@ bool same_family(const nlohmann::json& l, const LayerShape& s) {
       sh.value("block", std::string("gpt")) != block_arch_name(s.arch))  // absent: a GPT layer
     return false;
   if (s.kind == LayerKind::block)
-    return sh.at("heads").get<std::int64_t>() == s.heads && sh.at("ffn_hidden").get<std::int64_t>() == s.ffn() &&
+    return sh.value("kernels", std::string("plain")) == kernels_name(s.kernels) &&  // absent: plain
+           sh.at("heads").get<std::int64_t>() == s.heads && sh.at("ffn_hidden").get<std::int64_t>() == s.ffn() &&
            (s.arch != BlockArch::llama || sh.value("kv_heads", s.heads) == (s.kv_heads > 0 ? s.kv_heads : s.heads));
   return sh.at("vocab").get<std::int64_t>() == s.vocab;
 }

@@ -58,6 +58,7 @@ class CpuBackend final : public Backend {
     d.clock = "std::chrono::steady_clock";
     return d;
   }
+  FusedOps* fused() override { return fused_.get(); }
 
   void* raw_alloc(std::size_t bytes) override {
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -248,6 +249,8 @@ class CpuBackend final : public Backend {
       for (int c = 0; c < vocab; ++c) x[c] = (x[c] - (c == labels[r] ? 1.0f : 0.0f)) * scale;
     }
   }
+ private:
+  std::unique_ptr<FusedOps> fused_ = make_cpu_fused_ops(*this);  // cpu_fused.cpp
 };
 
 std::map<std::string, BackendFactory>& registry() {

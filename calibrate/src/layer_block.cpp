@@ -8,7 +8,13 @@
 // biases, dropouts and the residual stream stay whole. The all-reduces that follow the
 // projection and fc2 (and the backward ones after QKV and fc1) are not here: they are
 // communication, costed apart; this layer is the shard's compute and saved bytes.
+// With shape.kernels == fused it runs the backend's FusedOps (fused.h) instead: flash
+// attention (O and the fp32 log-sum-exp saved, no s x s tensor), fc1 with the bias-GeLU
+// epilogue (the pre-activation saved; fc2's input is recomputed from it for fc2's weight
+// gradient), and bias-dropout-add after the projection and fc2 (no masks saved). Same
+// seeds and mask indices as the plain path: the same step, to rounding.
 #include <cmath>
+#include <stdexcept>
 
 #include "ppsim/calibrate/layers.h"
 
@@ -23,6 +29,10 @@ class BlockLayer final : public Layer {
       : a_(a), b_(a.backend()), s_(s), e_(dtype_bytes(a.backend().dtype())),
         h_(s.hidden), w_(s.attention_width()), f_(s.local_ffn()), heads_(s.local_heads()),
         d_(s.hidden / s.heads), T_(s.tokens()), seed_(seed) {
+    if (s.kernels == Kernels::fused) {
+      fused_ = b_.fused();
+      if (!fused_) throw std::invalid_argument("the " + b_.name() + " backend has no fused kernels (--kernels fused)");
+    }
     auto param = [&](Tensor& w, Tensor& g, std::int64_t n, float scale, float fill) {
       w = Tensor(a_, n, e_);
       g = Tensor(a_, n, e_);
@@ -61,10 +71,7 @@ class BlockLayer final : public Layer {
 
   Tensor forward(const Tensor& x) override {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
-    const int w = static_cast<int>(w_), heads = static_cast<int>(heads_), d = static_cast<int>(d_);
-    const int s = static_cast<int>(s_.seq), nb = static_cast<int>(s_.micro_batch);
-    const std::int64_t ss = static_cast<std::int64_t>(s) * s;
-    const std::int64_t attn = static_cast<std::int64_t>(nb) * heads * ss;
+    const int w = static_cast<int>(w_);
     x_ = &x;
     ln1_ = Tensor(a_, T_ * h_, e_);
     mean1_ = Tensor(a_, T_, 4);
@@ -73,22 +80,9 @@ class BlockLayer final : public Layer {
                          rstd1_.as<float>(), T, h);
     qkv_ = Tensor(a_, T_ * 3 * w_, e_);
     linear_forward(ln1_, qkv_w_, qkv_b_, qkv_, T, 3 * w, h);
-    // Scores -> probabilities P (saved) -> dropout Pd (saved, with its mask).
-    P_ = Tensor(a_, attn, e_);
-    for (int bi = 0; bi < nb; ++bi)
-      b_.gemm_batched(false, true, s, s, d, 1.0f / std::sqrt(static_cast<float>(d)),
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w), 3 * w, d,
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w + w), 3 * w, d, 0.0f,
-                      P_.at(bi * heads * ss), s, ss, heads);
-    b_.softmax_causal_forward(P_.data(), attn / s, s);
-    Pd_ = Tensor(a_, attn, e_);
-    mask_attn_ = Tensor(a_, attn, 1);
-    b_.dropout_forward(P_.data(), Pd_.data(), mask_attn_.as<std::uint8_t>(), attn, kDropout, seed_ + 101);
+    if (fused_) return forward_fused(x);
     ctx_ = Tensor(a_, T_ * w_, e_);
-    for (int bi = 0; bi < nb; ++bi)
-      b_.gemm_batched(false, false, s, d, s, 1.0f, Pd_.at(bi * heads * ss), s, ss,
-                      qkv_.at(static_cast<std::int64_t>(bi) * s * 3 * w + 2 * w), 3 * w, d, 0.0f,
-                      ctx_.at(static_cast<std::int64_t>(bi) * s * w), w, d, heads);
+    attn_ = plain_attention_forward(a_, attention_geometry(), qkv_.data(), ctx_.data());
     h1_ = Tensor(a_, T_ * h_, e_);
     mask_o_ = Tensor(a_, T_ * h_, 1);
     {
@@ -119,10 +113,8 @@ class BlockLayer final : public Layer {
 
   Tensor backward_input(const Tensor& dy) override {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
-    const int w = static_cast<int>(w_), heads = static_cast<int>(heads_), d = static_cast<int>(d_);
-    const int s = static_cast<int>(s_.seq), nb = static_cast<int>(s_.micro_batch);
-    const std::int64_t ss = static_cast<std::int64_t>(s) * s;
-    const std::int64_t attn = static_cast<std::int64_t>(nb) * heads * ss;
+    const int w = static_cast<int>(w_);
+    if (fused_) return backward_input_fused(dy);
     // MLP branch.
     dF2_ = Tensor(a_, T_ * h_, e_);
     b_.dropout_backward(dy.data(), mask2_.as<std::uint8_t>(), dF2_.data(), T_ * h_, kDropout);
@@ -148,30 +140,7 @@ class BlockLayer final : public Layer {
     {
       Tensor dCtx(a_, T_ * w_, e_);
       b_.gemm(false, false, T, w, h, 1.0f, dProj_.data(), h, proj_w_.data(), w, 0.0f, dCtx.data(), w);
-      Tensor dP(a_, attn, e_);
-      for (int bi = 0; bi < nb; ++bi) {
-        const std::int64_t row = static_cast<std::int64_t>(bi) * s;
-        b_.gemm_batched(false, true, s, s, d, 1.0f, dCtx.at(row * w), w, d,
-                        qkv_.at(row * 3 * w + 2 * w), 3 * w, d, 0.0f, dP.at(bi * heads * ss), s,
-                        ss, heads);
-        b_.gemm_batched(true, false, s, d, s, 1.0f, Pd_.at(bi * heads * ss), s, ss,
-                        dCtx.at(row * w), w, d, 0.0f, dQKV_.at(row * 3 * w + 2 * w), 3 * w, d,
-                        heads);
-      }
-      Pd_.reset();
-      b_.dropout_backward(dP.data(), mask_attn_.as<std::uint8_t>(), dP.data(), attn, kDropout);
-      mask_attn_.reset();
-      b_.softmax_backward(P_.data(), dP.data(), attn / s, s, 1.0f / std::sqrt(static_cast<float>(d)));
-      P_.reset();
-      for (int bi = 0; bi < nb; ++bi) {
-        const std::int64_t row = static_cast<std::int64_t>(bi) * s;
-        b_.gemm_batched(false, false, s, d, s, 1.0f, dP.at(bi * heads * ss), s, ss,
-                        qkv_.at(row * 3 * w + w), 3 * w, d, 0.0f, dQKV_.at(row * 3 * w), 3 * w, d,
-                        heads);
-        b_.gemm_batched(true, false, s, d, s, 1.0f, dP.at(bi * heads * ss), s, ss,
-                        qkv_.at(row * 3 * w), 3 * w, d, 0.0f, dQKV_.at(row * 3 * w + w), 3 * w, d,
-                        heads);
-      }
+      plain_attention_backward(a_, attention_geometry(), attn_, qkv_.data(), dCtx.data(), dQKV_.data());
     }
     qkv_.reset();
     dLN1_ = Tensor(a_, T_ * h_, e_);
@@ -186,7 +155,14 @@ class BlockLayer final : public Layer {
     const int w = static_cast<int>(w_);
     linear_weight_grad(dQKV_, ln1_, dqkv_w_, dqkv_b_, T, 3 * w, h);
     linear_weight_grad(dProj_, ctx_, dproj_w_, dproj_b_, T, h, w);
-    linear_weight_grad(dF1_, ln2_, dfc1_w_, dfc1_b_, T, f, h);
+    if (fused_) {  // fc1's bias gradient came from the dGeLU epilogue; fc2's input is recomputed
+      b_.gemm(true, false, f, h, T, 1.0f, dF1_.data(), f, ln2_.data(), h, 1.0f, dfc1_w_.data(), h);
+      g_ = Tensor(a_, T_ * f_, e_);
+      b_.gelu_forward(f1_.data(), g_.data(), T_ * f_);
+      f1_.reset();
+    } else {
+      linear_weight_grad(dF1_, ln2_, dfc1_w_, dfc1_b_, T, f, h);
+    }
     linear_weight_grad(dF2_, g_, dfc2_w_, dfc2_b_, T, h, f);
     b_.layernorm_backward_weight(dLN1_.data(), x_->data(), mean1_.as<float>(), rstd1_.as<float>(),
                                  dln1_g_.data(), dln1_b_.data(), T, h);
@@ -208,6 +184,73 @@ class BlockLayer final : public Layer {
   }
 
  private:
+  [[nodiscard]] AttentionGeometry attention_geometry() const {
+    return {static_cast<int>(s_.micro_batch), static_cast<int>(s_.seq), static_cast<int>(heads_),
+            static_cast<int>(d_), 1.0f / std::sqrt(static_cast<float>(d_)), kDropout, seed_ + 101};
+  }
+  /// Runs after layer norm 1 and the QKV GEMM (qkv_ holds Q, K, V).
+  Tensor forward_fused(const Tensor& x) {
+    const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
+    const int w = static_cast<int>(w_);
+    ctx_ = Tensor(a_, T_ * w_, e_);
+    lse_ = Tensor(a_, s_.micro_batch * heads_ * s_.seq, 4);
+    const AttentionGeometry g = attention_geometry();
+    fused_->attention_forward(qkv_.data(), ctx_.data(), lse_.as<float>(), g.batch, g.seq, g.heads, g.head_dim,
+                              g.scale, g.dropout_p, g.seed);
+    h1_ = Tensor(a_, T_ * h_, e_);
+    {
+      Tensor proj(a_, T_ * h_, e_);
+      b_.gemm(false, true, T, h, w, 1.0f, ctx_.data(), w, proj_w_.data(), w, 0.0f, proj.data(), h);
+      fused_->bias_dropout_add_forward(proj.data(), proj_b_.data(), x.data(), h1_.data(), T, h, kDropout, seed_ + 102);
+    }
+    ln2_ = Tensor(a_, T_ * h_, e_);
+    mean2_ = Tensor(a_, T_, 4);
+    rstd2_ = Tensor(a_, T_, 4);
+    b_.layernorm_forward(h1_.data(), ln2_g_.data(), ln2_b_.data(), ln2_.data(), mean2_.as<float>(),
+                         rstd2_.as<float>(), T, h);
+    f1_ = Tensor(a_, T_ * f_, e_);  // the pre-activation: all the MLP keeps
+    Tensor y(a_, T_ * h_, e_);
+    {
+      Tensor g(a_, T_ * f_, e_), f2(a_, T_ * h_, e_);
+      fused_->linear_bias_gelu_forward(ln2_.data(), fc1_w_.data(), fc1_b_.data(), f1_.data(), g.data(), T, f, h);
+      b_.gemm(false, true, T, h, f, 1.0f, g.data(), f, fc2_w_.data(), f, 0.0f, f2.data(), h);
+      fused_->bias_dropout_add_forward(f2.data(), fc2_b_.data(), h1_.data(), y.data(), T, h, kDropout, seed_ + 103);
+    }
+    return y;
+  }
+
+  Tensor backward_input_fused(const Tensor& dy) {
+    const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
+    const int w = static_cast<int>(w_);
+    dF2_ = Tensor(a_, T_ * h_, e_);
+    fused_->bias_dropout_add_backward(dy.data(), dF2_.data(), T, h, kDropout, seed_ + 103);
+    dF1_ = Tensor(a_, T_ * f_, e_);
+    fused_->linear_dgelu_backward(dF2_.data(), fc2_w_.data(), f1_.data(), dF1_.data(), dfc1_b_.data(), T, f, h);
+    dLN2_ = Tensor(a_, T_ * h_, e_);
+    b_.gemm(false, false, T, h, f, 1.0f, dF1_.data(), f, fc1_w_.data(), h, 0.0f, dLN2_.data(), h);
+    Tensor dH1(a_, T_ * h_, e_);
+    b_.copy_bytes(dy.data(), dH1.data(), dH1.bytes());
+    b_.layernorm_backward_input(dLN2_.data(), h1_.data(), ln2_g_.data(), mean2_.as<float>(),
+                                rstd2_.as<float>(), dH1.data(), T, h, true);
+    dProj_ = Tensor(a_, T_ * h_, e_);
+    fused_->bias_dropout_add_backward(dH1.data(), dProj_.data(), T, h, kDropout, seed_ + 102);
+    dQKV_ = Tensor(a_, T_ * 3 * w_, e_);
+    {
+      Tensor dCtx(a_, T_ * w_, e_);
+      b_.gemm(false, false, T, w, h, 1.0f, dProj_.data(), h, proj_w_.data(), w, 0.0f, dCtx.data(), w);
+      const AttentionGeometry g = attention_geometry();
+      fused_->attention_backward(qkv_.data(), ctx_.data(), dCtx.data(), lse_.as<float>(), dQKV_.data(), g.batch,
+                                 g.seq, g.heads, g.head_dim, g.scale, g.dropout_p, g.seed);
+    }
+    lse_.reset();
+    qkv_.reset();
+    dLN1_ = Tensor(a_, T_ * h_, e_);
+    b_.gemm(false, false, T, h, 3 * w, 1.0f, dQKV_.data(), 3 * w, qkv_w_.data(), h, 0.0f, dLN1_.data(), h);
+    b_.layernorm_backward_input(dLN1_.data(), x_->data(), ln1_g_.data(), mean1_.as<float>(),
+                                rstd1_.as<float>(), dH1.data(), T, h, true);
+    return dH1;
+  }
+
   void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, int rows,
                       int out, int in) {
     b_.gemm(false, true, rows, out, in, 1.0f, x.data(), in, w.data(), in, 0.0f, y.data(), out);
@@ -225,16 +268,76 @@ class BlockLayer final : public Layer {
   int e_;
   std::int64_t h_, w_, f_, heads_, d_, T_;  // w_, f_, heads_: this GPU's shard (h/t, ffn/t, heads/t)
   std::uint64_t seed_;
+  FusedOps* fused_{nullptr};  // set when shape.kernels == fused
   Tensor qkv_w_, qkv_b_, proj_w_, proj_b_, fc1_w_, fc1_b_, fc2_w_, fc2_b_, ln1_g_, ln1_b_, ln2_g_, ln2_b_;
   Tensor dqkv_w_, dqkv_b_, dproj_w_, dproj_b_, dfc1_w_, dfc1_b_, dfc2_w_, dfc2_b_, dln1_g_, dln1_b_,
       dln2_g_, dln2_b_;
   const Tensor* x_{nullptr};
-  Tensor ln1_, mean1_, rstd1_, qkv_, P_, Pd_, mask_attn_, ctx_, mask_o_, h1_, ln2_, mean2_, rstd2_, f1_,
-      g_, mask2_;
+  PlainAttentionSaved attn_;  // plain: P, dropout(P) and its mask
+  Tensor ln1_, mean1_, rstd1_, qkv_, ctx_, mask_o_, h1_, ln2_, mean2_, rstd2_, f1_,
+      g_, mask2_, lse_;
   Tensor dQKV_, dProj_, dF1_, dF2_, dLN1_, dLN2_;
 };
 
 }  // namespace
+
+namespace {
+const void* at(const void* p, std::int64_t elements, int e) { return static_cast<const char*>(p) + elements * e; }
+void* at(void* p, std::int64_t elements, int e) { return static_cast<char*>(p) + elements * e; }
+}  // namespace
+
+// Scores -> probabilities P (saved) -> dropout Pd (saved, with its mask) -> ctx = Pd V,
+// two batched GEMMs per sample over its heads.
+PlainAttentionSaved plain_attention_forward(Allocator& a, const AttentionGeometry& g, const void* qkv, void* ctx) {
+  Backend& b = a.backend();
+  const int e = dtype_bytes(b.dtype()), s = g.seq, d = g.head_dim, w = g.heads * g.head_dim;
+  const std::int64_t ss = static_cast<std::int64_t>(s) * s, attn = static_cast<std::int64_t>(g.batch) * g.heads * ss;
+  PlainAttentionSaved t{Tensor(a, attn, e), {}, {}};
+  for (int bi = 0; bi < g.batch; ++bi) {
+    const std::int64_t row = static_cast<std::int64_t>(bi) * s;
+    b.gemm_batched(false, true, s, s, d, g.scale, at(qkv, row * 3 * w, e), 3 * w, d, at(qkv, row * 3 * w + w, e),
+                   3 * w, d, 0.0f, t.P.at(bi * g.heads * ss), s, ss, g.heads);
+  }
+  b.softmax_causal_forward(t.P.data(), attn / s, s);
+  t.Pd = Tensor(a, attn, e);
+  t.mask = Tensor(a, attn, 1);
+  b.dropout_forward(t.P.data(), t.Pd.data(), t.mask.as<std::uint8_t>(), attn, g.dropout_p, g.seed);
+  for (int bi = 0; bi < g.batch; ++bi) {
+    const std::int64_t row = static_cast<std::int64_t>(bi) * s;
+    b.gemm_batched(false, false, s, d, s, 1.0f, t.Pd.at(bi * g.heads * ss), s, ss,
+                   at(qkv, row * 3 * w + 2 * w, e), 3 * w, d, 0.0f, at(ctx, row * w, e), w, d, g.heads);
+  }
+  return t;
+}
+
+// dPd = dctx V^T, dV = Pd^T dctx; dP = dropout'(dPd); dS = softmax'(dP) * scale;
+// dQ = dS K, dK = dS^T Q. Frees the saved tensors as soon as they are used.
+void plain_attention_backward(Allocator& a, const AttentionGeometry& g, PlainAttentionSaved& t, const void* qkv,
+                              const void* dctx, void* dqkv) {
+  Backend& b = a.backend();
+  const int e = dtype_bytes(b.dtype()), s = g.seq, d = g.head_dim, w = g.heads * g.head_dim;
+  const std::int64_t ss = static_cast<std::int64_t>(s) * s, attn = static_cast<std::int64_t>(g.batch) * g.heads * ss;
+  Tensor dP(a, attn, e);
+  for (int bi = 0; bi < g.batch; ++bi) {
+    const std::int64_t row = static_cast<std::int64_t>(bi) * s;
+    b.gemm_batched(false, true, s, s, d, 1.0f, at(dctx, row * w, e), w, d, at(qkv, row * 3 * w + 2 * w, e), 3 * w, d,
+                   0.0f, dP.at(bi * g.heads * ss), s, ss, g.heads);
+    b.gemm_batched(true, false, s, d, s, 1.0f, t.Pd.at(bi * g.heads * ss), s, ss, at(dctx, row * w, e), w, d, 0.0f,
+                   at(dqkv, row * 3 * w + 2 * w, e), 3 * w, d, g.heads);
+  }
+  t.Pd.reset();
+  b.dropout_backward(dP.data(), t.mask.as<std::uint8_t>(), dP.data(), attn, g.dropout_p);
+  t.mask.reset();
+  b.softmax_backward(t.P.data(), dP.data(), attn / s, s, g.scale);
+  t.P.reset();
+  for (int bi = 0; bi < g.batch; ++bi) {
+    const std::int64_t row = static_cast<std::int64_t>(bi) * s;
+    b.gemm_batched(false, false, s, d, s, 1.0f, dP.at(bi * g.heads * ss), s, ss, at(qkv, row * 3 * w + w, e), 3 * w,
+                   d, 0.0f, at(dqkv, row * 3 * w, e), 3 * w, d, g.heads);
+    b.gemm_batched(true, false, s, d, s, 1.0f, dP.at(bi * g.heads * ss), s, ss, at(qkv, row * 3 * w, e), 3 * w, d,
+                   0.0f, at(dqkv, row * 3 * w + w, e), 3 * w, d, g.heads);
+  }
+}
 
 std::unique_ptr<Layer> make_block_layer(Allocator& a, const LayerShape& s, std::uint64_t seed) {
   return std::make_unique<BlockLayer>(a, s, seed);

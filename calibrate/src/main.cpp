@@ -67,6 +67,7 @@ struct ShapeArgs {
   std::string dtype;  // empty: the backend's default (default_dtype)
   BlockArch arch{BlockArch::gpt};  // from the preset
   std::int64_t kv_heads{0};
+  std::string kernels = "plain";  // --kernels (layers, chain)
 
   void add(CLI::App* app) {
     app->add_option("--model", model_file, "model preset JSON (configs/models/*.json)");
@@ -76,6 +77,13 @@ struct ShapeArgs {
     app->add_option("--vocab", vocab, "vocabulary size (overrides the preset; 0: no embedding/head)");
     app->add_option("--ffn-hidden", ffn, "MLP hidden size (default 4*hidden)");
     app->add_option("--dtype", dtype, "fp32, fp16 or bf16 (default: the backend's, cpu fp32, cuda bf16)");
+  }
+  void add_kernels(CLI::App* app) {
+    app->add_option("--kernels", kernels,
+                    "block kernels: plain (one kernel per op) or fused (flash attention, bias-GeLU and "
+                    "bias-dropout-add fusions; keys end in \" fused\")")
+        ->check(CLI::IsMember({"plain", "fused"}))
+        ->capture_default_str();
   }
   LayerShape block(const std::string& backend_name) {
     if (!model_file.empty()) {
@@ -106,6 +114,7 @@ struct ShapeArgs {
     s.ffn_hidden = ffn;
     s.arch = arch;
     s.kv_heads = kv_heads;
+    s.kernels = parse_kernels(kernels);  // CLI11 has checked the name
     try {
       s.dtype = dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype);
       s.validate();
@@ -285,6 +294,7 @@ int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, s
     const auto profile = load_profile(profile_path);
     TransformerSpec spec{layers, block.hidden, block.heads, block.seq, mb, block.ffn_hidden, 0, block.dtype};
     spec.tp = tp;
+    spec.kernels = block.kernels;
     double predicted = 0;
     for (const auto& c : costs_from_profile(profile, spec, profile_path)) predicted += c.forward_ms + c.backward_ms;
     const double err = (predicted - s.median) / s.median * 100.0;
@@ -389,6 +399,7 @@ int main(int argc, char** argv) {
   bool resume = false, no_ends = false;
   layers->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
   la.add(layers);
+  la.add_kernels(layers);
   layers->add_option("--micro-batches", mbs, "comma-separated micro-batch sizes")->capture_default_str();
   layers->add_option("--tp", tps, "comma-separated tensor-parallel degrees: each measures one GPU's shard")
       ->capture_default_str();
@@ -419,6 +430,7 @@ int main(int argc, char** argv) {
   std::string chain_profile, chain_out;
   chain->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
   ca.add(chain);
+  ca.add_kernels(chain);
   chain->add_option("--micro-batch", chain_mb, "micro-batch size")->capture_default_str();
   chain->add_option("--tp", chain_tp, "tensor-parallel degree: chain one GPU's shards")->capture_default_str();
   chain->add_option("--layers", chain_layers, "blocks in the chain")->capture_default_str();

@@ -91,6 +91,7 @@ nlohmann::json measurement_to_json(const LayerMeasurement& m) {
     shape["block"] = "llama";
     if (m.shape.kind == LayerKind::block) shape["kv_heads"] = m.shape.kv_heads > 0 ? m.shape.kv_heads : m.shape.heads;
   }
+  if (m.shape.kind == LayerKind::block && m.shape.kernels == Kernels::fused) shape["kernels"] = "fused";  // absent: plain
   nlohmann::json j = {
       {"key", m.shape.key()},
       {"kind", layer_kind_name(m.shape.kind)},

@@ -48,6 +48,14 @@ BlockArch parse_block_arch(const std::string& s) {
   throw std::invalid_argument("unknown block '" + s + "' (expected gpt or llama)");
 }
 
+std::string kernels_name(Kernels k) { return k == Kernels::fused ? "fused" : "plain"; }
+
+Kernels parse_kernels(const std::string& s) {
+  if (s == "plain") return Kernels::plain;
+  if (s == "fused") return Kernels::fused;
+  throw std::invalid_argument("unknown kernels '" + s + "' (expected plain or fused)");
+}
+
 std::string LayerShape::family_key() const {
   std::string k = layer_kind_name(kind) + " h=" + std::to_string(hidden) +
                   " s=" + std::to_string(seq) + " " + dtype_name(dtype);
@@ -58,6 +66,7 @@ std::string LayerShape::family_key() const {
   if (arch == BlockArch::llama)  // gpt keeps the keys of older profiles
     k += " llama" + (kind == LayerKind::block ? " kv=" + std::to_string(kv_heads > 0 ? kv_heads : heads) : "");
   if (tp > 1) k += " t=" + std::to_string(tp);  // tp = 1 keeps the keys of older profiles
+  if (kind == LayerKind::block && kernels == Kernels::fused) k += " fused";  // plain keeps the old keys
   return k;
 }
 
@@ -154,6 +163,23 @@ std::int64_t output_bytes(const LayerShape& s) {
   return s.sequence_parallel ? bytes / s.tp : bytes;  // sequence parallel: each GPU sends its s/t rows
 }
 
+namespace {
+
+// The GPT block with fused kernels (fused.h). Whole unless sequence parallel: both
+// layer-norm inputs, the QKV and fc1 inputs (4e sbh); no residual dropout masks
+// (bias-dropout-add regenerates them from the hash). Split: Q, K, V and the attention
+// output O, the projection's input (4e sbh/t); the GeLU input only (e sb ffn/t: the
+// bias-GeLU GEMM saves its pre-activation, fc2's input is recomputed from it). The
+// attention core keeps the fp32 log-sum-exp instead of anything s^2.
+std::int64_t fused_gpt_activation_bytes(const LayerShape& s) {
+  const std::int64_t e = dtype_bytes(s.dtype), sb = s.seq * s.micro_batch;
+  const std::int64_t whole = 4 * e * sb * (s.sequence_parallel ? s.attention_width() : s.hidden);
+  const std::int64_t split = 4 * e * sb * s.attention_width() + e * sb * s.local_ffn();
+  return whole + split + korthikanti_attention_bytes(s);
+}
+
+}  // namespace
+
 std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
   if (s.kind != LayerKind::block) return 0;
   const std::int64_t e = dtype_bytes(s.dtype), sb = s.seq * s.micro_batch;
@@ -166,6 +192,7 @@ std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
     const std::int64_t split = e * sb * (2 * s.attention_width() + 2 * s.kv_width()) + 3 * e * sb * s.local_ffn();
     return whole + split + korthikanti_attention_bytes(s);
   }
+  if (s.kernels == Kernels::fused) return fused_gpt_activation_bytes(s);
   // Split by tensor parallelism: Q, K, V and the projection input (4e sbh) and the MLP's
   // GeLU input and output (2e sb ffn, the paper's 16 sbh at ffn = 4h).
   const std::int64_t split = 4 * e * sb * s.attention_width() + 2 * e * sb * s.local_ffn();
@@ -177,6 +204,8 @@ std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
 
 std::int64_t korthikanti_attention_bytes(const LayerShape& s) {
   if (s.kind != LayerKind::block) return 0;
+  // Fused GPT (flash attention): the fp32 log-sum-exp per query row, nothing s^2.
+  if (s.arch == BlockArch::gpt && s.kernels == Kernels::fused) return 4 * s.local_heads() * s.seq * s.micro_batch;
   // GPT: softmax output (e), dropout mask (1) and dropout output (e) per score; llama has
   // no attention dropout: the softmax output alone, which PV reads too.
   const std::int64_t per_score = s.arch == BlockArch::llama ? dtype_bytes(s.dtype) : 2 * dtype_bytes(s.dtype) + 1;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ppsim/calibrate/fused.h"
 #include "ppsim/calibrate/model.h"
 
 namespace ppsim::cal {
@@ -53,6 +54,8 @@ class Backend {
   [[nodiscard]] virtual std::string name() const = 0;
   [[nodiscard]] virtual Dtype dtype() const = 0;
   [[nodiscard]] virtual DeviceInfo device_info() const = 0;
+  /// @brief The backend's fused kernels (fused.h), or nullptr when it has none.
+  virtual FusedOps* fused() { return nullptr; }
 
   virtual void* raw_alloc(std::size_t bytes) = 0;
   virtual void raw_free(void* p) = 0;

@@ -42,6 +42,7 @@ struct TransformerSpec {
   bool sequence_parallel{false};
   BlockArch arch{BlockArch::gpt};  ///< model.block / the preset's `block`
   std::int64_t kv_heads{0};        ///< llama: key/value heads (0: heads)
+  Kernels kernels{Kernels::plain};  ///< the block's kernels: a profile's fused blocks cost fused models only
 };
 
 /// @brief A shape the profile does not cover (the message says which and what is there).

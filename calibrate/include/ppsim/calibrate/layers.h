@@ -50,6 +50,25 @@ std::unique_ptr<Layer> make_block_layer(Allocator&, const LayerShape&, std::uint
 std::unique_ptr<Layer> make_embedding_layer(Allocator&, const LayerShape&, std::uint64_t seed);
 std::unique_ptr<Layer> make_head_layer(Allocator&, const LayerShape&, std::uint64_t seed);
 
+/// @brief The attention core of one GPU's block: `batch` samples of `seq` tokens, `heads`
+/// heads of `head_dim`, scores scaled by `scale`, dropout `dropout_p` with `seed`.
+struct AttentionGeometry {
+  int batch{1}, seq{0}, heads{0}, head_dim{0};
+  float scale{1.0f}, dropout_p{0.0f};
+  std::uint64_t seed{0};
+};
+/// @brief What plain attention keeps for backward: probabilities, dropout output, mask.
+struct PlainAttentionSaved {
+  Tensor P, Pd, mask;
+};
+/// @brief The plain (unfused) attention core: QK^T, causal softmax, dropout, PV as
+/// separate kernels over `qkv` ([batch*seq, 3w]) into `ctx` ([batch*seq, w]). The block's
+/// plain path and the check of the fused attention (FusedOps) both run it.
+PlainAttentionSaved plain_attention_forward(Allocator& a, const AttentionGeometry& g, const void* qkv, void* ctx);
+/// @brief Its backward: dQ, dK, dV into `dqkv` from `dctx`; releases `saved`.
+void plain_attention_backward(Allocator& a, const AttentionGeometry& g, PlainAttentionSaved& saved, const void* qkv,
+                              const void* dctx, void* dqkv);
+
 /// @brief Host copy of a storage-dtype tensor.
 std::vector<float> to_host(Backend& b, const Tensor& t);
 

@@ -33,6 +33,16 @@ std::string block_arch_name(BlockArch a);
 /// @brief "gpt" or "llama"; throws std::invalid_argument otherwise.
 BlockArch parse_block_arch(const std::string& s);
 
+/// @brief Which kernels the block runs: `plain` (one kernel per op: softmax attention
+/// that materialises the s x s probabilities, separate bias, GeLU, dropout and residual
+/// kernels) or `fused` (FusedOps, fused.h: flash attention, bias-GeLU GEMM epilogue,
+/// bias-dropout-add), as Megatron-LM trains. They save different activations.
+enum class Kernels { plain, fused };
+/// @brief "plain" or "fused".
+std::string kernels_name(Kernels k);
+/// @brief "plain" or "fused"; throws std::invalid_argument otherwise.
+Kernels parse_kernels(const std::string& s);
+
 /// @brief One measured shape: a GPT-style block (pre-LN, fused QKV, causal softmax
 /// attention, output projection, MLP h->ffn->h with GeLU, dropout 0.1), or the
 /// embedding (token + learned position), or the head (final LN, logits, cross-entropy).
@@ -58,6 +68,7 @@ struct LayerShape {
   bool sequence_parallel{false};   ///< Megatron sequence parallelism (needs tp > 1 to matter)
   BlockArch arch{BlockArch::gpt};  ///< the layers' architecture (block, embedding and head)
   std::int64_t kv_heads{0};        ///< llama: key/value heads (GQA); 0 means heads
+  Kernels kernels{Kernels::plain};  ///< block only: plain or fused kernels (keys say " fused")
 
   [[nodiscard]] std::int64_t ffn() const { return ffn_hidden > 0 ? ffn_hidden : 4 * hidden; }
   /// @brief This GPU's share: heads / tp, ffn / tp, vocab / tp (rounded up), h / tp.
@@ -103,9 +114,18 @@ std::int64_t output_bytes(const LayerShape& s);
 /// inputs (2e), the QKV and fc1 inputs (2e) and the two 1-byte residual dropout masks.
 /// The 1-byte dropout masks do not scale with e; every other saved tensor does. The
 /// MLP's 8e share scales with ffn/(4h) so non-4h MLPs stay exact. Block only.
+///
+/// With `kernels == fused` (GPT) the same count for the fused layout: no s^2 terms
+/// (flash attention keeps the fp32 log-sum-exp, 4 a s b / t bytes, instead of the
+/// softmax output, dropout mask and dropout output), the GeLU input only (the output is
+/// recomputed for fc2's weight gradient) and no residual dropout masks (regenerated from
+/// the hash): 4e sbh + 4e sbh/t + e sb ffn/t + 4 a s b / t (4e sbh/t with sequence
+/// parallelism for the first term). For e = 2, ffn = 4h: sbh(8 + 16/t) + 4asb/t, and
+/// 24 sbh/t + 4asb/t with sequence parallelism (docs/calibration.md).
 std::int64_t korthikanti_activation_bytes(const LayerShape& s);
 /// @brief The a s^2 b (2e + 1) / t part of it (attention scores, softmax, dropout mask
 /// and output) that selective recomputation drops and redoes in backward. Block only.
+/// Fused GPT kernels: the flash-attention log-sum-exp, 4 a s b / t bytes.
 std::int64_t korthikanti_attention_bytes(const LayerShape& s);
 /// @brief What the harness saves for backward by construction: the formula plus the
 /// fp32 layer-norm statistics (mean and 1/std per token for each of the two layer
