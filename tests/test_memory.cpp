@@ -287,4 +287,29 @@ TEST_CASE("transformer configs carry what selective recompute drops", "[memory][
   }
   CHECK(blocks == 4);
 }
+TEST_CASE("model.kernels fused: the fused block's bytes, and nothing for selective recompute to drop", "[memory][config][fused]") {
+  // The same tiny model: h = 64, 4 heads, s = 32, b = 2, bf16, t = 1. Fused kernels keep
+  // sbh(8 + 16/t) + 4asb/t = 4096 * 24 + 4 * 4 * 32 * 2 = 99,328 bytes per block, plus the
+  // two layer norms' fp32 mean and 1/std, 16 sb = 1,024: 100,352 (plain: sbh(34 + 5as/h)
+  // + 1,024 = 181,248); selective recompute finds only the log-sum-exp, 1,024.
+  json doc = {{"model", {{"preset", "configs/models/tiny.json"}, {"sequence_length", 32}, {"micro_batch_size", 2}, {"kernels", "fused"}}},
+              {"costs", {{"device", "configs/devices/h100-sxm.json"}}},
+              {"cluster", {{"devices", 2}}},
+              {"pipeline", {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 4}, {"partition", "uniform"}}}};
+  const std::string where = PPSIM_SOURCE_DIR "/configs/experiments/tiny.json";
+  auto block_bytes = [&](const json& d) {
+    const Config c = parse_config(d, where);
+    for (const LayerSpec& l : c.layers)
+      if (l.name.rfind("block", 0) == 0) return std::pair{l.activation_bytes, l.selective_recompute_bytes};
+    return std::pair<std::int64_t, std::int64_t>{-1, -1};
+  };
+  CHECK(block_bytes(doc) == std::pair<std::int64_t, std::int64_t>{100'352, 1'024});
+  doc["model"]["kernels"] = "plain";
+  CHECK(block_bytes(doc).first == 181'248);
+  doc["model"]["kernels"] = "flash";
+  CHECK_THROWS_WITH(parse_config(doc, where), Catch::EndsWith("model.kernels: unknown kernels 'flash' (expected plain or fused)"));
+  doc["model"]["kernels"] = "fused";
+  doc["model"]["block"] = "llama";
+  CHECK_THROWS_WITH(parse_config(doc, where), Catch::Contains("model.kernels: fused kernels exist for the gpt block only"));
+}
 #endif

@@ -116,6 +116,15 @@ cal::TransformerSpec parse_transformer_spec(const JsonReader& r, const json& doc
       r.fail(own ? "model.block" : "model.preset.block", e.what());
     }
   }
+  if (model.contains("kernels")) {  // which kernels the block runs: plain (default) or fused
+    try {
+      t.kernels = cal::parse_kernels(r.string(model, "kernels", "model", "plain"));
+    } catch (const std::invalid_argument& e) {
+      r.fail("model.kernels", e.what());
+    }
+    if (t.kernels == cal::Kernels::fused && t.arch != cal::BlockArch::gpt)
+      r.fail("model.kernels", "fused kernels exist for the gpt block only (the llama block is measured plain)");
+  }
   if (t.arch == cal::BlockArch::llama) t.kv_heads = pick("kv_heads", t.heads, 1, cal::kMaxHeads);
   else if (model.contains("kv_heads")) r.fail("model.kv_heads", "only for a \"llama\" block (grouped-query attention)");
   if (t.kv_heads > 0 && t.heads % t.kv_heads != 0) r.fail("model.kv_heads", "heads must be a multiple of kv_heads");
@@ -147,7 +156,7 @@ json expand_transformer_costs(const json& doc, const std::string& file) {
   r.check_keys(costs, "costs", {"profile", "device", "link"});
   const json& model = r.object(doc, "model", "");
   r.check_keys(model, "model", {"name", "preset", "num_layers", "hidden", "heads", "ffn_hidden", "vocab",
-                                "sequence_length", "micro_batch_size", "dtype", "block", "kv_heads"});
+                                "sequence_length", "micro_batch_size", "dtype", "block", "kv_heads", "kernels"});
   if (model.contains("layers")) r.fail("model.layers", "cannot be given together with costs (layers come from costs)");
 
   const cal::TransformerSpec t = parse_transformer_spec(r, doc, model);
