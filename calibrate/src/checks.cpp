@@ -381,6 +381,9 @@ nlohmann::json measure_gemms(Backend& backend, const LayerShape& blk, int square
   struct Case { std::string name; int M, N, K; };
   std::vector<Case> cases{{"qkv_forward", T, 3 * w, h}, {"proj_forward", T, h, w},
                           {"fc1_forward", T, f, h},     {"fc2_forward", T, h, f}};
+  if (blk.arch == BlockArch::llama)  // fused Q|K|V with grouped keys/values, fused gate|up
+    cases = {{"qkv_forward", T, w + 2 * static_cast<int>(blk.kv_width()), h}, {"o_forward", T, h, w},
+             {"gate_up_forward", T, 2 * f, h}, {"down_forward", T, h, f}};
   if (square > 0) cases.push_back({"square_" + std::to_string(square), square, square, square});
   nlohmann::json out = nlohmann::json::array();
   auto timer = backend.make_timer();
