@@ -119,6 +119,44 @@ TEST_CASE("cpu calibration drives ppsim: per-stage forward = sum of profile laye
   CHECK(slurp(d.path / "err3.txt").find("layers[2].forward_ms.median: must not be negative") != std::string::npos);
 }
 
+TEST_CASE("cpu calibration of a Llama model drives ppsim: measured bytes equal the formula", "[calibrate][e2e][llama]") {
+  Dir d("ppsim_cal_llama");
+  const fs::path preset = d.path / "tiny-llama.json", profile = d.path / "profile.json";
+  write(preset, {{"name", "tiny llama"}, {"block", "llama"}, {"layers", 4}, {"hidden", 64}, {"heads", 4},
+                 {"kv_heads", 2}, {"ffn_hidden", 160}, {"seq_length", 32}, {"vocab", 128}});
+  REQUIRE(run(kCal + " layers --backend cpu --model " + preset.string() + " --dtype fp32 --micro-batches 1,2 --tp 1,2 -o " +
+              profile.string() + kQuick + " 2>" + (d.path / "err.txt").string()) == 0);
+  CHECK(slurp(d.path / "err.txt").find("[12/12] head h=64 s=32 fp32 v=128 llama t=2 b=2") != std::string::npos);
+  const json p = read(profile);
+  REQUIRE(p.at("layers").size() == 12);
+  for (const auto& l : p.at("layers")) {
+    INFO(l.at("key"));
+    CHECK(l.at("activation_bytes") == l.at("expected_activation_bytes"));
+    CHECK(l.at("shape").at("block") == "llama");
+  }
+  // The b = 2 block at t = 1 by hand (e = 4, sb = 64, h = 64, kv width 32, ffn 160, 4 heads):
+  // 4e sbh 65,536 + e sb (2h + 2kv) 49,152 + 3e sb ffn 122,880 + e a s^2 b 32,768 +
+  // 1/rms 2 x 4 sb 512.
+  const std::string blk = "transformer_block h=64 s=32 fp32 a=4 ffn=160 llama kv=2 b=2";
+  for (const auto& l : p.at("layers"))
+    if (l.at("key") == blk) CHECK(l.at("activation_bytes") == 65536 + 49152 + 122880 + 32768 + 512);
+
+  const json cfg = {{"model", {{"preset", preset.string()}, {"micro_batch_size", 2}, {"dtype", "fp32"}}},
+                    {"costs", {{"profile", profile.string()}}},
+                    {"cluster", {{"devices", 2}}},
+                    {"pipeline", {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 4}}}};
+  write(d.path / "cfg.json", cfg);
+  REQUIRE(run(kSim + " run " + (d.path / "cfg.json").string() + " --json > " + (d.path / "report.json").string()) == 0);
+  const json rep = read(d.path / "report.json");
+  REQUIRE(rep.at("per_stage").size() == 2);
+  CHECK(rep.at("model").get<std::string>().find("[costs: measured profile ") != std::string::npos);
+  const std::string emb = "embedding h=64 s=32 fp32 v=128 llama b=2", head = "head h=64 s=32 fp32 v=128 llama b=2";
+  CHECK(rep["per_stage"][0]["forward_ms"].get<double>() ==
+        Approx(median_of(p, emb, "forward_ms") + 2 * median_of(p, blk, "forward_ms")).margin(1e-6));
+  CHECK(rep["per_stage"][1]["forward_ms"].get<double>() ==
+        Approx(2 * median_of(p, blk, "forward_ms") + median_of(p, head, "forward_ms")).margin(1e-6));
+}
+
 TEST_CASE("roofline costs from a device spec are labelled as an estimate", "[calibrate][e2e]") {
   Dir d("ppsim_cal_roofline");
   const json cfg = {{"model", {{"preset", (kRoot / "configs/models/gpt3-1.3b.json").string()}, {"micro_batch_size", 1}}},

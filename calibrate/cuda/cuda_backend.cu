@@ -1,6 +1,7 @@
 // The CUDA backend: cuBLAS GEMMs (fp32 accumulation) with the model's real shapes and
 // our own kernels for layer norm, softmax, GeLU, bias, residual, dropout, embedding and
-// cross-entropy. Storage dtype is a template parameter (float, __half, __nv_bfloat16).
+// cross-entropy, and the Llama block's RMSNorm, rotary and SwiGLU. Storage dtype is a
+// template parameter (float, __half, __nv_bfloat16).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -120,7 +121,8 @@ __global__ void k_layernorm_backward_input(const T* dy, const T* x, const T* gam
 }
 
 // Column sums over rows into an fp32 workspace: ws_a[c] += sum dy[r,c] * xhat[r,c]
-// (when x != nullptr), ws_b[c] += sum dy[r,c]. Block (32, 8), grid (cols/32, row chunks).
+// (when x != nullptr; xhat = (x - mean) * rstd, or x * rstd when mean is null: RMSNorm),
+// ws_b[c] += sum dy[r,c]. Block (32, 8), grid (cols/32, row chunks).
 template <class T>
 __global__ void k_column_reduce(const T* dy, const T* x, const float* mean, const float* rstd, float* ws_a,
                                 float* ws_b, int rows, int cols, int rows_per_block) {
@@ -134,7 +136,7 @@ __global__ void k_column_reduce(const T* dy, const T* x, const float* mean, cons
       const std::int64_t i = static_cast<std::int64_t>(r) * cols + c;
       const float g = to_f(dy[i]);
       b += g;
-      if (x) a += g * (to_f(x[i]) - mean[r]) * rstd[r];
+      if (x) a += g * (to_f(x[i]) - (mean ? mean[r] : 0.0f)) * rstd[r];
     }
   sa[threadIdx.y][threadIdx.x] = a;
   sb[threadIdx.y][threadIdx.x] = b;
@@ -220,7 +222,7 @@ __global__ void k_embedding_forward(const std::int32_t* ids, const T* table, con
     const std::int64_t t = i / hidden;
     const int c = static_cast<int>(i % hidden);
     y[i] = from_f<T>(to_f(table[static_cast<std::int64_t>(ids[t]) * hidden + c]) +
-                     to_f(pos[static_cast<std::int64_t>(t % seq) * hidden + c]));
+                     (pos ? to_f(pos[static_cast<std::int64_t>(t % seq) * hidden + c]) : 0.0f));
   }
 }
 __device__ __forceinline__ void atomic_add_to(float* p, float v) { atomicAdd(p, v); }
@@ -237,7 +239,7 @@ __global__ void k_embedding_backward(const std::int32_t* ids, const T* dy, T* dt
     const int c = static_cast<int>(i % hidden);
     const float g = to_f(dy[i]);
     atomic_add_to(dtable + static_cast<std::int64_t>(ids[t]) * hidden + c, g);
-    atomic_add_to(dpos + static_cast<std::int64_t>(t % seq) * hidden + c, g);
+    if (dpos) atomic_add_to(dpos + static_cast<std::int64_t>(t % seq) * hidden + c, g);
   }
 }
 
@@ -260,6 +262,77 @@ template <class T> __global__ void k_cross_entropy_backward(T* probs, const std:
     const std::int64_t r = i / vocab;
     const int c = static_cast<int>(i % vocab);
     probs[i] = from_f<T>((to_f(probs[i]) - (c == labels[r] ? 1.0f : 0.0f)) * scale);
+  }
+}
+
+// ---- Llama block: RMSNorm, rotary, SwiGLU (backend.h).
+
+template <class T> __global__ void k_rmsnorm_forward(const T* x, const T* gamma, T* y, float* rstd, int cols) {
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * cols;
+  float ss = 0;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = to_f(x[o + c]);
+    ss += v * v;
+  }
+  const float rs = rsqrtf(block_sum(ss) / cols + 1e-5f);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) y[o + c] = from_f<T>(to_f(x[o + c]) * rs * to_f(gamma[c]));
+  if (threadIdx.x == 0) rstd[blockIdx.x] = rs;
+}
+
+template <class T>
+__global__ void k_rmsnorm_backward_input(const T* dy, const T* x, const T* gamma, const float* rstd, T* dx, int cols,
+                                         bool accumulate) {
+  const std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * cols;
+  const float rs = rstd[blockIdx.x];
+  float dot = 0;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) dot += to_f(dy[o + c]) * to_f(gamma[c]) * to_f(x[o + c]) * rs;
+  dot = block_sum(dot) / cols;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float g = to_f(dy[o + c]) * to_f(gamma[c]);
+    float v = rs * (g - to_f(x[o + c]) * rs * dot);
+    if (accumulate) v += to_f(dx[o + c]);
+    dx[o + c] = from_f<T>(v);
+  }
+}
+
+// One thread per (row, head, pair i < d/2); sign -1 is the backward (inverse) rotation.
+// Angles in fp32 with accurate powf and sincosf, as the CPU backend computes them.
+template <class T>
+__global__ void k_rotary(T* x, std::int64_t n, int seq, int heads, int d, int stride, float theta, float sign) {
+  const int half = d / 2;
+  GRID_STRIDE(i, n) {
+    const std::int64_t r = i / (static_cast<std::int64_t>(heads) * half);
+    const int rem = static_cast<int>(i % (static_cast<std::int64_t>(heads) * half));
+    const int hd = rem / half, k = rem % half;
+    const float inv_freq = powf(theta, -2.0f * static_cast<float>(k) / static_cast<float>(d));
+    const float angle = static_cast<float>(r % seq) * inv_freq;
+    float sn, cs;
+    sincosf(angle, &sn, &cs);
+    sn *= sign;
+    T* p = x + r * stride + static_cast<std::int64_t>(hd) * d;
+    const float x1 = to_f(p[k]), x2 = to_f(p[k + half]);
+    p[k] = from_f<T>(x1 * cs - x2 * sn);
+    p[k + half] = from_f<T>(x2 * cs + x1 * sn);
+  }
+}
+
+__device__ __forceinline__ float sigmoid_f(float v) { return 1.0f / (1.0f + expf(-v)); }
+template <class T> __global__ void k_swiglu_forward(const T* gu, T* y, std::int64_t n, int cols) {
+  GRID_STRIDE(i, n) {
+    const std::int64_t r = i / cols;
+    const int c = static_cast<int>(i % cols);
+    const float g = to_f(gu[r * 2 * cols + c]), u = to_f(gu[r * 2 * cols + cols + c]);
+    y[i] = from_f<T>(g * sigmoid_f(g) * u);
+  }
+}
+template <class T> __global__ void k_swiglu_backward(const T* dy, const T* gu, T* dgu, std::int64_t n, int cols) {
+  GRID_STRIDE(i, n) {
+    const std::int64_t r = i / cols;
+    const int c = static_cast<int>(i % cols);
+    const float g = to_f(gu[r * 2 * cols + c]), u = to_f(gu[r * 2 * cols + cols + c]), d = to_f(dy[i]);
+    const float sg = sigmoid_f(g);
+    dgu[r * 2 * cols + c] = from_f<T>(d * u * sg * (1.0f + g * (1.0f - sg)));
+    dgu[r * 2 * cols + cols + c] = from_f<T>(d * g * sg);
   }
 }
 
@@ -488,6 +561,47 @@ class CudaBackend final : public Backend {
   void cross_entropy_backward(void* probs, const std::int32_t* labels, int rows, int vocab, float scale) override {
     const std::int64_t n = static_cast<std::int64_t>(rows) * vocab;
     k_cross_entropy_backward<T><<<grid_for(n), kThreads, 0, stream_>>>(P(probs), labels, n, vocab, scale);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  // ---- Llama block: RMSNorm, rotary, SwiGLU (backend.h).
+  void rmsnorm_forward(const void* x, const void* gamma, void* y, float* rstd, int rows, int cols) override {
+    k_rmsnorm_forward<T><<<rows, row_threads(cols), 0, stream_>>>(C(x), C(gamma), P(y), rstd, cols);
+    CUDA_CHECK_LAUNCH();
+  }
+  void rmsnorm_backward_input(const void* dy, const void* x, const void* gamma, const float* rstd, void* dx, int rows,
+                              int cols, bool accumulate) override {
+    k_rmsnorm_backward_input<T><<<rows, row_threads(cols), 0, stream_>>>(C(dy), C(x), C(gamma), rstd, P(dx), cols,
+                                                                         accumulate);
+    CUDA_CHECK_LAUNCH();
+  }
+  void rmsnorm_backward_weight(const void* dy, const void* x, const float* rstd, void* dgamma, int rows,
+                               int cols) override {
+    float* ws = workspace(2 * static_cast<std::size_t>(cols));  // the dy column sums (ws + cols) go unused
+    column_reduce(C(dy), C(x), nullptr, rstd, ws, ws + cols, rows, cols);
+    k_accumulate<T><<<grid_for(cols), kThreads, 0, stream_>>>(P(dgamma), ws, cols);
+    CUDA_CHECK_LAUNCH();
+  }
+  void rotary_forward(void* x, std::int64_t rows, int seq, int heads, int head_dim, int row_stride,
+                      float theta) override {
+    const std::int64_t n = rows * heads * (head_dim / 2);
+    k_rotary<T><<<grid_for(n), kThreads, 0, stream_>>>(P(x), n, seq, heads, head_dim, row_stride, theta, 1.0f);
+    CUDA_CHECK_LAUNCH();
+  }
+  void rotary_backward(void* dx, std::int64_t rows, int seq, int heads, int head_dim, int row_stride,
+                       float theta) override {
+    const std::int64_t n = rows * heads * (head_dim / 2);
+    k_rotary<T><<<grid_for(n), kThreads, 0, stream_>>>(P(dx), n, seq, heads, head_dim, row_stride, theta, -1.0f);
+    CUDA_CHECK_LAUNCH();
+  }
+  void swiglu_forward(const void* gu, void* y, int rows, int cols) override {
+    const std::int64_t n = static_cast<std::int64_t>(rows) * cols;
+    k_swiglu_forward<T><<<grid_for(n), kThreads, 0, stream_>>>(C(gu), P(y), n, cols);
+    CUDA_CHECK_LAUNCH();
+  }
+  void swiglu_backward(const void* dy, const void* gu, void* dgu, int rows, int cols) override {
+    const std::int64_t n = static_cast<std::int64_t>(rows) * cols;
+    k_swiglu_backward<T><<<grid_for(n), kThreads, 0, stream_>>>(C(dy), C(gu), P(dgu), n, cols);
     CUDA_CHECK_LAUNCH();
   }
 

@@ -81,6 +81,62 @@ class Harness {
   }
 };
 
+/// The Llama block's kernels: RMSNorm, rotary on a strided Q|K layout, SwiGLU, and the
+/// embedding without a position table.
+void check_llama_kernels(Harness& H, double tol) {
+  Backend& T = H.test_;
+  Backend& R = H.ref_;
+  const int rows = 64, cols = 320;
+  {
+    Twin x = H.rand(rows * cols, 151, 2.0f), g = H.rand(cols, 152), y = H.zeros(rows * cols), rstd = H.raw(rows, 4);
+    T.rmsnorm_forward(x.t.data(), g.t.data(), y.t.data(), rstd.t.as<float>(), rows, cols);
+    R.rmsnorm_forward(x.r.data(), g.r.data(), y.r.data(), rstd.r.as<float>(), rows, cols);
+    H.compare("rmsnorm_forward", y, tol);
+    H.compare_f32("rmsnorm_forward_rstd", rstd, 1e-4);
+    Twin dy = H.rand(rows * cols, 153), dx = H.rand(rows * cols, 154), dg = H.rand(cols, 155);
+    T.rmsnorm_backward_input(dy.t.data(), x.t.data(), g.t.data(), rstd.t.as<float>(), dx.t.data(), rows, cols, true);
+    R.rmsnorm_backward_input(dy.r.data(), x.r.data(), g.r.data(), rstd.r.as<float>(), dx.r.data(), rows, cols, true);
+    H.compare("rmsnorm_backward_input", dx, tol);
+    T.rmsnorm_backward_weight(dy.t.data(), x.t.data(), rstd.t.as<float>(), dg.t.data(), rows, cols);
+    R.rmsnorm_backward_weight(dy.r.data(), x.r.data(), rstd.r.as<float>(), dg.r.data(), rows, cols);
+    H.compare("rmsnorm_backward_weight", dg, tol);
+  }
+  {  // 3 query + 1 key heads of 32 in rows of 160 (the last 32 columns, V, untouched).
+    const int tokens = 2 * 48, seq = 48, heads = 4, d = 32, stride = 160;
+    Twin q = H.rand(static_cast<std::int64_t>(tokens) * stride, 156);
+    T.rotary_forward(q.t.data(), tokens, seq, heads, d, stride, 10000.0f);
+    R.rotary_forward(q.r.data(), tokens, seq, heads, d, stride, 10000.0f);
+    H.compare("rotary_forward", q, tol);
+    T.rotary_backward(q.t.data(), tokens, seq, heads, d, stride, 10000.0f);
+    R.rotary_backward(q.r.data(), tokens, seq, heads, d, stride, 10000.0f);
+    H.compare("rotary_backward", q, tol);
+  }
+  {
+    const std::int64_t n = static_cast<std::int64_t>(rows) * cols;
+    Twin gu = H.rand(2 * n, 157, 3.0f), y = H.zeros(n), dy = H.rand(n, 158), dgu = H.zeros(2 * n);
+    T.swiglu_forward(gu.t.data(), y.t.data(), rows, cols);
+    R.swiglu_forward(gu.r.data(), y.r.data(), rows, cols);
+    H.compare("swiglu_forward", y, tol);
+    T.swiglu_backward(dy.t.data(), gu.t.data(), dgu.t.data(), rows, cols);
+    R.swiglu_backward(dy.r.data(), gu.r.data(), dgu.r.data(), rows, cols);
+    H.compare("swiglu_backward", dgu, tol);
+  }
+  {
+    const int tokens = 128, seq = 64, hidden = 96, V = 1000;
+    std::vector<std::int32_t> ids(tokens);
+    for (int t = 0; t < tokens; ++t) ids[static_cast<std::size_t>(t)] = (t * 37 + 11) % (t < 8 ? 3 : V);
+    Twin id = H.raw(tokens, 4, ids.data());
+    Twin table = H.rand(static_cast<std::int64_t>(V) * hidden, 159), y = H.zeros(tokens * hidden);
+    T.embedding_forward(id.t.as<std::int32_t>(), table.t.data(), nullptr, y.t.data(), tokens, seq, hidden);
+    R.embedding_forward(id.r.as<std::int32_t>(), table.r.data(), nullptr, y.r.data(), tokens, seq, hidden);
+    H.compare("embedding_forward_no_positions", y, tol);
+    Twin dtab = H.zeros(static_cast<std::int64_t>(V) * hidden);
+    T.embedding_backward(id.t.as<std::int32_t>(), y.t.data(), dtab.t.data(), nullptr, tokens, seq, hidden);
+    R.embedding_backward(id.r.as<std::int32_t>(), y.r.data(), dtab.r.data(), nullptr, tokens, seq, hidden);
+    H.compare("embedding_backward_no_positions", dtab, tol);
+  }
+}
+
 /// One layer on both backends, same weights and inputs: output (or loss), input
 /// gradient and every weight gradient after forward + backward. Names carry "_t2" etc.
 /// for a tensor-parallel shard.
@@ -107,8 +163,8 @@ void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t
     auto hd = to_host(T, dyt);
     R.upload(hd.data(), dyr.data(), dyr.elements());
   }
-  const std::string name = layer_kind_name(kind) + (s.tp > 1 ? "_t" + std::to_string(s.tp) : "") +
-                           (test_kernels == Kernels::fused ? "_fused" : "");
+  const std::string name = (s.arch == BlockArch::llama ? "llama_" : "") + layer_kind_name(kind) +
+                           (s.tp > 1 ? "_t" + std::to_string(s.tp) : "") + (test_kernels == Kernels::fused ? "_fused" : "");
   Tensor yt = lt->forward(xt), yr = lr->forward(xr);
   if (kind == LayerKind::head) {
     Twin w{std::move(yt), std::move(yr)};
@@ -315,20 +371,28 @@ std::vector<CheckResult> check_against_cpu(Backend& test, const LayerShape& blk,
     R.cross_entropy_backward(logits.r.data(), id.r.as<std::int32_t>(), tokens, V, 1.0f / tokens);
     H.compare("cross_entropy_backward", logits, tol);
   }
+  check_llama_kernels(H, tol);
   // Whole layers, and their tensor-parallel shards at t = 2 (the layer code is the same;
-  // the shard's narrower GEMM and attention strides are what this exercises).
+  // the shard's narrower GEMM and attention strides are what this exercises); then the
+  // same sizes as a Llama model with grouped-query attention (half as many key/value
+  // heads when heads are even).
   const double layer_tol = test.dtype() == Dtype::fp32 ? 1e-4 : 5e-2;
-  for (std::int64_t tp : {1, 2}) {
-    LayerShape shard = blk;
-    shard.tp = tp;
-    shard.vocab = vocab;
-    try {
-      shard.validate();
-    } catch (const std::invalid_argument&) {
-      continue;  // a small block whose heads do not split in two: only t = 1
+  LayerShape llama = blk;
+  llama.arch = BlockArch::llama;
+  llama.kv_heads = blk.heads % 2 == 0 ? blk.heads / 2 : blk.heads;
+  for (const LayerShape& arch : {blk, llama}) {
+    for (std::int64_t tp : {1, 2}) {
+      LayerShape shard = arch;
+      shard.tp = tp;
+      shard.vocab = vocab;
+      try {
+        shard.validate();
+      } catch (const std::invalid_argument&) {
+        continue;  // a small block whose heads do not split in two: only t = 1
+      }
+      for (LayerKind kind : {LayerKind::embedding, LayerKind::block, LayerKind::head})
+        check_layer(H, shard, kind, vocab, layer_tol);
     }
-    for (LayerKind kind : {LayerKind::embedding, LayerKind::block, LayerKind::head})
-      check_layer(H, shard, kind, vocab, layer_tol);
   }
   // Fused kernels (fused.h) against the plain CPU kernels they replace, and the fused
   // block against the plain CPU block: the same seeds and mask indices, so the same step.
@@ -396,6 +460,9 @@ nlohmann::json measure_gemms(Backend& backend, const LayerShape& blk, int square
   struct Case { std::string name; int M, N, K; };
   std::vector<Case> cases{{"qkv_forward", T, 3 * w, h}, {"proj_forward", T, h, w},
                           {"fc1_forward", T, f, h},     {"fc2_forward", T, h, f}};
+  if (blk.arch == BlockArch::llama)  // fused Q|K|V with grouped keys/values, fused gate|up
+    cases = {{"qkv_forward", T, w + 2 * static_cast<int>(blk.kv_width()), h}, {"o_forward", T, h, w},
+             {"gate_up_forward", T, 2 * f, h}, {"down_forward", T, h, f}};
   if (square > 0) cases.push_back({"square_" + std::to_string(square), square, square, square});
   nlohmann::json out = nlohmann::json::array();
   auto timer = backend.make_timer();

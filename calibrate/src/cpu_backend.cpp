@@ -219,7 +219,7 @@ class CpuBackend final : public Backend {
       for (int c = 0; c < hidden; ++c)
         F(y)[static_cast<std::int64_t>(t) * hidden + c] =
             F(table)[static_cast<std::int64_t>(ids[t]) * hidden + c] +
-            F(pos)[static_cast<std::int64_t>(t % seq) * hidden + c];
+            (pos ? F(pos)[static_cast<std::int64_t>(t % seq) * hidden + c] : 0.0f);
   }
   void embedding_backward(const std::int32_t* ids, const void* dy, void* dtable, void* dpos,
                           int tokens, int seq, int hidden) override {
@@ -227,7 +227,7 @@ class CpuBackend final : public Backend {
       for (int c = 0; c < hidden; ++c) {
         const float g = F(dy)[static_cast<std::int64_t>(t) * hidden + c];
         F(dtable)[static_cast<std::int64_t>(ids[t]) * hidden + c] += g;
-        F(dpos)[static_cast<std::int64_t>(t % seq) * hidden + c] += g;
+        if (dpos) F(dpos)[static_cast<std::int64_t>(t % seq) * hidden + c] += g;
       }
   }
   void cross_entropy_forward(void* logits, const std::int32_t* labels, float* loss, int rows,
@@ -249,6 +249,91 @@ class CpuBackend final : public Backend {
       for (int c = 0; c < vocab; ++c) x[c] = (x[c] - (c == labels[r] ? 1.0f : 0.0f)) * scale;
     }
   }
+
+  // ---- Llama block: RMSNorm, rotary, SwiGLU (backend.h).
+  void rmsnorm_forward(const void* x, const void* gamma, void* y, float* rstd, int rows, int cols) override {
+    for (int r = 0; r < rows; ++r) {
+      const float* xr = F(x) + static_cast<std::int64_t>(r) * cols;
+      float* yr = F(y) + static_cast<std::int64_t>(r) * cols;
+      double ss = 0;
+      for (int c = 0; c < cols; ++c) ss += static_cast<double>(xr[c]) * xr[c];
+      const float rs = static_cast<float>(1.0 / std::sqrt(ss / cols + 1e-5));
+      rstd[r] = rs;
+      for (int c = 0; c < cols; ++c) yr[c] = xr[c] * rs * F(gamma)[c];
+    }
+  }
+  void rmsnorm_backward_input(const void* dy, const void* x, const void* gamma, const float* rstd, void* dx,
+                              int rows, int cols, bool accumulate) override {
+    for (int r = 0; r < rows; ++r) {
+      const std::int64_t o = static_cast<std::int64_t>(r) * cols;
+      double dot = 0;
+      for (int c = 0; c < cols; ++c)
+        dot += static_cast<double>(F(dy)[o + c]) * F(gamma)[c] * F(x)[o + c] * rstd[r];
+      dot /= cols;
+      for (int c = 0; c < cols; ++c) {
+        const double g = static_cast<double>(F(dy)[o + c]) * F(gamma)[c];
+        const double xh = static_cast<double>(F(x)[o + c]) * rstd[r];
+        const float v = static_cast<float>(rstd[r] * (g - xh * dot));
+        F(dx)[o + c] = accumulate ? F(dx)[o + c] + v : v;
+      }
+    }
+  }
+  void rmsnorm_backward_weight(const void* dy, const void* x, const float* rstd, void* dgamma, int rows,
+                               int cols) override {
+    for (int r = 0; r < rows; ++r) {
+      const std::int64_t o = static_cast<std::int64_t>(r) * cols;
+      for (int c = 0; c < cols; ++c) F(dgamma)[c] += F(dy)[o + c] * (F(x)[o + c] * rstd[r]);
+    }
+  }
+  void rotary_forward(void* x, std::int64_t rows, int seq, int heads, int head_dim, int row_stride,
+                      float theta) override {
+    rotate(x, rows, seq, heads, head_dim, row_stride, theta, 1.0f);
+  }
+  void rotary_backward(void* dx, std::int64_t rows, int seq, int heads, int head_dim, int row_stride,
+                       float theta) override {
+    rotate(dx, rows, seq, heads, head_dim, row_stride, theta, -1.0f);
+  }
+  void swiglu_forward(const void* gu, void* y, int rows, int cols) override {
+    for (int r = 0; r < rows; ++r) {
+      const float* g = F(gu) + static_cast<std::int64_t>(r) * 2 * cols;
+      float* yr = F(y) + static_cast<std::int64_t>(r) * cols;
+      for (int c = 0; c < cols; ++c) yr[c] = silu(g[c]) * g[cols + c];
+    }
+  }
+  void swiglu_backward(const void* dy, const void* gu, void* dgu, int rows, int cols) override {
+    for (int r = 0; r < rows; ++r) {
+      const float* g = F(gu) + static_cast<std::int64_t>(r) * 2 * cols;
+      const float* d = F(dy) + static_cast<std::int64_t>(r) * cols;
+      float* o = F(dgu) + static_cast<std::int64_t>(r) * 2 * cols;
+      for (int c = 0; c < cols; ++c) {
+        const float s = 1.0f / (1.0f + std::exp(-g[c]));
+        o[c] = d[c] * g[cols + c] * s * (1.0f + g[c] * (1.0f - s));
+        o[cols + c] = d[c] * g[c] * s;
+      }
+    }
+  }
+
+ private:
+  static float silu(float v) { return v / (1.0f + std::exp(-v)); }
+  /// Turns each (i, i + d/2) pair by `sign` x pos x theta^(-2i/d), angles in fp32 as HF does.
+  static void rotate(void* x, std::int64_t rows, int seq, int heads, int d, int stride, float theta, float sign) {
+    const int half = d / 2;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float pos = static_cast<float>(r % seq);
+      for (int i = 0; i < half; ++i) {
+        const float inv_freq = std::pow(theta, -2.0f * static_cast<float>(i) / static_cast<float>(d));
+        const float angle = pos * inv_freq;
+        const float c = std::cos(angle), s = sign * std::sin(angle);
+        for (int hd = 0; hd < heads; ++hd) {
+          float* p = F(x) + r * stride + static_cast<std::int64_t>(hd) * d;
+          const float x1 = p[i], x2 = p[i + half];
+          p[i] = x1 * c - x2 * s;
+          p[i + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  }
+
  private:
   std::unique_ptr<FusedOps> fused_ = make_cpu_fused_ops(*this);  // cpu_fused.cpp
 };

@@ -34,15 +34,7 @@ class BlockLayer final : public Layer {
       if (!fused_) throw std::invalid_argument("the " + b_.name() + " backend has no fused kernels (--kernels fused)");
     }
     auto param = [&](Tensor& w, Tensor& g, std::int64_t n, float scale, float fill) {
-      w = Tensor(a_, n, e_);
-      g = Tensor(a_, n, e_);
-      if (scale > 0) {
-        b_.fill_uniform(w.data(), n, seed_++, scale);
-      } else {  // layer-norm gamma = fill, beta = 0: upload constants
-        std::vector<float> v(static_cast<std::size_t>(n), fill);
-        b_.upload(v.data(), w.data(), n);
-      }
-      b_.fill_zero_bytes(g.data(), g.bytes());
+      make_parameter(a_, w, g, n, scale > 0 ? seed_++ : 0, scale, fill);  // layer norms: gamma 1, beta 0
     };
     const float ws = 1.0f / std::sqrt(static_cast<float>(h_));
     param(qkv_w_, dqkv_w_, 3 * w_ * h_, ws, 0);
@@ -253,12 +245,12 @@ class BlockLayer final : public Layer {
 
   void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, int rows,
                       int out, int in) {
-    b_.gemm(false, true, rows, out, in, 1.0f, x.data(), in, w.data(), in, 0.0f, y.data(), out);
+    ppsim::cal::linear_forward(b_, x, w, y, rows, out, in);
     b_.bias_add(y.data(), bias.data(), rows, out);
   }
   void linear_weight_grad(const Tensor& dy, const Tensor& x, Tensor& dw, Tensor& db, int rows,
                           int out, int in) {
-    b_.gemm(true, false, out, in, rows, 1.0f, dy.data(), out, x.data(), in, 1.0f, dw.data(), in);
+    ppsim::cal::linear_weight_grad(b_, dy, x, dw, rows, out, in);
     b_.bias_backward(dy.data(), db.data(), rows, out);
   }
 

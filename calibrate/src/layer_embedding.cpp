@@ -3,7 +3,8 @@
 // into the two tables. With shape.tp > 1 the token table is one GPU's vocabulary-parallel
 // shard of vocab/t rows (Megatron's VocabParallelEmbedding) and the ids fall in it; the
 // position table and the output stay whole (the all-reduce that sums the shards' outputs
-// is communication, costed apart).
+// is communication, costed apart). A Llama model's embedding (shape.arch llama) is the
+// token table alone: rotary positions live in the blocks, and Llama has no dropout.
 #include "ppsim/calibrate/layers.h"
 
 namespace ppsim::cal {
@@ -15,15 +16,9 @@ class EmbeddingLayer final : public Layer {
  public:
   EmbeddingLayer(Allocator& a, const LayerShape& s, std::uint64_t seed)
       : a_(a), b_(a.backend()), s_(s), e_(dtype_bytes(a.backend().dtype())), T_(s.tokens()),
-        seed_(seed) {
-    table_ = Tensor(a_, s.local_vocab() * s.hidden, e_);
-    pos_ = Tensor(a_, s.seq * s.hidden, e_);
-    dtable_ = Tensor(a_, s.local_vocab() * s.hidden, e_);
-    dpos_ = Tensor(a_, s.seq * s.hidden, e_);
-    b_.fill_uniform(table_.data(), table_.elements(), seed_ + 1, 0.02f);
-    b_.fill_uniform(pos_.data(), pos_.elements(), seed_ + 2, 0.02f);
-    b_.fill_zero_bytes(dtable_.data(), dtable_.bytes());
-    b_.fill_zero_bytes(dpos_.data(), dpos_.bytes());
+        seed_(seed), gpt_(s.arch != BlockArch::llama) {
+    make_parameter(a_, table_, dtable_, s.local_vocab() * s.hidden, seed_ + 1, 0.02f, 0);
+    if (gpt_) make_parameter(a_, pos_, dpos_, s.seq * s.hidden, seed_ + 2, 0.02f, 0);
   }
   [[nodiscard]] const LayerShape& shape() const override { return s_; }
 
@@ -49,16 +44,21 @@ class EmbeddingLayer final : public Layer {
     ids_ = &ids;
     const int h = static_cast<int>(s_.hidden);
     Tensor y(a_, T_ * s_.hidden, e_);
-    mask_ = Tensor(a_, T_ * s_.hidden, 1);
     b_.embedding_forward(ids.as<std::int32_t>(), table_.data(), pos_.data(), y.data(),
                          static_cast<int>(T_), static_cast<int>(s_.seq), h);
+    if (!gpt_) return y;
+    mask_ = Tensor(a_, T_ * s_.hidden, 1);
     b_.dropout_forward(y.data(), y.data(), mask_.as<std::uint8_t>(), y.elements(), kDropout, seed_ + 7);
     return y;
   }
   Tensor backward_input(const Tensor& dy) override {
     demb_ = Tensor(a_, T_ * s_.hidden, e_);
-    b_.dropout_backward(dy.data(), mask_.as<std::uint8_t>(), demb_.data(), demb_.elements(), kDropout);
-    mask_.reset();
+    if (gpt_) {
+      b_.dropout_backward(dy.data(), mask_.as<std::uint8_t>(), demb_.data(), demb_.elements(), kDropout);
+      mask_.reset();
+    } else {  // kept for W: the caller may drop dy first (split backward)
+      b_.copy_bytes(dy.data(), demb_.data(), demb_.bytes());
+    }
     return {};
   }
   void backward_weight() override {
@@ -68,6 +68,7 @@ class EmbeddingLayer final : public Layer {
     ids_ = nullptr;
   }
   std::vector<std::pair<std::string, std::vector<float>>> gradients() override {
+    if (!gpt_) return {{"d_token_table", to_host(b_, dtable_)}};
     return {{"d_token_table", to_host(b_, dtable_)}, {"d_position_table", to_host(b_, dpos_)}};
   }
 
@@ -78,6 +79,7 @@ class EmbeddingLayer final : public Layer {
   int e_;
   std::int64_t T_;
   std::uint64_t seed_;
+  bool gpt_;  ///< learned positions and dropout (GPT); a Llama embedding has neither
   Tensor table_, pos_, dtable_, dpos_, mask_, demb_;
   const Tensor* ids_{nullptr};
 };

@@ -93,6 +93,8 @@ void LayerShape::validate() const {
     if (ffn_hidden < 0) throw std::invalid_argument("ffn_hidden must not be negative");
     divides(heads, "heads");
     divides(ffn(), "ffn_hidden");
+    if (arch == BlockArch::llama && kernels == Kernels::fused)
+      throw std::invalid_argument("fused kernels exist for the gpt block only (the llama block is measured plain)");
     if (arch == BlockArch::llama && kv_heads > 0) {
       if (heads % kv_heads != 0) throw std::invalid_argument("heads must be a multiple of kv_heads");
       divides(kv_heads, "kv_heads");  // Megatron-LM: query groups divide by the degree
@@ -215,7 +217,7 @@ std::int64_t korthikanti_attention_bytes(const LayerShape& s) {
 std::int64_t expected_activation_bytes(const LayerShape& s) {
   const std::int64_t T = s.tokens(), h = s.hidden, e = dtype_bytes(s.dtype);
   const std::int64_t Tl = s.sequence_parallel ? T / s.tp : T;  // tokens of the whole-width tensors
-  // Llama has no harness layer yet: its figures are the formula plus the fp32 statistics
+  // Llama (layer_llama.cpp measures exactly this): the formula plus the fp32 statistics
   // an RMSNorm keeps (1/rms per token, 4 bytes; a layer norm keeps mean and 1/std, 8).
   const bool llama = s.arch == BlockArch::llama;
   switch (s.kind) {

@@ -115,10 +115,11 @@ class Backend {
                                 std::int64_t n, float p) = 0;
   /// @brief out = a + b (out may alias a or b).
   virtual void residual_add(const void* a, const void* b, void* out, std::int64_t n) = 0;
-  /// @brief y[t, :] = table[ids[t], :] + pos[t % seq, :].
+  /// @brief y[t, :] = table[ids[t], :] + pos[t % seq, :]; `pos` null: no position table
+  /// (rotary models), y[t, :] = table[ids[t], :].
   virtual void embedding_forward(const std::int32_t* ids, const void* table, const void* pos,
                                  void* y, int tokens, int seq, int hidden) = 0;
-  /// @brief dtable[ids[t], :] += dy[t, :]; dpos[t % seq, :] += dy[t, :].
+  /// @brief dtable[ids[t], :] += dy[t, :]; dpos[t % seq, :] += dy[t, :] unless dpos is null.
   virtual void embedding_backward(const std::int32_t* ids, const void* dy, void* dtable,
                                   void* dpos, int tokens, int seq, int hidden) = 0;
   /// @brief Per row: logits <- softmax(logits) in place, loss[r] = -log p[label].
@@ -127,6 +128,38 @@ class Backend {
   /// @brief In place: probs <- (probs - onehot(label)) * scale.
   virtual void cross_entropy_backward(void* probs, const std::int32_t* labels, int rows,
                                       int vocab, float scale) = 0;
+
+  // ---- Llama block (issue 13 item 2): RMSNorm, rotary positions, SwiGLU. Grouped-query
+  // attention needs no kernel of its own: gemm_batched over the key/value heads, one call
+  // per query head of a group (layer_llama.cpp).
+
+  /// @brief y = x / rms(x) * gamma per row, rms = sqrt(mean(x^2) + 1e-5) (Llama-2's
+  /// eps); saves 1/rms (fp32) per row.
+  virtual void rmsnorm_forward(const void* x, const void* gamma, void* y, float* rstd, int rows,
+                               int cols) = 0;
+  /// @brief dx (+)= rstd * (g - xhat * mean(g * xhat)) with g = dy * gamma, xhat = x * rstd;
+  /// `accumulate` adds into dx.
+  virtual void rmsnorm_backward_input(const void* dy, const void* x, const void* gamma,
+                                      const float* rstd, void* dx, int rows, int cols,
+                                      bool accumulate) = 0;
+  /// @brief dgamma += sum_rows dy * x * rstd.
+  virtual void rmsnorm_backward_weight(const void* dy, const void* x, const float* rstd,
+                                       void* dgamma, int rows, int cols) = 0;
+  /// @brief Rotary position embedding in place, rotate-half convention (HF Llama,
+  /// Megatron): `rows` rows of `row_stride` elements, row r at position r % seq; its first
+  /// `heads` x `head_dim` elements are `heads` heads, each pair (i, i + head_dim/2) turned
+  /// by angle pos * theta^(-2i/head_dim): x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin.
+  /// Angles in fp32 (inv_freq = theta^(-2i/d), then pos * inv_freq), as HF computes them.
+  virtual void rotary_forward(void* x, std::int64_t rows, int seq, int heads, int head_dim,
+                              int row_stride, float theta) = 0;
+  /// @brief The gradient of rotary_forward in place: the inverse rotation (angle negated).
+  virtual void rotary_backward(void* dx, std::int64_t rows, int seq, int heads, int head_dim,
+                               int row_stride, float theta) = 0;
+  /// @brief y[r, c] = silu(gu[r, c]) * gu[r, cols + c]: `gu` is the fused gate|up
+  /// projection output [rows, 2 cols] (Megatron's linear_fc1 with gated_linear_unit).
+  virtual void swiglu_forward(const void* gu, void* y, int rows, int cols) = 0;
+  /// @brief dgu = [dy * u * silu'(g) | dy * silu(g)] over the same [rows, 2 cols] layout.
+  virtual void swiglu_backward(const void* dy, const void* gu, void* dgu, int rows, int cols) = 0;
 };
 
 /// @brief A caching allocator over a backend that accounts the bytes in use, the way

@@ -1,8 +1,9 @@
 #pragma once
 /// @file layers.h
 /// @brief The measured layers, written once over the Backend interface. Each layer
-/// kind lives in its own file (layer_block.cpp, layer_embedding.cpp, layer_head.cpp)
-/// and is registered in the table returned by layer_kinds().
+/// kind lives in its own file (layer_block.cpp and layer_llama.cpp for the GPT and Llama
+/// blocks, layer_embedding.cpp, layer_head.cpp) and is registered in the table returned
+/// by layer_kinds().
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,6 +35,9 @@ class Layer {
   [[nodiscard]] virtual std::int64_t retained_input_bytes() const = 0;
   /// @brief Named host copies of outputs and gradients after a step, for cross-backend checks.
   virtual std::vector<std::pair<std::string, std::vector<float>>> gradients() = 0;
+  /// @brief The weights, named and ordered as gradients() names their gradients, for
+  /// finite-difference tests; empty where a layer does not expose them.
+  virtual std::vector<std::pair<std::string, const Tensor*>> parameters() { return {}; }
 };
 
 /// @brief One registered layer kind.
@@ -43,10 +47,12 @@ struct LayerKindEntry {
 };
 /// @brief The table of measured layer kinds.
 const std::vector<LayerKindEntry>& layer_kinds();
-/// @brief Makes a layer of `shape.kind` with weights drawn from `seed`.
+/// @brief Makes a layer of `shape.kind` (a Llama block when shape.arch is llama) with
+/// weights drawn from `seed`.
 std::unique_ptr<Layer> make_layer(Allocator& alloc, const LayerShape& shape, std::uint64_t seed);
 
 std::unique_ptr<Layer> make_block_layer(Allocator&, const LayerShape&, std::uint64_t seed);
+std::unique_ptr<Layer> make_llama_block_layer(Allocator&, const LayerShape&, std::uint64_t seed);
 std::unique_ptr<Layer> make_embedding_layer(Allocator&, const LayerShape&, std::uint64_t seed);
 std::unique_ptr<Layer> make_head_layer(Allocator&, const LayerShape&, std::uint64_t seed);
 
@@ -68,6 +74,16 @@ PlainAttentionSaved plain_attention_forward(Allocator& a, const AttentionGeometr
 /// @brief Its backward: dQ, dK, dV into `dqkv` from `dctx`; releases `saved`.
 void plain_attention_backward(Allocator& a, const AttentionGeometry& g, PlainAttentionSaved& saved, const void* qkv,
                               const void* dctx, void* dqkv);
+/// @brief A weight of `n` elements and its zeroed gradient: uniform in [-scale, scale]
+/// from `seed`, or every element `fill` when scale is 0 (norm scales and shifts).
+void make_parameter(Allocator& a, Tensor& weight, Tensor& grad, std::int64_t n, std::uint64_t seed,
+                    float scale, float fill);
+/// @brief y[rows, out] = x[rows, in] W^T, W stored [out, in] as torch.nn.Linear does.
+void linear_forward(Backend& b, const Tensor& x, const Tensor& w, Tensor& y, int rows, int out, int in);
+/// @brief dx[rows, in] = dy[rows, out] W.
+void linear_backward_input(Backend& b, const Tensor& dy, const Tensor& w, Tensor& dx, int rows, int out, int in);
+/// @brief dW[out, in] += dy^T x.
+void linear_weight_grad(Backend& b, const Tensor& dy, const Tensor& x, Tensor& dw, int rows, int out, int in);
 
 /// @brief Host copy of a storage-dtype tensor.
 std::vector<float> to_host(Backend& b, const Tensor& t);

@@ -129,7 +129,8 @@ std::int64_t korthikanti_activation_bytes(const LayerShape& s);
 std::int64_t korthikanti_attention_bytes(const LayerShape& s);
 /// @brief What the harness saves for backward by construction: the formula plus the
 /// fp32 layer-norm statistics (mean and 1/std per token for each of the two layer
-/// norms: 16 s b bytes, / t with sequence parallelism) that the formula leaves out.
+/// norms: 16 s b bytes, / t with sequence parallelism) that the formula leaves out; a
+/// Llama block keeps 1/rms alone, 8 s b bytes for its two RMSNorms.
 /// For embedding/head, its own layout (the head's logits over vocab/t).
 std::int64_t expected_activation_bytes(const LayerShape& s);
 
