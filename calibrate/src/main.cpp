@@ -115,6 +115,9 @@ struct ShapeArgs {
     s.arch = arch;
     s.kv_heads = kv_heads;
     s.kernels = parse_kernels(kernels);  // CLI11 has checked the name
+    if (s.kernels == Kernels::fused && arch != BlockArch::gpt)
+      throw BadInput("--kernels fused: fused kernels exist for the gpt block only (this model's block is " +
+                     block_arch_name(arch) + ")");
     try {
       s.dtype = dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype);
       s.validate();
