@@ -19,17 +19,22 @@ C=build-gpu/ppsim-calibrate
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv >"$OUT/clocks.csv" || true
 # The fused CUDA kernels were written without a GPU: a failed check is reported, not fatal.
 $C check --backend cuda -o "$OUT/check.json" | tee "$OUT/check.txt" || echo "check: FAILURES (see check.txt)"
-declare -A H=([gpt3-1.3b]="2048 16 2048" [gpt3-13b]="5120 40 2048")
-for m in gpt3-1.3b gpt3-13b; do
+# hidden heads seq ffn block kv_heads, as the presets say
+declare -A H=([gpt3-1.3b]="2048 16 2048 8192 gpt 16" [gpt3-13b]="5120 40 2048 20480 gpt 40"
+              [llama2-7b]="4096 32 4096 11008 llama 32")
+for m in gpt3-1.3b gpt3-13b llama2-7b; do
+  read -r h a s f blk kv <<<"${H[$m]}"
   $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
-    --warmup 10 --target-ms 200 -o "$OUT/plain-$m.json" 2>>"$OUT/layers.log"
-  $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
-    --kernels fused --warmup 10 --target-ms 200 -o "$OUT/fused-$m.json" 2>>"$OUT/layers.log" ||
-    echo "layers --kernels fused $m: failed (see layers.log)"
-  read -r h a s <<<"${H[$m]}"
+    --warmup 10 --target-ms 200 -o "$OUT/plain-$m.json" 2>>"$OUT/layers.log" ||
+    echo "layers $m: failed (see layers.log)"
+  if [ "$blk" = gpt ]; then  # fused kernels are GPT's only
+    $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
+      --kernels fused --warmup 10 --target-ms 200 -o "$OUT/fused-$m.json" 2>>"$OUT/layers.log" ||
+      echo "layers --kernels fused $m: failed (see layers.log)"
+  fi
   for b in 1 4; do
-    python3 tools/torch_block.py time --hidden "$h" --heads "$a" --seq "$s" --micro-batch "$b" \
-      -o "$OUT/torch-$m-b$b.json"
+    python3 tools/torch_block.py time --block "$blk" --kv-heads "$kv" --hidden "$h" --heads "$a" --seq "$s" \
+      --ffn-hidden "$f" --micro-batch "$b" -o "$OUT/torch-$m-b$b.json" || echo "torch_block $m b=$b: failed"
   done
 done
 python3 tools/torch_block.py trace --hidden 2048 --heads 16 --seq 2048 --micro-batch 1 --iters 10 \
@@ -48,8 +53,10 @@ def block(kernels, m, b):
     prof = json.load(open(out / f"{kernels}-{m}.json"))
     l = next(x for x in prof["layers"] if x["kind"] == "transformer_block" and x["shape"]["micro_batch"] == b)
     return sum(l[k]["median"] for k in ("forward_ms", "backward_input_ms", "backward_weight_ms")), l["activation_bytes"]
-for m in ("gpt3-1.3b", "gpt3-13b"):
+for m in ("gpt3-1.3b", "gpt3-13b", "llama2-7b"):
     for b in (1, 4):
+        if not (out / f"torch-{m}-b{b}.json").exists():
+            continue
         ref = json.load(open(out / f"torch-{m}-b{b}.json"))
         (plain, act_p), (fused, act_f) = block("plain", m, b), block("fused", m, b)
         theirs = ref["forward_ms"] + ref["backward_ms"]

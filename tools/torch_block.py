@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch's own GPT block (scaled_dot_product_attention, bf16): timed, or traced with ppsim regions.
+"""PyTorch's own GPT or Llama block (scaled_dot_product_attention, bf16): timed, or traced with ppsim regions.
 
 The reference a real framework gives for ppsim-calibrate's layers (issue 13). Forward and
 the whole backward (input and weight gradients in one autograd call: PyTorch computes
 them together; asking autograd for the weights alone would redo the activation
 gradients). Needs a CUDA GPU and PyTorch, so it runs on a GPU machine only.
+
+  --block gpt (default): pre-LN, fused QKV with biases, causal SDPA with dropout 0.1, GeLU
+  MLP, residual dropouts. --block llama [--kv-heads K]: RMSNorm, Q/K/V without biases,
+  rotary positions (rotate-half, theta 10000), causal SDPA with grouped-query heads, SwiGLU
+  (gate, up, down), no dropout: the block ppsim-calibrate measures for "block": "llama".
 
   time:  warm-up, then the median of CUDA-event times per phase (the method of
          ppsim-calibrate layers), written as JSON:
@@ -48,6 +53,45 @@ class Block(torch.nn.Module):
         return x + F.dropout(self.fc2(F.gelu(self.fc1(self.ln2(x)))), 0.1)
 
 
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class LlamaBlock(torch.nn.Module):
+    """Pre-RMSNorm Llama block: Q/K/V (GQA), rotary, causal SDPA, projection, RMSNorm, SwiGLU."""
+
+    def __init__(self, hidden, heads, kv_heads, ffn):
+        super().__init__()
+        self.heads, self.kv_heads, d = heads, kv_heads, hidden // heads
+        self.norm1 = torch.nn.RMSNorm(hidden, eps=1e-5)
+        self.q = torch.nn.Linear(hidden, hidden, bias=False)
+        self.k = torch.nn.Linear(hidden, kv_heads * d, bias=False)
+        self.v = torch.nn.Linear(hidden, kv_heads * d, bias=False)
+        self.o = torch.nn.Linear(hidden, hidden, bias=False)
+        self.norm2 = torch.nn.RMSNorm(hidden, eps=1e-5)
+        self.gate = torch.nn.Linear(hidden, ffn, bias=False)
+        self.up = torch.nn.Linear(hidden, ffn, bias=False)
+        self.down = torch.nn.Linear(ffn, hidden, bias=False)
+        self.inv_freq = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+
+    def forward(self, x):  # x: [b, s, h]
+        b, s, h = x.shape
+        d = h // self.heads
+        y = self.norm1(x)
+        q = self.q(y).view(b, s, self.heads, d).transpose(1, 2)
+        k = self.k(y).view(b, s, self.kv_heads, d).transpose(1, 2)
+        v = self.v(y).view(b, s, self.kv_heads, d).transpose(1, 2)
+        angles = torch.outer(torch.arange(s, device=x.device, dtype=torch.float32), self.inv_freq.to(x.device))
+        cos = torch.cat((angles, angles), dim=-1).cos().to(x.dtype)
+        sin = torch.cat((angles, angles), dim=-1).sin().to(x.dtype)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.kv_heads != self.heads)
+        x = x + self.o(a.transpose(1, 2).reshape(b, s, h))
+        y = self.norm2(x)
+        return x + self.down(F.silu(self.gate(y)) * self.up(y))
+
+
 def time_phases(block, params, x, dy, warmup, iters):
     """Median ms of forward and of the whole backward, each between two CUDA events."""
     f_ms, b_ms = [], []
@@ -72,13 +116,19 @@ def main():
     p.add_argument("--heads", type=int, required=True)
     p.add_argument("--seq", type=int, required=True)
     p.add_argument("--ffn-hidden", type=int, default=0)
+    p.add_argument("--block", choices=["gpt", "llama"], default="gpt")
+    p.add_argument("--kv-heads", type=int, default=0, help="llama: key/value heads (default: --heads)")
     p.add_argument("--micro-batch", type=int, default=1)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args()
     dev = torch.device("cuda")
-    block = Block(a.hidden, a.heads, a.ffn_hidden or 4 * a.hidden).to(dev, torch.bfloat16)
+    if a.block == "llama":
+        block = LlamaBlock(a.hidden, a.heads, a.kv_heads or a.heads, a.ffn_hidden or 4 * a.hidden)
+    else:
+        block = Block(a.hidden, a.heads, a.ffn_hidden or 4 * a.hidden)
+    block = block.to(dev, torch.bfloat16)
     params = [t for t in block.parameters()]
     x = torch.randn(a.micro_batch, a.seq, a.hidden, device=dev, dtype=torch.bfloat16, requires_grad=True)
     dy = torch.randn_like(x)
@@ -93,7 +143,8 @@ def main():
     if a.mode == "time":
         f, b = time_phases(block, params, x, dy, a.warmup, a.iters)
         out = {"tool": "torch_block.py", "torch": torch.__version__, "device": torch.cuda.get_device_name(),
-               "shape": {"hidden": a.hidden, "heads": a.heads, "seq_length": a.seq,
+               "shape": {"block": a.block, "kv_heads": a.kv_heads or a.heads,
+                         "hidden": a.hidden, "heads": a.heads, "seq_length": a.seq,
                          "ffn_hidden": a.ffn_hidden or 4 * a.hidden, "micro_batch": a.micro_batch, "dtype": "bf16"},
                "warmup": a.warmup, "iterations": a.iters, "forward_ms": f, "backward_ms": b}
         with open(a.output, "w") as fh:
