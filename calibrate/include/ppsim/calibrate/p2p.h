@@ -38,6 +38,13 @@ nlohmann::json measure_thread_memcpy(const P2POptions& o, const std::function<vo
 nlohmann::json measure_mpi_sendrecv(const P2POptions& o, const std::function<void(const std::string&)>& progress,
                                     int* rank);
 
+/// @brief NCCL ncclSend/ncclRecv ping-pong between world rank 0 and `peer`, one rank
+/// per GPU under mpirun (device = local rank), timed with CUDA events; the other ranks
+/// only start and stop MPI (only with NCCL and CUDA). Throws NoDeviceError without a
+/// GPU, before MPI starts. Only rank 0's returned JSON is meaningful.
+nlohmann::json measure_nccl_sendrecv(const P2POptions& o, int peer,
+                                     const std::function<void(const std::string&)>& progress, int* rank);
+
 /// @brief Parses "4KiB", "1MiB", "1GiB", "4096".
 std::int64_t parse_size(const std::string& s);
 /// @brief "4 KiB", "1 GiB".
