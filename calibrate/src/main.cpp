@@ -264,11 +264,19 @@ struct CollectiveArgs {
   CollectiveOptions options;
 };
 
+std::int64_t size_flag(const char* flag, const std::string& text) {
+  try {
+    return parse_size(text);
+  } catch (const std::exception& e) {  // std::stod's own message names no flag
+    throw BadInput(std::string(flag) + " '" + text + "': not a positive size (e.g. 4096, 4KiB, 1MiB, 1GiB)");
+  }
+}
+
 int cmd_collectives(CollectiveArgs& a) {
   CollectiveOptions& o = a.options;
+  o.min_bytes = size_flag("--min-bytes", a.min_bytes);
+  o.max_bytes = size_flag("--max-bytes", a.max_bytes);
   try {
-    o.min_bytes = parse_size(a.min_bytes);
-    o.max_bytes = parse_size(a.max_bytes);
     o.ops = parse_collective_ops(a.ops);
     o.dtype = parse_dtype(a.dtype);
     o.validate();

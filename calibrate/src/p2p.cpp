@@ -63,6 +63,7 @@ std::int64_t parse_size(const std::string& s) {
   else if (unit == "GiB" || unit == "G") mult = 1024.0 * 1024 * 1024;
   else throw std::invalid_argument("size '" + s + "': unit must be B, KiB, MiB or GiB");
   if (!(v > 0)) throw std::invalid_argument("size '" + s + "' must be positive");
+  if (!(v * mult < 0x1p62)) throw std::invalid_argument("size '" + s + "' is too large");  // int64 conversion
   return static_cast<std::int64_t>(v * mult);
 }
 
