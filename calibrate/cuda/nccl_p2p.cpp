@@ -13,8 +13,21 @@ namespace {
 
 // The ping-pong over the pair's NCCL communicator: pair rank 0 sends then receives,
 // the other receives then sends; returns half the round trip (ms) on pair rank 0.
+// "nccl_intra_node" when both ranks run on one host (MPI_Get_processor_name), else
+// "nccl_inter_node": the kind a config names (cluster.intra_link / inter_link).
+std::string pair_kind(MPI_Comm pair) {
+  char mine[MPI_MAX_PROCESSOR_NAME] = {}, theirs[MPI_MAX_PROCESSOR_NAME] = {};
+  int len = 0, rank = 0;
+  MPI_Get_processor_name(mine, &len);
+  MPI_Comm_rank(pair, &rank);
+  MPI_Sendrecv(mine, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 1 - rank, 2, theirs, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 1 - rank,
+               2, pair, MPI_STATUS_IGNORE);
+  return std::string(mine) == std::string(theirs) ? "nccl_intra_node" : "nccl_inter_node";
+}
+
 nlohmann::json pingpong_over(MPI_Comm pair, int peer, const P2POptions& o,
                              const std::function<void(const std::string&)>& progress) {
+  const std::string kind = pair_kind(pair);
   NcclComm nccl(pair);
   DeviceBuffer send(static_cast<std::size_t>(o.max_bytes)), recv(static_cast<std::size_t>(o.max_bytes));
   cudaEvent_t start, stop;
@@ -39,7 +52,7 @@ nlohmann::json pingpong_over(MPI_Comm pair, int peer, const P2POptions& o,
   };
   nlohmann::json link;
   try {
-    link = drive_pingpong(pair, "nccl_sendrecv", 0, peer, o, pingpong, progress);
+    link = drive_pingpong(pair, kind, 0, peer, o, pingpong, progress);
   } catch (...) {
     cudaEventDestroy(start);
     cudaEventDestroy(stop);

@@ -117,16 +117,26 @@ double algorithm_bandwidth_GBps(std::int64_t bytes, double time_ms) {
   return time_ms > 0 ? static_cast<double>(bytes) / (time_ms * 1e-3) / 1e9 : 0.0;
 }
 
-nlohmann::json ring_link_fit(const CollectiveRun& run, CollectiveOp op) {
+namespace {
+
+// An op's points as one ring step each: (bytes / n, time / steps), steps = factor x n.
+void ring_step_points(const CollectiveRun& run, CollectiveOp op, std::vector<double>& xs, std::vector<double>& ts) {
   const int n = run.groups.size;
-  if (op == CollectiveOp::broadcast || n < 2) return nullptr;
   const double steps = bus_bandwidth_factor(op, n) * n;
-  std::vector<double> xs, ts;
   for (const CollectivePoint& p : run.points) {
     if (p.op != op || p.time_ms <= 0) continue;
     xs.push_back(static_cast<double>(p.bytes) / n);
     ts.push_back(p.time_ms / steps);
   }
+}
+
+}  // namespace
+
+nlohmann::json ring_link_fit(const CollectiveRun& run, CollectiveOp op) {
+  const int n = run.groups.size;
+  if (op == CollectiveOp::broadcast || n < 2) return nullptr;
+  std::vector<double> xs, ts;
+  ring_step_points(run, op, xs, ts);
   if (xs.size() < 2) return nullptr;
   const LinkFit line = fit_latency_bandwidth(xs, ts);
   const LinkCurveFit curve = fit_link_segments(xs, ts);
@@ -135,7 +145,36 @@ nlohmann::json ring_link_fit(const CollectiveRun& run, CollectiveOp op) {
     segs.push_back({{"from_bytes", s.from_bytes}, {"latency_us", s.latency_us}, {"bandwidth_GBps", s.bandwidth_GBps}});
   return {{"latency_us", line.latency_us}, {"bandwidth_GBps", line.bandwidth_GBps}, {"segments", segs},
           {"worst_error", curve.worst_error}, {"worst_error_bytes", curve.worst_bytes},
-          {"ring_steps", static_cast<int>(std::lround(steps))}};
+          {"ring_steps", static_cast<int>(std::lround(bus_bandwidth_factor(op, n) * n))}};
+}
+
+std::string ring_link_kind(const CollectiveRun& run, CollectiveOp op) {
+  std::string kind = run.transport + "_" + collective_op_name(op) + "_ring_n" + std::to_string(run.groups.size);
+  if (run.groups.stride > 1) kind += "_stride" + std::to_string(run.groups.stride);
+  return kind;
+}
+
+nlohmann::json ring_link_curves(const CollectiveRun& run) {
+  nlohmann::json curves = nlohmann::json::array();
+  for (CollectiveOp op : {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter}) {
+    nlohmann::json fit = ring_link_fit(run, op);
+    if (fit.is_null()) continue;
+    std::vector<double> xs, ts;
+    ring_step_points(run, op, xs, ts);
+    nlohmann::json points = nlohmann::json::array();
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      const auto bytes = static_cast<std::int64_t>(xs[i]);
+      points.push_back({{"bytes", bytes}, {"size", format_size(bytes)}, {"median_ms", ts[i]},
+                        {"GBps", algorithm_bandwidth_GBps(bytes, ts[i])}});
+    }
+    curves.push_back({{"kind", ring_link_kind(run, op)}, {"src", 0}, {"dst", run.groups.stride},
+                      {"units", {{"bandwidth", "GB/s = 1e9 B/s"}, {"size", "powers of 1024"}}},
+                      {"note", "one ring step of " + collective_op_name(op) + " over " +
+                                   std::to_string(run.groups.size) + " ranks (" + run.transport +
+                                   "): bytes / n per step, time / steps; ppsim-calibrate collectives"},
+                      {"points", points}, {"fit", fit}});
+  }
+  return curves;
 }
 
 nlohmann::json collectives_json(const CollectiveRun& run) {

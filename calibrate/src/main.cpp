@@ -260,7 +260,7 @@ int cmd_p2p(const std::string& backend_name, const std::string& transport, int p
 
 struct CollectiveArgs {
   std::string transport = "mpi", ops = "all_reduce,all_gather,reduce_scatter", dtype = "fp32";
-  std::string min_bytes = "4KiB", max_bytes = "1GiB", out = "collectives.json";
+  std::string min_bytes = "4KiB", max_bytes = "1GiB", out = "collectives.json", profile;
   CollectiveOptions options;
 };
 
@@ -283,6 +283,8 @@ int cmd_collectives(CollectiveArgs& a) {
   } catch (const std::exception& e) {
     throw BadInput(e.what());
   }
+  // A profile to extend is read (and refused) before anything is measured.
+  nlohmann::json profile = a.profile.empty() ? nullptr : read_existing(a.profile);
   int rank = 0;
   CollectiveRun run;
   if (a.transport == "mpi") {
@@ -304,6 +306,18 @@ int cmd_collectives(CollectiveArgs& a) {
   std::fputs(collectives_table(run).c_str(), stdout);
   write_json_atomic(a.out, collectives_json(run));
   progress("wrote " + a.out);
+  if (!a.profile.empty()) {  // the ring links, named by kind from a config
+    if (profile.is_null()) {
+      const std::string backend = a.transport == "nccl" ? "cuda" : "cpu";
+      profile = new_profile(*make_backend(backend, default_dtype(backend)), Method{});
+    }
+    for (const auto& curve : ring_link_curves(run)) {
+      upsert_link(profile, curve);
+      progress("ring link " + curve.at("kind").get<std::string>());
+    }
+    write_json_atomic(a.profile, profile);
+    progress("wrote " + a.profile);
+  }
   return 0;
 }
 
@@ -491,6 +505,8 @@ int main(int argc, char** argv) {
                           "distance between a communicator's ranks (8 with --group-size 2 on 2 x 8 GPUs: {0,8}, {1,9}, ...)")
       ->capture_default_str();
   collectives->add_option("-o,--output", coll.out, "results JSON (ppsim.collectives/1)")->capture_default_str();
+  collectives->add_option("--profile", coll.profile,
+                          "also add each op's equivalent ring link to this profile (kind nccl_all_reduce_ring_n8, ...)");
 
   auto* check = app.add_subcommand("check", "compare every kernel and layer of a backend with the cpu backend");
   std::string check_dtype, check_out;

@@ -112,6 +112,16 @@ std::string collectives_table(const CollectiveRun& run);
 /// Null for broadcast, fewer than 2 ranks or fewer than 2 sizes.
 nlohmann::json ring_link_fit(const CollectiveRun& run, CollectiveOp op);
 
+/// @brief The profile kind of an op's ring link: "<transport>_<op>_ring_n<ranks>", with
+/// "_stride<s>" when the communicator's ranks are s apart (nccl_all_reduce_ring_n8,
+/// nccl_all_reduce_ring_n2_stride8).
+std::string ring_link_kind(const CollectiveRun& run, CollectiveOp op);
+
+/// @brief Each ring op's ring link as a profile link curve (`ppsim.profile/1` links[]:
+/// kind ring_link_kind, points of one ring step, fit ring_link_fit), so a config names
+/// it as {"profile": PATH, "kind": KIND}.
+nlohmann::json ring_link_curves(const CollectiveRun& run);
+
 /// @brief One rank's timer for a transport: runs `op` on `bytes` warmup times, then
 /// returns the ms of each of `iters` timed runs.
 using CollectiveTimer = std::function<std::vector<double>(CollectiveOp op, std::int64_t bytes)>;
