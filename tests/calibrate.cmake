@@ -56,11 +56,12 @@ grep -q '^ppsim-calibrate: error: .*cpu_only.json: traceEvents: no GPU activity'
     find_program(PPSIM_PYTHON3 python3)
     if(PPSIM_PYTHON3)
       add_test(NAME calibrate.mpi.collectives
-               COMMAND sh -c "rm -f mpi_collectives.json && ${PPSIM_MPIRUN} --allow-run-as-root --oversubscribe -np 2 \
+               COMMAND sh -c "rm -f mpi_collectives.json mpi_collectives_profile.json && ${PPSIM_MPIRUN} --allow-run-as-root --oversubscribe -np 2 \
 $<TARGET_FILE:ppsim-calibrate> collectives --transport mpi --ops all_reduce,all_gather,reduce_scatter,broadcast \
---min-bytes 4KiB --max-bytes 256KiB --iters 5 --warmup 2 -o mpi_collectives.json >/dev/null 2>&1 && \
-${PPSIM_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/collectives_check.py mpi_collectives.json \
-all_reduce,all_gather,reduce_scatter,broadcast 4096,8192,16384,32768,65536,131072,262144"
+--min-bytes 4KiB --max-bytes 256KiB --iters 5 --warmup 2 -o mpi_collectives.json --profile mpi_collectives_profile.json \
+>/dev/null 2>&1 && ${PPSIM_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/collectives_check.py mpi_collectives.json \
+all_reduce,all_gather,reduce_scatter,broadcast 4096,8192,16384,32768,65536,131072,262144 && \
+$<TARGET_FILE:ppsim-calibrate> validate mpi_collectives_profile.json | grep -q 'link mpi_all_reduce_ring_n2: 7 points'"
                WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
       set_tests_properties(calibrate.mpi.collectives PROPERTIES TIMEOUT 120
                            ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1")

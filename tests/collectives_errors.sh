@@ -26,4 +26,6 @@ check "--dtype bf16: the mpi transport reduces fp32 only" collectives --dtype bf
 check "--transport: unknown 'tcp'" collectives --transport tcp
 check "--group-size 3 x --group-stride 1 must divide the 1 ranks" collectives --group-size 3 --max-bytes 8KiB
 check "--transport: unknown 'tcp'" p2p --transport tcp
+echo '{"schema": 1}' > bad_profile.json  # refused before anything is measured
+check "bad_profile.json" collectives --profile bad_profile.json
 exit $fail

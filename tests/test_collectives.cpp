@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ppsim/calibrate/collectives.h"
+#include "ppsim/calibrate/profile.h"
 #include "ppsim/model/topology.h"
 
 using namespace ppsim::cal;
@@ -161,4 +162,27 @@ TEST_CASE("the ring link of a measured all-reduce gives its times back through r
     CHECK(static_cast<double>(ns) * 1e-6 == Approx(p.time_ms).margin(14e-6));  // whole ns per ring step
   }
   CHECK(ring_link_fit(run, CollectiveOp::broadcast).is_null());
+}
+
+TEST_CASE("ring links go into a profile as link curves named by op, ranks and stride", "[collectives]") {
+  CollectiveRun run;
+  run.transport = "nccl";
+  run.groups = GroupLayout::of(16, 2, 8);  // {0, 8}, ...: across two nodes
+  for (std::int64_t b : {4096, 8192, 16384})
+    for (CollectiveOp op : {CollectiveOp::all_reduce, CollectiveOp::broadcast})
+      run.points.push_back({op, b, 0.01 + static_cast<double>(b) * 1e-8});
+  CHECK(ring_link_kind(run, CollectiveOp::all_reduce) == "nccl_all_reduce_ring_n2_stride8");
+  const nlohmann::json curves = ring_link_curves(run);
+  REQUIRE(curves.size() == 1);  // broadcast is no ring
+  CHECK(curves[0].at("kind") == "nccl_all_reduce_ring_n2_stride8");
+  CHECK(curves[0].at("dst") == 8);
+  const auto& points = curves[0].at("points");
+  REQUIRE(points.size() == 3);
+  CHECK(points[0].at("bytes") == 2048);  // 4 KiB over 2 ranks: 2 steps of 2 KiB
+  CHECK(points[0].at("median_ms").get<double>() == Approx((0.01 + 4096e-8) / 2));
+  nlohmann::json profile = new_profile("cpu", Dtype::fp32, DeviceInfo{}, nlohmann::json::object());
+  upsert_link(profile, curves[0]);
+  CHECK_NOTHROW(validate_profile(profile, "collectives.json"));
+  run.groups = GroupLayout::of(8, 8, 1);
+  CHECK(ring_link_kind(run, CollectiveOp::reduce_scatter) == "nccl_reduce_scatter_ring_n8");
 }
