@@ -267,7 +267,7 @@ struct CollectiveArgs {
 std::int64_t size_flag(const char* flag, const std::string& text) {
   try {
     return parse_size(text);
-  } catch (const std::exception& e) {  // std::stod's own message names no flag
+  } catch (const std::exception&) {  // std::stod's own message names no flag
     throw BadInput(std::string(flag) + " '" + text + "': not a positive size (e.g. 4096, 4KiB, 1MiB, 1GiB)");
   }
 }
