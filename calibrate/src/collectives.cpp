@@ -108,7 +108,8 @@ std::string requested_algorithm(const std::string& transport) {
   for (const char* var : {"NCCL_ALGO", "NCCL_PROTO"}) {
     const char* v = std::getenv(var);
     if (v == nullptr || *v == '\0') continue;
-    out += (out.empty() ? "" : ",") + std::string(var) + "=" + v;
+    if (!out.empty()) out += ',';
+    out.append(var).append("=").append(v);
   }
   return out.empty() ? "auto" : out;
 }
