@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ppsim/calibrate/collectives.h"
+#include "ppsim/calibrate/p2p.h"
 #include "ppsim/calibrate/profile.h"
 #include "ppsim/model/topology.h"
 
@@ -185,4 +186,20 @@ TEST_CASE("ring links go into a profile as link curves named by op, ranks and st
   CHECK_NOTHROW(validate_profile(profile, "collectives.json"));
   run.groups = GroupLayout::of(8, 8, 1);
   CHECK(ring_link_kind(run, CollectiveOp::reduce_scatter) == "nccl_reduce_scatter_ring_n8");
+}
+
+TEST_CASE("a fit the profile reader would refuse keeps only its one line", "[collectives]") {
+  // A reduce-scatter's ring steps measured under ASan on a loaded machine: a 16 ms jump
+  // over 16 KiB fits a segment under 0.001 GB/s, which ppsim refuses to read.
+  const std::vector<double> xs{2048, 4096, 8192, 16384, 32768, 65536, 131072};
+  const std::vector<double> ts{0.056518, 0.133422, 0.227641, 0.359852, 16.816495, 16.016679, 16.060310};
+  const nlohmann::json fit = link_fit_json(xs, ts);
+  CHECK(!fit.contains("segments"));
+  CHECK(fit.at("segments_refused").get<std::string>().find("at least 0.001 GB/s") != std::string::npos);
+  CHECK(fit.at("bandwidth_GBps").get<double>() > 0);
+  nlohmann::json profile = new_profile("cpu", Dtype::fp32, DeviceInfo{}, nlohmann::json::object());
+  nlohmann::json points = nlohmann::json::array();
+  for (std::size_t i = 0; i < xs.size(); ++i) points.push_back({{"bytes", xs[i]}, {"median_ms", ts[i]}});
+  upsert_link(profile, {{"kind", "noisy"}, {"src", 0}, {"dst", 1}, {"points", points}, {"fit", fit}});
+  CHECK_NOTHROW(validate_profile(profile, "noisy.json"));
 }

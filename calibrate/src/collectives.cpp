@@ -139,14 +139,9 @@ nlohmann::json ring_link_fit(const CollectiveRun& run, CollectiveOp op) {
   std::vector<double> xs, ts;
   ring_step_points(run, op, xs, ts);
   if (xs.size() < 2) return nullptr;
-  const LinkFit line = fit_latency_bandwidth(xs, ts);
-  const LinkCurveFit curve = fit_link_segments(xs, ts);
-  nlohmann::json segs = nlohmann::json::array();
-  for (const LinkSegment& s : curve.segments)
-    segs.push_back({{"from_bytes", s.from_bytes}, {"latency_us", s.latency_us}, {"bandwidth_GBps", s.bandwidth_GBps}});
-  return {{"latency_us", line.latency_us}, {"bandwidth_GBps", line.bandwidth_GBps}, {"segments", segs},
-          {"worst_error", curve.worst_error}, {"worst_error_bytes", curve.worst_bytes},
-          {"ring_steps", static_cast<int>(std::lround(bus_bandwidth_factor(op, n) * n))}};
+  nlohmann::json fit = link_fit_json(xs, ts);
+  fit["ring_steps"] = static_cast<int>(std::lround(bus_bandwidth_factor(op, n) * n));
+  return fit;
 }
 
 std::string ring_link_kind(const CollectiveRun& run, CollectiveOp op) {

@@ -29,6 +29,13 @@ nlohmann::json measure_link_curve(const std::string& kind, int src, int dst, con
                                   const std::function<double(std::int64_t)>& transfer,
                                   const std::function<void(const std::string&)>& progress);
 
+/// @brief The `fit` of a link curve's points (at least two, sorted, times positive): the
+/// one line {latency_us, bandwidth_GBps} and the piecewise `segments` (fit_link_segments)
+/// with `worst_error`, `worst_error_bytes`. Segments the profile reader would refuse (a
+/// jump so steep its bandwidth falls under 0.001 GB/s, timer noise) are left out and
+/// `segments_refused` says why, so every written profile validates.
+nlohmann::json link_fit_json(const std::vector<double>& bytes, const std::vector<double>& ms);
+
 /// @brief memcpy from a buffer one thread owns into one another thread owns, handed
 /// over through atomics (includes the hand-off latency).
 nlohmann::json measure_thread_memcpy(const P2POptions& o, const std::function<void(const std::string&)>& progress);
