@@ -70,5 +70,39 @@ grep -q '^ppsim-calibrate: error: --kernels: flash not in {plain,fused}' err_k.t
     # them as ours in the sanitizer build. Address and UB checks stay on.
     set_tests_properties(calibrate.mpi.sendrecv PROPERTIES TIMEOUT 60
                          ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1")
+    # collectives (issue 13 item 5) through MPI on host memory at two local ranks: every
+    # op x size present, times > 0, busbw = algbw x nccl-tests' factor exactly.
+    find_program(PPSIM_PYTHON3 python3)
+    if(PPSIM_PYTHON3)
+      add_test(NAME calibrate.mpi.collectives
+               COMMAND sh -c "rm -f mpi_collectives.json mpi_collectives_profile.json && ${PPSIM_MPIRUN} --allow-run-as-root --oversubscribe -np 2 \
+$<TARGET_FILE:ppsim-calibrate> collectives --transport mpi --ops all_reduce,all_gather,reduce_scatter,broadcast \
+--min-bytes 4KiB --max-bytes 256KiB --iters 5 --warmup 2 -o mpi_collectives.json --profile mpi_collectives_profile.json \
+>/dev/null 2>&1 && ${PPSIM_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/collectives_check.py mpi_collectives.json \
+all_reduce,all_gather,reduce_scatter,broadcast 4096,8192,16384,32768,65536,131072,262144 && \
+$<TARGET_FILE:ppsim-calibrate> validate mpi_collectives_profile.json | grep -q 'link mpi_all_reduce_ring_n2: 7 points'"
+               WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+      set_tests_properties(calibrate.mpi.collectives PROPERTIES TIMEOUT 120
+                           ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1")
+    endif()
+    # Bad input to collectives and p2p: one error line, exit 2, no file (the cases that
+    # start MPI run it as a singleton; the messages are the MPI build's).
+    file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/collectives_errors)
+    add_test(NAME calibrate.cli.collectives_errors
+             COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/collectives_errors.sh $<TARGET_FILE:ppsim-calibrate>
+             WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/collectives_errors)
+    set_tests_properties(calibrate.cli.collectives_errors PROPERTIES TIMEOUT 120
+                         ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1")
   endif()
+  # --transport nccl without a GPU (or without NCCL in the build): one error line, exit 2,
+  # before MPI starts. On a GPU machine the one-rank run measures (exit 0).
+  foreach(_nccl_cmd "collectives --transport nccl --max-bytes 8KiB --iters 2" "p2p --transport nccl --max-size 8KiB")
+    string(REGEX MATCH "^[a-z0-9]+" _nccl_name "${_nccl_cmd}")
+    add_test(NAME calibrate.cli.${_nccl_name}_nccl_without_gpu
+             COMMAND sh -c "rm -f nccl_${_nccl_name}.json; $<TARGET_FILE:ppsim-calibrate> ${_nccl_cmd} -o nccl_${_nccl_name}.json \
+>/dev/null 2>nccl_${_nccl_name}.err; rc=$?; test $rc -eq 0 && exit 0; test $rc -eq 2 && \
+test $(wc -l < nccl_${_nccl_name}.err) -eq 1 && test ! -e nccl_${_nccl_name}.json && \
+grep -Eq '^ppsim-calibrate: error: .*(needs an NVIDIA GPU|no NCCL|run under mpirun)' nccl_${_nccl_name}.err"
+             WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  endforeach()
 endif()

@@ -10,6 +10,7 @@
 
 #include "ppsim/calibrate/backend.h"
 #include "ppsim/calibrate/checks.h"
+#include "ppsim/calibrate/collectives.h"
 #include "ppsim/calibrate/costs.h"
 #include "ppsim/calibrate/measure.h"
 #include "ppsim/calibrate/p2p.h"
@@ -208,7 +209,7 @@ int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string
   return 0;
 }
 
-int cmd_p2p(const std::string& backend_name, const std::string& transport, const std::string& out,
+int cmd_p2p(const std::string& backend_name, const std::string& transport, int peer, const std::string& out,
             const std::string& min_size, const std::string& max_size, const Method& method) {
   P2POptions o;
   o.method = method;
@@ -231,6 +232,18 @@ int cmd_p2p(const std::string& backend_name, const std::string& transport, const
 #else
     throw BadInput("p2p --transport mpi: this build has no MPI");
 #endif
+  } else if (transport == "nccl") {
+#ifdef PPSIM_HAVE_NCCL
+    int rank = 0;
+    nlohmann::json link = measure_nccl_sendrecv(o, peer, progress, &rank);
+    if (rank != 0) return 0;
+    links.push_back(link);
+    backend = make_backend("cuda", default_dtype("cuda"));
+#else
+    throw BadInput("p2p --transport nccl: this build has no NCCL (needs CUDA, NCCL and MPI at build time)");
+#endif
+  } else if (transport != "default") {
+    throw BadInput("--transport: unknown '" + transport + "' (default, mpi, nccl)");
   } else if (backend_name == "cpu") {
     backend = make_cpu_backend(default_dtype("cpu"));
     links.push_back(measure_thread_memcpy(o, progress));
@@ -254,6 +267,69 @@ int cmd_p2p(const std::string& backend_name, const std::string& transport, const
   }
   write_json_atomic(out, profile);
   progress("wrote " + out);
+  return 0;
+}
+
+struct CollectiveArgs {
+  std::string transport = "mpi", ops = "all_reduce,all_gather,reduce_scatter", dtype = "fp32";
+  std::string min_bytes = "4KiB", max_bytes = "1GiB", out = "collectives.json", profile;
+  CollectiveOptions options;
+};
+
+std::int64_t size_flag(const char* flag, const std::string& text) {
+  try {
+    return parse_size(text);
+  } catch (const std::exception&) {  // std::stod's own message names no flag
+    throw BadInput(std::string(flag) + " '" + text + "': not a positive size (e.g. 4096, 4KiB, 1MiB, 1GiB)");
+  }
+}
+
+int cmd_collectives(CollectiveArgs& a) {
+  CollectiveOptions& o = a.options;
+  o.min_bytes = size_flag("--min-bytes", a.min_bytes);
+  o.max_bytes = size_flag("--max-bytes", a.max_bytes);
+  try {
+    o.ops = parse_collective_ops(a.ops);
+    o.dtype = parse_dtype(a.dtype);
+    o.validate();
+  } catch (const std::exception& e) {
+    throw BadInput(e.what());
+  }
+  // A profile to extend is read (and refused) before anything is measured.
+  nlohmann::json profile = a.profile.empty() ? nullptr : read_existing(a.profile);
+  int rank = 0;
+  CollectiveRun run;
+  if (a.transport == "mpi") {
+#ifdef PPSIM_HAVE_MPI
+    run = measure_mpi_collectives(o, progress, &rank);
+#else
+    throw BadInput("collectives --transport mpi: this build has no MPI");
+#endif
+  } else if (a.transport == "nccl") {
+#ifdef PPSIM_HAVE_NCCL
+    run = measure_nccl_collectives(o, progress, &rank);
+#else
+    throw BadInput("collectives --transport nccl: this build has no NCCL (needs CUDA, NCCL and MPI at build time)");
+#endif
+  } else {
+    throw BadInput("--transport: unknown '" + a.transport + "' (mpi, nccl)");
+  }
+  if (rank != 0) return 0;
+  std::fputs(collectives_table(run).c_str(), stdout);
+  write_json_atomic(a.out, collectives_json(run));
+  progress("wrote " + a.out);
+  if (!a.profile.empty()) {  // the ring links, named by kind from a config
+    if (profile.is_null()) {
+      const std::string backend = a.transport == "nccl" ? "cuda" : "cpu";
+      profile = new_profile(*make_backend(backend, default_dtype(backend)), Method{});
+    }
+    for (const auto& curve : ring_link_curves(run)) {
+      upsert_link(profile, curve);
+      progress("ring link " + curve.at("kind").get<std::string>());
+    }
+    write_json_atomic(a.profile, profile);
+    progress("wrote " + a.profile);
+  }
   return 0;
 }
 
@@ -414,11 +490,37 @@ int main(int argc, char** argv) {
   auto* p2p = app.add_subcommand("p2p", "measure links: thread memcpy (cpu), MPI send/recv, CUDA peer and local copies");
   std::string transport = "default", min_size = "4KiB", max_size = "1GiB", p2p_out = "profile.json";
   p2p->add_option("--backend", backend_name, "backend: " + known)->capture_default_str();
-  p2p->add_option("--transport", transport, "default (the backend's) or mpi (run under mpirun -np 2)")->capture_default_str();
+  int p2p_peer = 1;
+  p2p->add_option("--transport", transport,
+                  "default (the backend's), mpi (under mpirun -np 2) or nccl (under mpirun, one rank per GPU)")
+      ->capture_default_str();
+  p2p->add_option("--peer", p2p_peer, "nccl: the world rank rank 0 ping-pongs with (e.g. 8: the first GPU of node 2)")
+      ->capture_default_str();
   p2p->add_option("--min-size", min_size, "smallest transfer (e.g. 4KiB)")->capture_default_str();
   p2p->add_option("--max-size", max_size, "largest transfer (e.g. 1GiB)")->capture_default_str();
   p2p->add_option("-o,--output", p2p_out, "profile JSON to add the link curves to")->capture_default_str();
   add_method(p2p, method);
+
+  auto* collectives = app.add_subcommand(
+      "collectives", "all-reduce, all-gather, reduce-scatter, broadcast over a size sweep (under mpirun), as nccl-tests");
+  CollectiveArgs coll;
+  collectives->add_option("--transport", coll.transport, "mpi (host memory) or nccl (one rank per GPU)")
+      ->capture_default_str();
+  collectives->add_option("--ops", coll.ops, "comma-separated: all_reduce, all_gather, reduce_scatter, broadcast")
+      ->capture_default_str();
+  collectives->add_option("--min-bytes", coll.min_bytes, "smallest size (e.g. 4KiB); sizes double")->capture_default_str();
+  collectives->add_option("--max-bytes", coll.max_bytes, "largest size (e.g. 1GiB)")->capture_default_str();
+  collectives->add_option("--dtype", coll.dtype, "fp32, fp16 or bf16 (mpi: fp32 only)")->capture_default_str();
+  collectives->add_option("--iters", coll.options.iters, "timed iterations per op and size")->capture_default_str();
+  collectives->add_option("--warmup", coll.options.warmup, "untimed iterations first")->capture_default_str();
+  collectives->add_option("--group-size", coll.options.group_size, "ranks per communicator (0: all ranks)")
+      ->capture_default_str();
+  collectives->add_option("--group-stride", coll.options.group_stride,
+                          "distance between a communicator's ranks (8 with --group-size 2 on 2 x 8 GPUs: {0,8}, {1,9}, ...)")
+      ->capture_default_str();
+  collectives->add_option("-o,--output", coll.out, "results JSON (ppsim.collectives/1)")->capture_default_str();
+  collectives->add_option("--profile", coll.profile,
+                          "also add each op's equivalent ring link to this profile (kind nccl_all_reduce_ring_n8, ...)");
 
   auto* check = app.add_subcommand("check", "compare every kernel and layer of a backend with the cpu backend");
   std::string check_dtype, check_out;
@@ -487,7 +589,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (*layers) return cmd_layers(backend_name, la, mbs, tps, out, resume, no_ends, method);
-    if (*p2p) return cmd_p2p(backend_name, transport, p2p_out, min_size, max_size, method);
+    if (*p2p) return cmd_p2p(backend_name, transport, p2p_peer, p2p_out, min_size, max_size, method);
+    if (*collectives) return cmd_collectives(coll);
     if (*check) return cmd_check(backend_name, check_dtype, check_out);
     if (*chain) return cmd_chain(backend_name, ca, chain_mb, chain_tp, chain_layers, chain_profile, chain_out, method);
     if (*gemm) return cmd_gemm(backend_name, ga, gemm_mb, gemm_tp, square, gemm_out, method);

@@ -1,5 +1,6 @@
 #include "ppsim/calibrate/p2p.h"
 
+#include "ppsim/calibrate/profile.h"
 #include "ppsim/calibrate/stats.h"
 
 #include <algorithm>
@@ -37,18 +38,28 @@ nlohmann::json measure_link_curve(const std::string& kind, int src, int dst, con
     if (progress) progress(kind + " " + format_size(bytes) + ": " + std::to_string(s.median) + " ms, " +
                            std::to_string(gbps) + " GB/s");
   }
-  nlohmann::json fit = {{"latency_us", 0.0}, {"bandwidth_GBps", 0.0}};
-  if (xs.size() >= 2) {
-    const LinkFit f = fit_latency_bandwidth(xs, ts);
-    const LinkCurveFit curve = fit_link_segments(xs, ts);
-    nlohmann::json segs = nlohmann::json::array();
-    for (const LinkSegment& s : curve.segments)
-      segs.push_back({{"from_bytes", s.from_bytes}, {"latency_us", s.latency_us}, {"bandwidth_GBps", s.bandwidth_GBps}});
-    fit = {{"latency_us", f.latency_us}, {"bandwidth_GBps", f.bandwidth_GBps}, {"segments", segs},
-           {"worst_error", curve.worst_error}, {"worst_error_bytes", curve.worst_bytes}};
-  }
+  const nlohmann::json fit =
+      xs.size() >= 2 ? link_fit_json(xs, ts) : nlohmann::json{{"latency_us", 0.0}, {"bandwidth_GBps", 0.0}};
   return {{"kind", kind}, {"src", src}, {"dst", dst}, {"units", {{"bandwidth", "GB/s = 1e9 B/s"}, {"size", "powers of 1024"}}},
           {"points", points}, {"fit", fit}};
+}
+
+nlohmann::json link_fit_json(const std::vector<double>& bytes, const std::vector<double>& ms) {
+  const LinkFit f = fit_latency_bandwidth(bytes, ms);
+  const LinkCurveFit curve = fit_link_segments(bytes, ms);
+  nlohmann::json segs = nlohmann::json::array();
+  for (const LinkSegment& s : curve.segments)
+    segs.push_back({{"from_bytes", s.from_bytes}, {"latency_us", s.latency_us}, {"bandwidth_GBps", s.bandwidth_GBps}});
+  nlohmann::json fit = {{"latency_us", f.latency_us}, {"bandwidth_GBps", f.bandwidth_GBps}};
+  try {
+    link_segments_from_json(segs, "fit.segments");  // what ppsim and validate will accept
+    fit["segments"] = segs;
+    fit["worst_error"] = curve.worst_error;
+    fit["worst_error_bytes"] = curve.worst_bytes;
+  } catch (const std::invalid_argument& e) {
+    fit["segments_refused"] = e.what();
+  }
+  return fit;
 }
 
 std::int64_t parse_size(const std::string& s) {
@@ -63,6 +74,7 @@ std::int64_t parse_size(const std::string& s) {
   else if (unit == "GiB" || unit == "G") mult = 1024.0 * 1024 * 1024;
   else throw std::invalid_argument("size '" + s + "': unit must be B, KiB, MiB or GiB");
   if (!(v > 0)) throw std::invalid_argument("size '" + s + "' must be positive");
+  if (!(v * mult < 0x1p62)) throw std::invalid_argument("size '" + s + "' is too large");  // int64 conversion
   return static_cast<std::int64_t>(v * mult);
 }
 
