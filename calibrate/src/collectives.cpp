@@ -2,6 +2,8 @@
 // communicator layout, and the one result (JSON, table, ring-link fit) every transport fills.
 #include "ppsim/calibrate/collectives.h"
 
+#include "ppsim/engine/link_curve.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -53,14 +55,9 @@ std::vector<CollectiveOp> parse_collective_ops(const std::string& csv) {
 
 double bus_bandwidth_factor(CollectiveOp op, int ranks) {
   if (ranks < 1) throw std::invalid_argument("bus_bandwidth_factor: ranks must be >= 1");
-  const double n = ranks;
-  switch (op) {
-    case CollectiveOp::all_reduce: return 2.0 * (n - 1) / n;
-    case CollectiveOp::all_gather:
-    case CollectiveOp::reduce_scatter: return (n - 1) / n;
-    case CollectiveOp::broadcast: return 1.0;
-  }
-  return 0.0;
+  if (op == CollectiveOp::broadcast) return 1.0;  // nccl-tests: the bus carries the buffer once
+  // The simulator's ring steps (link_curve.h) over n: 2(n-1)/n all-reduce, (n-1)/n the others.
+  return static_cast<double>(ring_collective_steps(op == CollectiveOp::all_reduce, ranks)) / ranks;
 }
 
 std::int64_t collective_bytes(CollectiveOp op, std::int64_t bytes, int ranks, int element_bytes) {

@@ -96,7 +96,7 @@ std::string collective_name(Collective k) {
 
 TimeNs ring_collective_time(Collective kind, Bytes bytes, int n, const NetLink& link) {
   if (n <= 1) return {};
-  const int steps = kind == Collective::AllReduce ? 2 * (n - 1) : n - 1;
+  const int steps = ring_collective_steps(kind == Collective::AllReduce, n);
   // Each ring step moves one chunk of bytes / n: that size picks a measured curve's segment.
   const Bytes chunk{bytes.value / n};
   double ns = 0;

@@ -63,4 +63,11 @@ inline double link_curve_ms(const std::vector<LinkSegment>& segments, std::int64
   return (p.latency_ns + static_cast<double>(bytes) * p.per_byte_ns) / 1e6;
 }
 
+/// @brief Steps of a ring collective over `ranks` ranks, each moving bytes / ranks per
+/// rank: all-reduce 2(n - 1) (reduce-scatter then all-gather), all-gather and
+/// reduce-scatter n - 1; none for one rank. The simulator's ring_collective_time costs
+/// these steps, and nccl-tests' bus-bandwidth factor is steps / n
+/// (ppsim-calibrate's bus_bandwidth_factor).
+inline int ring_collective_steps(bool all_reduce, int ranks) { return ranks <= 1 ? 0 : (all_reduce ? 2 : 1) * (ranks - 1); }
+
 }  // namespace ppsim
