@@ -53,13 +53,9 @@ class BlockLayer final : public Layer {
 
   [[nodiscard]] const LayerShape& shape() const override { return s_; }
 
-  Tensor make_input(std::uint64_t seed) override {
-    Tensor t(a_, T_ * h_, e_);
-    b_.fill_uniform(t.data(), T_ * h_, seed, 1.0f);
-    return t;
-  }
-  Tensor make_output_grad(std::uint64_t seed) override { return make_input(seed); }
-  [[nodiscard]] std::int64_t retained_input_bytes() const override { return T_ * h_ * e_; }
+  Tensor make_input(std::uint64_t seed) override { return residual_stream(a_, s_, seed); }
+  Tensor make_output_grad(std::uint64_t seed) override { return residual_stream(a_, s_, seed); }
+  [[nodiscard]] std::int64_t retained_input_bytes() const override { return residual_stream_bytes(b_, s_); }
 
   Tensor forward(const Tensor& x) override {
     const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
@@ -118,12 +114,7 @@ class BlockLayer final : public Layer {
       b_.gelu_backward(dG.data(), f1_.data(), dF1_.data(), T_ * f_);
     }
     f1_.reset();
-    dLN2_ = Tensor(a_, T_ * h_, e_);
-    b_.gemm(false, false, T, h, f, 1.0f, dF1_.data(), f, fc1_w_.data(), h, 0.0f, dLN2_.data(), h);
-    Tensor dH1(a_, T_ * h_, e_);
-    b_.copy_bytes(dy.data(), dH1.data(), dH1.bytes());
-    b_.layernorm_backward_input(dLN2_.data(), h1_.data(), ln2_g_.data(), mean2_.as<float>(),
-                                rstd2_.as<float>(), dH1.data(), T, h, true);
+    Tensor dH1 = mlp_input_backward(dy);
     // Attention branch.
     dProj_ = Tensor(a_, T_ * h_, e_);
     b_.dropout_backward(dH1.data(), mask_o_.as<std::uint8_t>(), dProj_.data(), T_ * h_, kDropout);
@@ -175,6 +166,18 @@ class BlockLayer final : public Layer {
             {"d_ln2_gamma", to_host(b_, dln2_g_)}, {"d_ln2_beta", to_host(b_, dln2_b_)}};
   }
 
+  /// fc1's input gradient (from dF1_), through layer norm 2, plus the residual: dH1.
+  Tensor mlp_input_backward(const Tensor& dy) {
+    const int T = static_cast<int>(T_), h = static_cast<int>(h_), f = static_cast<int>(f_);
+    dLN2_ = Tensor(a_, T_ * h_, e_);
+    b_.gemm(false, false, T, h, f, 1.0f, dF1_.data(), f, fc1_w_.data(), h, 0.0f, dLN2_.data(), h);
+    Tensor dH1(a_, T_ * h_, e_);
+    b_.copy_bytes(dy.data(), dH1.data(), dH1.bytes());
+    b_.layernorm_backward_input(dLN2_.data(), h1_.data(), ln2_g_.data(), mean2_.as<float>(),
+                                rstd2_.as<float>(), dH1.data(), T, h, true);
+    return dH1;
+  }
+
  private:
   [[nodiscard]] AttentionGeometry attention_geometry() const {
     return {static_cast<int>(s_.micro_batch), static_cast<int>(s_.seq), static_cast<int>(heads_),
@@ -218,12 +221,7 @@ class BlockLayer final : public Layer {
     fused_->bias_dropout_add_backward(dy.data(), dF2_.data(), T, h, kDropout, seed_ + 103);
     dF1_ = Tensor(a_, T_ * f_, e_);
     fused_->linear_dgelu_backward(dF2_.data(), fc2_w_.data(), f1_.data(), dF1_.data(), dfc1_b_.data(), T, f, h);
-    dLN2_ = Tensor(a_, T_ * h_, e_);
-    b_.gemm(false, false, T, h, f, 1.0f, dF1_.data(), f, fc1_w_.data(), h, 0.0f, dLN2_.data(), h);
-    Tensor dH1(a_, T_ * h_, e_);
-    b_.copy_bytes(dy.data(), dH1.data(), dH1.bytes());
-    b_.layernorm_backward_input(dLN2_.data(), h1_.data(), ln2_g_.data(), mean2_.as<float>(),
-                                rstd2_.as<float>(), dH1.data(), T, h, true);
+    Tensor dH1 = mlp_input_backward(dy);
     dProj_ = Tensor(a_, T_ * h_, e_);
     fused_->bias_dropout_add_backward(dH1.data(), dProj_.data(), T, h, kDropout, seed_ + 102);
     dQKV_ = Tensor(a_, T_ * 3 * w_, e_);

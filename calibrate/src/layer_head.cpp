@@ -30,13 +30,9 @@ class HeadLayer final : public Layer {
     b_.upload_bytes(labels.data(), labels_.data(), labels_.bytes());
   }
   [[nodiscard]] const LayerShape& shape() const override { return s_; }
-  Tensor make_input(std::uint64_t seed) override {
-    Tensor t(a_, T_ * s_.hidden, e_);
-    b_.fill_uniform(t.data(), t.elements(), seed, 1.0f);
-    return t;
-  }
+  Tensor make_input(std::uint64_t seed) override { return residual_stream(a_, s_, seed); }
   Tensor make_output_grad(std::uint64_t) override { return {}; }
-  [[nodiscard]] std::int64_t retained_input_bytes() const override { return T_ * s_.hidden * e_; }
+  [[nodiscard]] std::int64_t retained_input_bytes() const override { return residual_stream_bytes(b_, s_); }
 
   Tensor forward(const Tensor& x) override {
     const int T = static_cast<int>(T_), h = static_cast<int>(s_.hidden), V = static_cast<int>(s_.local_vocab());

@@ -41,13 +41,9 @@ class LlamaLayer final : public Layer {
 
   [[nodiscard]] const LayerShape& shape() const override { return s_; }
 
-  Tensor make_input(std::uint64_t seed) override {
-    Tensor t(a_, T_ * h_, e_);
-    b_.fill_uniform(t.data(), T_ * h_, seed, 1.0f);
-    return t;
-  }
-  Tensor make_output_grad(std::uint64_t seed) override { return make_input(seed); }
-  [[nodiscard]] std::int64_t retained_input_bytes() const override { return T_ * h_ * e_; }
+  Tensor make_input(std::uint64_t seed) override { return residual_stream(a_, s_, seed); }
+  Tensor make_output_grad(std::uint64_t seed) override { return residual_stream(a_, s_, seed); }
+  [[nodiscard]] std::int64_t retained_input_bytes() const override { return residual_stream_bytes(b_, s_); }
 
   Tensor forward(const Tensor& x) override {
     const int T = I(T_), h = I(h_), w = I(w_), f = I(f_), ld = I(ld_);

@@ -27,6 +27,16 @@ std::unique_ptr<Layer> make_layer(Allocator& alloc, const LayerShape& shape, std
   throw std::invalid_argument("no layer registered for " + layer_kind_name(shape.kind));
 }
 
+Tensor residual_stream(Allocator& a, const LayerShape& s, std::uint64_t seed) {
+  Tensor t(a, s.tokens() * s.hidden, dtype_bytes(a.backend().dtype()));
+  a.backend().fill_uniform(t.data(), t.elements(), seed, 1.0f);
+  return t;
+}
+
+std::int64_t residual_stream_bytes(const Backend& b, const LayerShape& s) {
+  return s.tokens() * s.hidden * dtype_bytes(b.dtype());
+}
+
 void make_parameter(Allocator& a, Tensor& weight, Tensor& grad, std::int64_t n, std::uint64_t seed, float scale,
                     float fill) {
   Backend& b = a.backend();

@@ -74,6 +74,11 @@ PlainAttentionSaved plain_attention_forward(Allocator& a, const AttentionGeometr
 /// @brief Its backward: dQ, dK, dV into `dqkv` from `dctx`; releases `saved`.
 void plain_attention_backward(Allocator& a, const AttentionGeometry& g, PlainAttentionSaved& saved, const void* qkv,
                               const void* dctx, void* dqkv);
+/// @brief The residual stream the blocks and the head read (and the gradient a block gets
+/// back): `tokens x hidden` storage elements, uniform in [-1, 1] from `seed`.
+Tensor residual_stream(Allocator& a, const LayerShape& s, std::uint64_t seed);
+/// @brief Its bytes on backend `b`: what a layer's caller keeps alive while the layer holds it.
+std::int64_t residual_stream_bytes(const Backend& b, const LayerShape& s);
 /// @brief A weight of `n` elements and its zeroed gradient: uniform in [-scale, scale]
 /// from `seed`, or every element `fill` when scale is 0 (norm scales and shifts).
 void make_parameter(Allocator& a, Tensor& weight, Tensor& grad, std::int64_t n, std::uint64_t seed,
