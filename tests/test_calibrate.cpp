@@ -2,6 +2,8 @@
 // schema, costs from profiles and rooflines. All on the CPU backend, all fast.
 #include <catch2/catch.hpp>
 
+#include "calibrate_fixtures.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -39,15 +41,7 @@ LayerShape tiny(LayerKind kind, std::int64_t mb = 1, std::int64_t tp = 1) {
   return s;
 }
 
-Method quick() {
-  Method m;
-  m.warmup = 1;
-  m.min_iterations = 3;
-  m.max_iterations = 3;
-  m.target_ms = 1;
-  m.rotate = 2;
-  return m;
-}
+Method quick() { return testing::quick_method(3, 2); }
 
 nlohmann::json layer_json(const std::string& kind, std::int64_t mb, double f, double b, double w, std::int64_t act) {
   nlohmann::json shape = {{"hidden", 64}, {"seq_length", 32}, {"micro_batch", mb}, {"dtype", "bf16"}};

@@ -3,6 +3,8 @@
 // same dropout masks), and the fused block saves exactly what its formula says.
 #include <catch2/catch.hpp>
 
+#include "calibrate_fixtures.h"
+
 #include <cmath>
 
 #include "ppsim/calibrate/backend.h"
@@ -30,15 +32,7 @@ LayerShape fused_block(std::int64_t seq, std::int64_t mb, std::int64_t tp, Kerne
   return s;
 }
 
-Method quick() {
-  Method m;
-  m.warmup = 1;
-  m.min_iterations = 2;
-  m.max_iterations = 2;
-  m.target_ms = 1;
-  m.rotate = 1;
-  return m;
-}
+Method quick() { return testing::quick_method(2, 1); }
 
 std::vector<float> host(Backend& b, const Tensor& t) { return to_host(b, t); }
 

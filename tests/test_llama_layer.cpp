@@ -5,6 +5,8 @@
 // multi-head attention with each key/value head repeated (Hugging Face's repeat_kv).
 #include <catch2/catch.hpp>
 
+#include "calibrate_fixtures.h"
+
 #include <cmath>
 #include <vector>
 
@@ -33,15 +35,7 @@ LayerShape llama_block(std::int64_t h, std::int64_t heads, std::int64_t kv, std:
   return s;
 }
 
-Method quick() {
-  Method m;
-  m.warmup = 1;
-  m.min_iterations = 2;
-  m.max_iterations = 2;
-  m.target_ms = 1;
-  m.rotate = 2;
-  return m;
-}
+Method quick() { return testing::quick_method(2, 2); }
 
 std::vector<double> host(Backend& b, const Tensor& t) {
   const auto v = to_host(b, t);

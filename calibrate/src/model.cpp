@@ -167,6 +167,10 @@ std::int64_t output_bytes(const LayerShape& s) {
 
 namespace {
 
+/// Width per token of the tensors a GPU keeps whole unless sequence parallel (layer-norm
+/// inputs, residuals): hidden, or hidden / t when the sequence is split.
+std::int64_t unsplit_width(const LayerShape& s) { return s.sequence_parallel ? s.attention_width() : s.hidden; }
+
 // The GPT block with fused kernels (fused.h). Whole unless sequence parallel: both
 // layer-norm inputs, the QKV and fc1 inputs (4e sbh); no residual dropout masks
 // (bias-dropout-add regenerates them from the hash). Split: Q, K, V and the attention
@@ -175,7 +179,7 @@ namespace {
 // attention core keeps the fp32 log-sum-exp instead of anything s^2.
 std::int64_t fused_gpt_activation_bytes(const LayerShape& s) {
   const std::int64_t e = dtype_bytes(s.dtype), sb = s.seq * s.micro_batch;
-  const std::int64_t whole = 4 * e * sb * (s.sequence_parallel ? s.attention_width() : s.hidden);
+  const std::int64_t whole = 4 * e * sb * unsplit_width(s);
   const std::int64_t split = 4 * e * sb * s.attention_width() + e * sb * s.local_ffn();
   return whole + split + korthikanti_attention_bytes(s);
 }
@@ -190,7 +194,7 @@ std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
     // inputs), 4e sbh. Split: Q (after rotary), K, V, the output projection's input
     // (e sb (2h + 2kv) / t), the gate and up outputs and the down projection's input
     // (3e sb ffn / t); no dropout masks.
-    const std::int64_t whole = 4 * e * sb * (s.sequence_parallel ? s.attention_width() : s.hidden);
+    const std::int64_t whole = 4 * e * sb * unsplit_width(s);
     const std::int64_t split = e * sb * (2 * s.attention_width() + 2 * s.kv_width()) + 3 * e * sb * s.local_ffn();
     return whole + split + korthikanti_attention_bytes(s);
   }
@@ -200,7 +204,7 @@ std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
   const std::int64_t split = 4 * e * sb * s.attention_width() + 2 * e * sb * s.local_ffn();
   // Whole on every GPU unless sequence parallel: layer-norm inputs, QKV and fc1 inputs,
   // the two residual dropout masks.
-  const std::int64_t whole = (4 * e + 2) * sb * (s.sequence_parallel ? s.attention_width() : s.hidden);
+  const std::int64_t whole = (4 * e + 2) * sb * unsplit_width(s);
   return whole + split + korthikanti_attention_bytes(s);
 }
 

@@ -121,7 +121,7 @@ std::int64_t output_bytes(const LayerShape& s);
 /// recomputed for fc2's weight gradient) and no residual dropout masks (regenerated from
 /// the hash): 4e sbh + 4e sbh/t + e sb ffn/t + 4 a s b / t (4e sbh/t with sequence
 /// parallelism for the first term). For e = 2, ffn = 4h: sbh(8 + 16/t) + 4asb/t, and
-/// 24 sbh/t + 4asb/t with sequence parallelism (docs/calibration.md).
+/// 24 sbh/t + 4asb/t with sequence parallelism (calibrate/README.md).
 std::int64_t korthikanti_activation_bytes(const LayerShape& s);
 /// @brief The a s^2 b (2e + 1) / t part of it (attention scores, softmax, dropout mask
 /// and output) that selective recomputation drops and redoes in backward. Block only.
