@@ -155,6 +155,10 @@ TEST_CASE("cpu calibration of a Llama model drives ppsim: measured bytes equal t
         Approx(median_of(p, emb, "forward_ms") + 2 * median_of(p, blk, "forward_ms")).margin(1e-6));
   CHECK(rep["per_stage"][1]["forward_ms"].get<double>() ==
         Approx(2 * median_of(p, blk, "forward_ms") + median_of(p, head, "forward_ms")).margin(1e-6));
+  // `chain` predicts a chain of Llama blocks from the profile's Llama blocks.
+  REQUIRE(run(kCal + " chain --backend cpu --model " + preset.string() + " --dtype fp32 --micro-batch 2 --layers 2 --profile " +
+              profile.string() + kQuick + " > " + (d.path / "chain.txt").string() + " 2>&1") == 0);
+  CHECK(slurp(d.path / "chain.txt").find("predicted from ") != std::string::npos);
 }
 
 TEST_CASE("roofline costs from a device spec are labelled as an estimate", "[calibrate][e2e]") {

@@ -373,6 +373,8 @@ int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, s
     const auto profile = load_profile(profile_path);
     TransformerSpec spec{layers, block.hidden, block.heads, block.seq, mb, block.ffn_hidden, 0, block.dtype};
     spec.tp = tp;
+    spec.arch = block.arch;  // the chained blocks' own family: a Llama chain is predicted from Llama blocks
+    spec.kv_heads = block.kv_heads;
     spec.kernels = block.kernels;
     double predicted = 0;
     for (const auto& c : costs_from_profile(profile, spec, profile_path)) predicted += c.forward_ms + c.backward_ms;
