@@ -116,9 +116,11 @@ struct ShapeArgs {
     s.arch = arch;
     s.kv_heads = kv_heads;
     s.kernels = parse_kernels(kernels);  // CLI11 has checked the name
-    if (s.kernels == Kernels::fused && arch != BlockArch::gpt)
-      throw BadInput("--kernels fused: fused kernels exist for the gpt block only (this model's block is " +
-                     block_arch_name(arch) + ")");
+    try {
+      check_kernels_for(arch, s.kernels);
+    } catch (const std::invalid_argument& e) {
+      throw BadInput("--kernels " + kernels + ": " + e.what());
+    }
     try {
       s.dtype = dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype);
       s.validate();

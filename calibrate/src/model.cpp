@@ -56,6 +56,12 @@ Kernels parse_kernels(const std::string& s) {
   throw std::invalid_argument("unknown kernels '" + s + "' (expected plain or fused)");
 }
 
+void check_kernels_for(BlockArch arch, Kernels kernels) {
+  if (kernels == Kernels::fused && arch != BlockArch::gpt)
+    throw std::invalid_argument("fused kernels exist for the gpt block only (this model's block is " +
+                                block_arch_name(arch) + ")");
+}
+
 std::string LayerShape::family_key() const {
   std::string k = layer_kind_name(kind) + " h=" + std::to_string(hidden) +
                   " s=" + std::to_string(seq) + " " + dtype_name(dtype);
@@ -93,8 +99,7 @@ void LayerShape::validate() const {
     if (ffn_hidden < 0) throw std::invalid_argument("ffn_hidden must not be negative");
     divides(heads, "heads");
     divides(ffn(), "ffn_hidden");
-    if (arch == BlockArch::llama && kernels == Kernels::fused)
-      throw std::invalid_argument("fused kernels exist for the gpt block only (the llama block is measured plain)");
+    check_kernels_for(arch, kernels);
     if (arch == BlockArch::llama && kv_heads > 0) {
       if (heads % kv_heads != 0) throw std::invalid_argument("heads must be a multiple of kv_heads");
       divides(kv_heads, "kv_heads");  // Megatron-LM: query groups divide by the degree

@@ -119,11 +119,10 @@ cal::TransformerSpec parse_transformer_spec(const JsonReader& r, const json& doc
   if (model.contains("kernels")) {  // which kernels the block runs: plain (default) or fused
     try {
       t.kernels = cal::parse_kernels(r.string(model, "kernels", "model", "plain"));
+      cal::check_kernels_for(t.arch, t.kernels);
     } catch (const std::invalid_argument& e) {
       r.fail("model.kernels", e.what());
     }
-    if (t.kernels == cal::Kernels::fused && t.arch != cal::BlockArch::gpt)
-      r.fail("model.kernels", "fused kernels exist for the gpt block only (the llama block is measured plain)");
   }
   if (t.arch == cal::BlockArch::llama) t.kv_heads = pick("kv_heads", t.heads, 1, cal::kMaxHeads);
   else if (model.contains("kv_heads")) r.fail("model.kv_heads", "only for a \"llama\" block (grouped-query attention)");

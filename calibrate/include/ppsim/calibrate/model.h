@@ -42,6 +42,9 @@ enum class Kernels { plain, fused };
 std::string kernels_name(Kernels k);
 /// @brief "plain" or "fused"; throws std::invalid_argument otherwise.
 Kernels parse_kernels(const std::string& s);
+/// @brief Throws std::invalid_argument when a block of `arch` has no `kernels` (fused
+/// kernels exist for the gpt block only). Shapes, configs and the CLI all ask this.
+void check_kernels_for(BlockArch arch, Kernels kernels);
 
 /// @brief One measured shape: a GPT-style block (pre-LN, fused QKV, causal softmax
 /// attention, output projection, MLP h->ffn->h with GeLU, dropout 0.1), or the
