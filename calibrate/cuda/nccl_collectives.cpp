@@ -1,10 +1,13 @@
 // Collectives through NCCL (ncclAllReduce, ncclAllGather, ncclReduceScatter,
 // ncclBroadcast), one rank per GPU under mpirun; each iteration timed with CUDA events
 // on the communicator's stream, the sweep and the statistic shared with the MPI transport.
+// Built without MPI: one process on GPU 0, a one-rank communicator.
 #include <string>
 #include <vector>
 
+#ifdef PPSIM_HAVE_MPI
 #include "../src/mpi_session.h"
+#endif
 #include "cuda_check.h"
 #include "nccl_comm.h"
 #include "ppsim/calibrate/collectives.h"
@@ -47,9 +50,8 @@ std::vector<double> time_nccl_op(CollectiveOp op, std::int64_t bytes, const Coll
   return ms;
 }
 
-CollectiveRun sweep_on_group(const CollectiveOptions& o, const GroupLayout& layout, MPI_Comm group,
-                             const std::function<void(const std::string&)>& progress) {
-  NcclComm nccl(group);
+CollectiveRun sweep_on(const NcclComm& nccl, const CollectiveOptions& o, const GroupLayout& layout,
+                       const RankSync& sync, const std::function<void(const std::string&)>& progress) {
   DeviceBuffer send(static_cast<std::size_t>(o.max_bytes)), recv(static_cast<std::size_t>(o.max_bytes));
   std::vector<cudaEvent_t> events(2 * static_cast<std::size_t>(o.iters), nullptr);
   auto destroy = [&] {
@@ -61,7 +63,7 @@ CollectiveRun sweep_on_group(const CollectiveOptions& o, const GroupLayout& layo
     auto timer = [&](CollectiveOp op, std::int64_t bytes) {
       return time_nccl_op(op, bytes, o, nccl, send.get(), recv.get(), events);
     };
-    CollectiveRun run = sweep_collectives(o, layout, "nccl", timer, progress);
+    CollectiveRun run = sweep_collectives(o, layout, "nccl", timer, sync, progress);
     destroy();
     return run;
   } catch (...) {
@@ -76,19 +78,28 @@ CollectiveRun measure_nccl_collectives(const CollectiveOptions& o,
                                        const std::function<void(const std::string&)>& progress, int* rank) {
   o.validate();
   require_gpu("collectives --transport nccl");
+#ifdef PPSIM_HAVE_MPI
   MpiSession mpi;
   *rank = mpi.rank();
   const GroupLayout layout = GroupLayout::of(mpi.size(), o.group_size, o.group_stride);
   select_local_device(mpi.local_rank());
   MPI_Comm group = split_group(layout, mpi.rank());
   try {
-    CollectiveRun run = sweep_on_group(o, layout, group, progress);
+    NcclComm nccl(group);
+    CollectiveRun run = sweep_on(nccl, o, layout, mpi_world_sync(), progress);
     MPI_Comm_free(&group);
     return run;
   } catch (...) {
     MPI_Comm_free(&group);
     throw;
   }
+#else
+  *rank = 0;
+  const GroupLayout layout = GroupLayout::of(1, o.group_size, o.group_stride);
+  select_local_device(0);
+  NcclComm nccl;
+  return sweep_on(nccl, o, layout, RankSync{}, progress);
+#endif
 }
 
 }  // namespace ppsim::cal

@@ -1,4 +1,5 @@
-// NCCL under MPI: the GPU check, device selection, communicators and device buffers.
+// NCCL: the GPU check, device selection, communicators (over MPI, or one rank alone) and
+// device buffers.
 #include "nccl_comm.h"
 
 #include "cuda_check.h"
@@ -34,12 +35,24 @@ ncclDataType_t nccl_dtype(Dtype d) {
   return ncclFloat32;
 }
 
+#ifdef PPSIM_HAVE_MPI
 NcclComm::NcclComm(MPI_Comm comm) {
   MPI_Comm_rank(comm, &rank_);
   MPI_Comm_size(comm, &size_);
   ncclUniqueId id;
   if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
   MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, comm);
+  init(id);
+}
+#endif
+
+NcclComm::NcclComm() {
+  ncclUniqueId id;
+  NCCL_CHECK(ncclGetUniqueId(&id));
+  init(id);
+}
+
+void NcclComm::init(const ncclUniqueId& id) {
   NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
   const cudaError_t e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
   if (e != cudaSuccess) {

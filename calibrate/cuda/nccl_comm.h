@@ -1,9 +1,12 @@
 #pragma once
-// NCCL under MPI (private to calibrate/cuda): NCCL_CHECK, the GPU check made before MPI
-// starts, this rank's device (its local rank), and an NCCL communicator over an MPI one
-// (the unique id broadcast over MPI). Built only with NCCL, CUDA and MPI.
+// NCCL (private to calibrate/cuda): NCCL_CHECK, the GPU check made before MPI starts,
+// this rank's device (its local rank), and an NCCL communicator over an MPI one (the
+// unique id broadcast over MPI) or, without MPI, over this process alone. Built with NCCL
+// and CUDA; the MPI communicator with MPI only.
 #include <cuda_runtime.h>
+#ifdef PPSIM_HAVE_MPI
 #include <mpi.h>
+#endif
 #include <nccl.h>
 
 #include <stdexcept>
@@ -35,11 +38,16 @@ void select_local_device(int local_rank);
 /// @brief ncclDataType_t of a dtype.
 ncclDataType_t nccl_dtype(Dtype d);
 
-/// @brief An NCCL communicator over every rank of `comm` (ncclCommInitRank; rank 0 of
-/// `comm` makes the unique id and broadcasts it), with its stream and two events.
+/// @brief An NCCL communicator with its stream.
 class NcclComm {
  public:
+#ifdef PPSIM_HAVE_MPI
+  /// @brief Over every rank of `comm` (ncclCommInitRank; rank 0 of `comm` makes the
+  /// unique id and broadcasts it).
   explicit NcclComm(MPI_Comm comm);
+#endif
+  /// @brief Over this process alone: a one-rank communicator on the current GPU.
+  NcclComm();
   ~NcclComm();
   NcclComm(const NcclComm&) = delete;
   NcclComm& operator=(const NcclComm&) = delete;
@@ -49,6 +57,7 @@ class NcclComm {
   [[nodiscard]] int size() const { return size_; }
 
  private:
+  void init(const ncclUniqueId& id);  ///< ncclCommInitRank(size_, rank_) and the stream
   ncclComm_t comm_{nullptr};
   cudaStream_t stream_{nullptr};
   int rank_{0}, size_{1};

@@ -111,6 +111,32 @@ std::string requested_algorithm(const std::string& transport) {
   return out.empty() ? "auto" : out;
 }
 
+CollectiveRun sweep_collectives(const CollectiveOptions& o, const GroupLayout& layout, const std::string& transport,
+                                const CollectiveTimer& timer, const RankSync& sync,
+                                const std::function<void(const std::string&)>& progress) {
+  const int element = dtype_bytes(o.dtype);
+  for (CollectiveOp op : o.ops)
+    if (collective_bytes(op, o.min_bytes, layout.size, element) == 0)
+      throw std::invalid_argument("--min-bytes " + format_size(o.min_bytes) + ": too small for " +
+                                  collective_op_name(op) + " over " + std::to_string(layout.size) + " ranks of " +
+                                  dtype_name(o.dtype));
+  CollectiveRun run{transport, requested_algorithm(transport), layout, o.dtype, o.iters, o.warmup, {}};
+  for (CollectiveOp op : o.ops) {
+    std::int64_t previous = 0;
+    for (std::int64_t size : collective_sizes(o.min_bytes, o.max_bytes)) {
+      const std::int64_t bytes = collective_bytes(op, size, layout.size, element);
+      if (bytes == previous) continue;
+      previous = bytes;
+      sync.barrier();
+      const double slowest = sync.slowest(median(timer(op, bytes)));
+      run.points.push_back({op, bytes, slowest});
+      if (sync.rank == 0 && progress)
+        progress(collective_op_name(op) + " " + format_size(bytes) + ": " + std::to_string(slowest) + " ms");
+    }
+  }
+  return run;
+}
+
 double algorithm_bandwidth_GBps(std::int64_t bytes, double time_ms) {
   return time_ms > 0 ? static_cast<double>(bytes) / (time_ms * 1e-3) / 1e9 : 0.0;
 }

@@ -55,7 +55,7 @@ CollectiveRun measure_mpi_collectives(const CollectiveOptions& o,
   };
   CollectiveRun run;
   try {
-    run = sweep_collectives(o, layout, "mpi", timer, progress);
+    run = sweep_collectives(o, layout, "mpi", timer, mpi_world_sync(), progress);
   } catch (...) {
     MPI_Comm_free(&group);
     throw;

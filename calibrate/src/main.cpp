@@ -211,8 +211,8 @@ int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string
   return 0;
 }
 
-int cmd_p2p(const std::string& backend_name, const std::string& transport, int peer, const std::string& out,
-            const std::string& min_size, const std::string& max_size, const Method& method) {
+int cmd_p2p(const std::string& backend_name, const std::string& transport, [[maybe_unused]] int peer,
+            const std::string& out, const std::string& min_size, const std::string& max_size, const Method& method) {
   P2POptions o;
   o.method = method;
   try {
@@ -235,14 +235,14 @@ int cmd_p2p(const std::string& backend_name, const std::string& transport, int p
     throw BadInput("p2p --transport mpi: this build has no MPI");
 #endif
   } else if (transport == "nccl") {
-#ifdef PPSIM_HAVE_NCCL
+#if defined(PPSIM_HAVE_NCCL) && defined(PPSIM_HAVE_MPI)
     int rank = 0;
     nlohmann::json link = measure_nccl_sendrecv(o, peer, progress, &rank);
     if (rank != 0) return 0;
     links.push_back(link);
     backend = make_backend("cuda", default_dtype("cuda"));
 #else
-    throw BadInput("p2p --transport nccl: this build has no NCCL (needs CUDA, NCCL and MPI at build time)");
+    throw BadInput("p2p --transport nccl: this build has no NCCL send/recv (needs CUDA, NCCL and MPI at build time)");
 #endif
   } else if (transport != "default") {
     throw BadInput("--transport: unknown '" + transport + "' (default, mpi, nccl)");
@@ -311,7 +311,7 @@ int cmd_collectives(CollectiveArgs& a) {
 #ifdef PPSIM_HAVE_NCCL
     run = measure_nccl_collectives(o, progress, &rank);
 #else
-    throw BadInput("collectives --transport nccl: this build has no NCCL (needs CUDA, NCCL and MPI at build time)");
+    throw BadInput("collectives --transport nccl: this build has no NCCL (needs CUDA and NCCL at build time)");
 #endif
   } else {
     throw BadInput("--transport: unknown '" + a.transport + "' (mpi, nccl)");

@@ -1,10 +1,9 @@
-// MPI start and end, communicator split, the ping-pong driver and the collective sweep
-// shared by the host MPI and the NCCL transports.
+// MPI start and end, communicator split, the ping-pong driver and the ranks' agreement
+// (RankSync) shared by the host MPI and the NCCL transports.
 #include "mpi_session.h"
 
 #include <stdexcept>
 
-#include "ppsim/calibrate/stats.h"
 
 namespace ppsim::cal {
 
@@ -57,33 +56,16 @@ nlohmann::json drive_pingpong(MPI_Comm pair, const std::string& kind, int src, i
   return nullptr;
 }
 
-CollectiveRun sweep_collectives(const CollectiveOptions& o, const GroupLayout& layout, const std::string& transport,
-                                const CollectiveTimer& timer, const std::function<void(const std::string&)>& progress) {
-  int world_rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  const int element = dtype_bytes(o.dtype);
-  for (CollectiveOp op : o.ops)
-    if (collective_bytes(op, o.min_bytes, layout.size, element) == 0)
-      throw std::invalid_argument("--min-bytes " + format_size(o.min_bytes) + ": too small for " +
-                                  collective_op_name(op) + " over " + std::to_string(layout.size) + " ranks of " +
-                                  dtype_name(o.dtype));
-  CollectiveRun run{transport, requested_algorithm(transport), layout, o.dtype, o.iters, o.warmup, {}};
-  for (CollectiveOp op : o.ops) {
-    std::int64_t previous = 0;
-    for (std::int64_t size : collective_sizes(o.min_bytes, o.max_bytes)) {
-      const std::int64_t bytes = collective_bytes(op, size, layout.size, element);
-      if (bytes == previous) continue;
-      previous = bytes;
-      MPI_Barrier(MPI_COMM_WORLD);
-      const double mine = median(timer(op, bytes));
-      double slowest = 0;
-      MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-      run.points.push_back({op, bytes, slowest});
-      if (world_rank == 0 && progress)
-        progress(collective_op_name(op) + " " + format_size(bytes) + ": " + std::to_string(slowest) + " ms");
-    }
-  }
-  return run;
+RankSync mpi_world_sync() {
+  RankSync sync;
+  MPI_Comm_rank(MPI_COMM_WORLD, &sync.rank);
+  sync.barrier = [] { MPI_Barrier(MPI_COMM_WORLD); };
+  sync.slowest = [](double mine) {
+    double slowest = 0;
+    MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return slowest;
+  };
+  return sync;
 }
 
 }  // namespace ppsim::cal

@@ -1,7 +1,7 @@
 #pragma once
 // What the MPI-launched measurements share (host MPI and NCCL transports): MPI start and
-// end, the local rank, the communicator split, the ping-pong driver and the collective
-// sweep. Private to calibrate/ (needs <mpi.h>); built only with MPI.
+// end, the local rank, the communicator split, the ping-pong driver and the ranks'
+// agreement for the collective sweep (collectives.cpp). Private to calibrate/ (needs <mpi.h>); built only with MPI.
 #include <mpi.h>
 
 #include <cstdint>
@@ -41,10 +41,7 @@ nlohmann::json drive_pingpong(MPI_Comm pair, const std::string& kind, int src, i
                               const std::function<double(std::int64_t)>& pingpong,
                               const std::function<void(const std::string&)>& progress);
 
-/// @brief Runs every op x size on each rank's group with `timer`, takes each rank's
-/// median and the max over all world ranks. Sizes that round (collective_bytes) to
-/// the previous size's bytes are measured once.
-CollectiveRun sweep_collectives(const CollectiveOptions& o, const GroupLayout& layout, const std::string& transport,
-                                const CollectiveTimer& timer, const std::function<void(const std::string&)>& progress);
+/// @brief MPI_COMM_WORLD as a RankSync: MPI_Barrier, and MPI_Allreduce(MPI_MAX).
+RankSync mpi_world_sync();
 
 }  // namespace ppsim::cal

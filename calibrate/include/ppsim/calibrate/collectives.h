@@ -126,6 +126,22 @@ nlohmann::json ring_link_curves(const CollectiveRun& run);
 /// returns the ms of each of `iters` timed runs.
 using CollectiveTimer = std::function<std::vector<double>(CollectiveOp op, std::int64_t bytes)>;
 
+/// @brief How the ranks of a sweep agree: this rank's world index, a barrier before
+/// each size, and the slowest rank's median from this rank's. The default is a world of
+/// one rank (no MPI); mpi_world_sync() (mpi_session.h) is MPI_COMM_WORLD's.
+struct RankSync {
+  int rank{0};
+  std::function<void()> barrier = [] {};
+  std::function<double(double)> slowest = [](double mine) { return mine; };
+};
+
+/// @brief Runs every op x size on each rank's group with `timer`, takes each rank's
+/// median and the slowest over all world ranks (`sync`). Sizes that round
+/// (collective_bytes) to the previous size's bytes are measured once.
+CollectiveRun sweep_collectives(const CollectiveOptions& o, const GroupLayout& layout, const std::string& transport,
+                                const CollectiveTimer& timer, const RankSync& sync,
+                                const std::function<void(const std::string&)>& progress);
+
 /// @brief MPI_Allreduce / MPI_Allgather / MPI_Reduce_scatter_block / MPI_Bcast on host
 /// memory (built with MPI). Initialises and finalises MPI; only rank 0 (*rank) holds
 /// the complete result.
@@ -134,6 +150,8 @@ CollectiveRun measure_mpi_collectives(const CollectiveOptions& o,
 
 /// @brief The same through NCCL on GPUs, one rank per GPU, device = local rank (built
 /// only with NCCL and CUDA). Throws NoDeviceError without a GPU, before MPI starts.
+/// Built without MPI, it is one process on GPU 0 with a one-rank communicator: what a
+/// single-GPU machine can exercise (group size and stride must then be 1).
 CollectiveRun measure_nccl_collectives(const CollectiveOptions& o,
                                        const std::function<void(const std::string&)>& progress, int* rank);
 
