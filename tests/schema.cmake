@@ -1,8 +1,4 @@
 # Emitted timelines are checked against views/timeline.schema.json (python3-jsonschema).
-find_program(PPSIM_SYSTEM_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
-if(NOT PPSIM_SYSTEM_PYTHON)
-  find_program(PPSIM_SYSTEM_PYTHON python3)
-endif()
 add_test(NAME timeline_schema
          COMMAND ${PPSIM_SYSTEM_PYTHON} ${PROJECT_SOURCE_DIR}/tools/check_timeline.py $<TARGET_FILE:ppsim>
                  ${PROJECT_SOURCE_DIR}/views/timeline.schema.json ${PROJECT_SOURCE_DIR}/configs/default.json

@@ -11,12 +11,17 @@ gradients). Needs a CUDA GPU and PyTorch, so it runs on a GPU machine only.
   rotary positions (rotate-half, theta 10000), causal SDPA with grouped-query heads, SwiGLU
   (gate, up, down), no dropout: the block ppsim-calibrate measures for "block": "llama".
 
+  The shape comes from ppsim's model presets (--model, one or several, comma-separated:
+  hidden, heads, kv_heads, ffn_hidden, seq_length, block), the one place it is written,
+  or from --hidden/--heads/... for a shape no preset has.
+
   time:  warm-up, then the median of CUDA-event times per phase (the method of
-         ppsim-calibrate layers), written as JSON:
-             python3 tools/torch_block.py time --hidden 2048 --heads 16 --seq 2048 --micro-batch 1 -o ref.json
+         ppsim-calibrate layers), for every model x micro-batch in one process, written as
+         JSON ({"runs": [{"model", "shape", "forward_ms", "backward_ms"}, ...]}):
+             python3 tools/torch_block.py time --model configs/models/gpt3-1.3b.json --micro-batch 1,4 -o ref.json
   trace: torch.profiler's Chrome trace with ppsim/block/F and ppsim/block/B regions, which
-         `ppsim-calibrate import` turns into a profile:
-             python3 tools/torch_block.py trace --hidden 2048 --heads 16 --seq 2048 -o trace.json
+         `ppsim-calibrate import` turns into a profile (the first model and micro-batch):
+             python3 tools/torch_block.py trace --model configs/models/gpt3-1.3b.json -o trace.json
 """
 import json
 import statistics
@@ -109,30 +114,72 @@ def time_phases(block, params, x, dy, warmup, iters):
     return statistics.median(f_ms), statistics.median(b_ms)
 
 
+def shapes(a):
+    """(model name, shape dict) per --model preset, or the one shape of the flags."""
+    if not a.model:
+        if not (a.hidden and a.heads and a.seq):
+            sys.exit("torch_block.py: give --model PRESET.json or --hidden, --heads and --seq")
+        yield "custom", {"block": a.block, "hidden": a.hidden, "heads": a.heads, "kv_heads": a.kv_heads or a.heads,
+                         "seq_length": a.seq, "ffn_hidden": a.ffn_hidden or 4 * a.hidden}
+        return
+    for path in a.model.split(","):
+        with open(path) as fh:
+            m = json.load(fh)
+        yield os.path.basename(path).removesuffix(".json"), {
+            "block": m.get("block", "gpt"), "hidden": m["hidden"], "heads": m["heads"],
+            "kv_heads": m.get("kv_heads", m["heads"]), "seq_length": m["seq_length"],
+            "ffn_hidden": m.get("ffn_hidden", 4 * m["hidden"])}
+
+
+def make_block(shape):
+    if shape["block"] == "llama":
+        return LlamaBlock(shape["hidden"], shape["heads"], shape["kv_heads"], shape["ffn_hidden"])
+    return Block(shape["hidden"], shape["heads"], shape["ffn_hidden"])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("mode", choices=["time", "trace"])
-    p.add_argument("--hidden", type=int, required=True)
-    p.add_argument("--heads", type=int, required=True)
-    p.add_argument("--seq", type=int, required=True)
+    p.add_argument("--model", default="", help="ppsim model preset(s), comma-separated (configs/models/*.json)")
+    p.add_argument("--hidden", type=int, default=0)
+    p.add_argument("--heads", type=int, default=0)
+    p.add_argument("--seq", type=int, default=0)
     p.add_argument("--ffn-hidden", type=int, default=0)
     p.add_argument("--block", choices=["gpt", "llama"], default="gpt")
     p.add_argument("--kv-heads", type=int, default=0, help="llama: key/value heads (default: --heads)")
-    p.add_argument("--micro-batch", type=int, default=1)
+    p.add_argument("--micro-batch", default="1", help="micro-batch size(s), comma-separated")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args()
     dev = torch.device("cuda")
-    if a.block == "llama":
-        block = LlamaBlock(a.hidden, a.heads, a.kv_heads or a.heads, a.ffn_hidden or 4 * a.hidden)
-    else:
-        block = Block(a.hidden, a.heads, a.ffn_hidden or 4 * a.hidden)
-    block = block.to(dev, torch.bfloat16)
-    params = [t for t in block.parameters()]
-    x = torch.randn(a.micro_batch, a.seq, a.hidden, device=dev, dtype=torch.bfloat16, requires_grad=True)
-    dy = torch.randn_like(x)
+    runs = []
+    for name, shape in shapes(a):
+        block = make_block(shape).to(dev, torch.bfloat16)
+        params = list(block.parameters())
+        for b in [int(x) for x in a.micro_batch.split(",")]:
+            x = torch.randn(b, shape["seq_length"], shape["hidden"], device=dev, dtype=torch.bfloat16,
+                            requires_grad=True)
+            dy = torch.randn_like(x)
+            if a.mode == "trace":
+                trace(block, params, x, dy, a)
+                return
+            f, bw = time_phases(block, params, x, dy, a.warmup, a.iters)
+            runs.append({"model": name, "shape": dict(shape, micro_batch=b, dtype="bf16"),
+                         "forward_ms": f, "backward_ms": bw})
+            print(f"{name} b={b}: forward {f:.4f} ms, backward {bw:.4f} ms (median of {a.iters})", flush=True)
+            del x, dy
+        del block, params
+        torch.cuda.empty_cache()
+    out = {"tool": "torch_block.py", "torch": torch.__version__, "device": torch.cuda.get_device_name(),
+           "warmup": a.warmup, "iterations": a.iters, "runs": runs}
+    with open(a.output, "w") as fh:
+        json.dump(out, fh, indent=1)
+    print(f"wrote {a.output}")
 
+
+def trace(block, params, x, dy, a):
+    """torch.profiler's Chrome trace of a.iters steps, each F and B in its ppsim region."""
     def step(regions):
         ctx = region if regions else (lambda *_: torch.autograd.profiler.record_function("warmup"))
         with ctx("block", "F"):
@@ -140,17 +187,6 @@ def main():
         with ctx("block", "B"):
             torch.autograd.grad(y, [x] + params, dy)
 
-    if a.mode == "time":
-        f, b = time_phases(block, params, x, dy, a.warmup, a.iters)
-        out = {"tool": "torch_block.py", "torch": torch.__version__, "device": torch.cuda.get_device_name(),
-               "shape": {"block": a.block, "kv_heads": a.kv_heads or a.heads,
-                         "hidden": a.hidden, "heads": a.heads, "seq_length": a.seq,
-                         "ffn_hidden": a.ffn_hidden or 4 * a.hidden, "micro_batch": a.micro_batch, "dtype": "bf16"},
-               "warmup": a.warmup, "iterations": a.iters, "forward_ms": f, "backward_ms": b}
-        with open(a.output, "w") as fh:
-            json.dump(out, fh, indent=1)
-        print(f"{a.output}: forward {f:.4f} ms, backward {b:.4f} ms (median of {a.iters})")
-        return
     for _ in range(a.warmup):
         step(False)
     torch.cuda.synchronize()

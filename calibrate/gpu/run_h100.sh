@@ -4,12 +4,13 @@
 # 13B-like layers (bf16, seq 2048, micro-batch 1,2,4) and 13B's tensor-parallel shards
 # (t = 2, 4, 8; SKIP_TP=1 skips them), p2p, GEMM TFLOP/s, and the
 # N-block chain accuracy test. Logs and results go to $OUT (at most 8 files come back).
-# Usage (repo root): OUT=/tmp/out calibrate/gpu/run_h100.sh   [needs .vendor/include]
+# Usage (repo root): OUT=/tmp/out calibrate/gpu/run_h100.sh   [carry .vendor: tools/gpu_carry.sh NO_BIN=1]
 set -uo pipefail
 OUT=${OUT:-/tmp/ppsim-gpu-out}
 mkdir -p "$OUT" "$OUT/r"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 ROOT=$(pwd)
+. tools/gpu_common.sh
 B=${BUILD:-/tmp/ppsim-cal-build}
 ARCH=${ARCH:-90}
 step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
@@ -21,8 +22,7 @@ nvcc --version | tail -2; cmake --version | head -1; nproc
 step "build (CUDA arch $ARCH)"
 cmake -S calibrate -B "$B" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" \
-  -DPPSIM_VENDOR_INCLUDE="$ROOT/.vendor/include" \
-  -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON -DCMAKE_DISABLE_FIND_PACKAGE_CLI11=ON >"$OUT/r/cmake.txt" 2>&1 \
+  -DPPSIM_VENDOR_INCLUDE="$(gpu_vendor_include)" >"$OUT/r/cmake.txt" 2>&1 \
   || { cat "$OUT/r/cmake.txt"; exit 1; }
 grep ppsim-calibrate "$OUT/r/cmake.txt"
 cmake --build "$B" -j"$(nproc)" 2>&1 | grep -E "error|warning|Built target" || true
