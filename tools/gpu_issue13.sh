@@ -5,7 +5,9 @@
 # block at the same shapes (tools/torch_block.py time), the ppsim-vs-PyTorch table
 # (table.md), a torch.profiler trace imported into a profile (ppsim-calibrate import),
 # the device links with their fit errors (validate), and NCCL collectives on whatever the
-# machine has (a one-rank communicator on one GPU, when built without MPI).
+# machine has (a one-rank communicator on one GPU, when built without MPI). The fused
+# blocks run chunked attention; the first model is also measured with our flash kernels
+# (PPSIM_FUSED_ATTENTION=flash) to compare the two.
 # Not run on a GPU yet (no GPU lent when it was written); the flow runs on the CPU in CI
 # (BACKEND=cpu MODELS=tiny, tests/gpu_session_dry.sh).
 #   OUT=/tmp/out tools/gpu_issue13.sh   [MODELS="gpt3-1.3b gpt3-13b llama2-7b" BS=1,4 BACKEND=cuda]
@@ -23,6 +25,11 @@ M=(--warmup "${WARMUP:-10}" --target-ms "${TARGET_MS:-200}")
 step "check ($GPU_BACKEND against the cpu backend; the fused CUDA kernels have never run before)"
 "$CAL" check --backend "$GPU_BACKEND" --dtype "$GPU_DTYPE" -o "$OUT/check.json" >"$OUT/check.txt" 2>&1
 echo "check rc=$?"; tail -3 "$OUT/check.txt"
+if [ "$GPU_BACKEND" = cuda ]; then  # the flash kernels, kept to compare with the chunked attention
+  PPSIM_FUSED_ATTENTION=flash "$CAL" check --backend cuda --dtype "$GPU_DTYPE" -o "$OUT/check-flash.json" \
+    >"$OUT/check-flash.txt" 2>&1
+  echo "check (flash kernels) rc=$?"; tail -1 "$OUT/check-flash.txt"
+fi
 
 for m in $MODELS; do
   for k in plain fused; do
@@ -32,6 +39,14 @@ for m in $MODELS; do
     echo "layers $m $k rc=$?"
   done
 done
+
+if [ "$GPU_BACKEND" = cuda ]; then
+  first=${MODELS%% *}
+  step "layers $first --kernels fused with our flash kernels (PPSIM_FUSED_ATTENTION=flash)"
+  PPSIM_FUSED_ATTENTION=flash "$CAL" layers --backend cuda --dtype "$GPU_DTYPE" --model "configs/models/$first.json" \
+    --micro-batches "$BS" --blocks-only --kernels fused "${M[@]}" -o "$OUT/flash-$first.json" 2>>"$OUT/layers.log"
+  echo "layers $first flash rc=$?"
+fi
 
 presets=$(for m in $MODELS; do printf 'configs/models/%s.json,' "$m"; done)
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
@@ -66,6 +81,11 @@ for model in models:
                        if r["model"] == model and r["shape"]["micro_batch"] == b), math.nan)
         print(f"| {model} | {b} | {plain:.3f} | {fused:.3f} | {theirs:.3f} | {plain / theirs:.2f} | "
               f"{fused / theirs:.2f} | {act_p} | {act_f} |")
+for f in sorted(out.glob("flash-*.json")):  # fused with the flash kernels instead of chunked attention
+    model = f.stem.split("-", 1)[1]
+    for b in sorted({l["shape"]["micro_batch"] for l in json.load(open(f))["layers"]}):
+        print(f"\nfused {model} b={b}: chunked attention {block('fused', model, b)[0]:.3f} ms, "
+              f"flash kernels {block('flash', model, b)[0]:.3f} ms (F+B+W)")
 PY
 
 if [ -f "$OUT/torch.json" ]; then

@@ -1,7 +1,11 @@
 // The CUDA backend's fused kernels (fused.h).
 //
-// Flash attention: our own kernels, FlashAttention-2's algorithm with fp32 math over the
-// storage dtype, on CUDA cores (no tensor cores yet: a first, checkable version). Tiles of
+// Attention: chunked attention (chunked_attention.h) by default, the GEMMs of each chunk of
+// queries through the backend's cuBLAS batched GEMM on tensor cores and the softmax steps
+// in cuda_chunk.cu; it keeps what flash attention keeps (O and the log-sum-exp).
+// PPSIM_FUSED_ATTENTION=flash runs instead our own flash kernels, below:
+// FlashAttention-2's algorithm with fp32 math over the storage dtype, on CUDA cores (no
+// tensor cores: the first, checkable version, kept to compare the two on a GPU). Tiles of
 // 32 queries x 32 keys in shared memory; the forward keeps an online softmax per query
 // row and writes O and the fp32 log-sum-exp; the backward recomputes P from Q, K and the
 // log-sum-exp in two passes without atomics: one block per key tile accumulates dK and dV
@@ -16,12 +20,14 @@
 #include <cublasLt.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <tuple>
 
 #include "cuda_check.h"
+#include "cuda_chunk.h"
 #include "cuda_fused.h"
 #include "device_math.cuh"
 
@@ -338,10 +344,45 @@ struct LtPlan {
   bool ok{false};
 };
 
+/// A device buffer of U grown on demand (first use is in warm-up), freed with the ops.
+template <class U>
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() {
+    if (p_) cudaFree(p_);
+  }
+  U* get(std::size_t n, cudaStream_t stream) {
+    if (n > n_) {
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      if (p_) CUDA_CHECK(cudaFree(p_));
+      p_ = nullptr;
+      CUDA_CHECK(cudaMalloc(&p_, n * sizeof(U)));
+      n_ = n;
+    }
+    return p_;
+  }
+
+ private:
+  U* p_{nullptr};
+  std::size_t n_{0};
+};
+
+/// Which attention the fused ops run: chunked (chunked_attention.h: cuBLAS batched GEMMs
+/// on tensor cores, the default) or our own flash kernels (CUDA cores), chosen with
+/// PPSIM_FUSED_ATTENTION=flash to compare the two on a GPU.
+bool flash_attention_requested() {
+  const char* v = std::getenv("PPSIM_FUSED_ATTENTION");
+  return v != nullptr && std::string(v) == "flash";
+}
+
 template <class T>
 class CudaFusedOps final : public FusedOps {
  public:
-  CudaFusedOps(cudaStream_t stream, Backend& backend) : stream_(stream), b_(backend) {
+  CudaFusedOps(cudaStream_t stream, Backend& backend, Dtype dtype)
+      : stream_(stream), b_(backend), chunk_(make_cuda_chunk_kernels(dtype, stream)) {
     LT_CHECK(cublasLtCreate(&lt_));
     CUDA_CHECK(cudaMalloc(&lt_ws_, kLtWorkspace));
   }
@@ -351,8 +392,6 @@ class CudaFusedOps final : public FusedOps {
       for (auto* l : {plan.a, plan.b, plan.d})
         if (l) cublasLtMatrixLayoutDestroy(l);
     }
-    if (D_) cudaFree(D_);
-    if (scratch_) cudaFree(scratch_);
     cudaFree(lt_ws_);
     cublasLtDestroy(lt_);
   }
@@ -361,6 +400,13 @@ class CudaFusedOps final : public FusedOps {
 
   void attention_forward(const void* qkv, void* out, float* lse, int batch, int seq, int heads, int head_dim,
                          float scale, float p, std::uint64_t seed) override {
+    if (!flash_) {
+      const AttentionShape a{batch, seq, heads, heads, head_dim, scale, p, seed};
+      const int rows = default_chunk_rows(a);
+      chunked_attention_forward(b_, *chunk_, a, rows, qkv, out, lse,
+                                work_.get(chunk_workspace_elements(a, rows, false), stream_));
+      return;
+    }
     check_head_dim(head_dim);
     const std::size_t smem = sizeof(float) * kTile * (3 * head_dim + 1);
     launch_config(k_flash_forward<T>, smem);
@@ -372,9 +418,16 @@ class CudaFusedOps final : public FusedOps {
 
   void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse, void* dqkv, int batch,
                           int seq, int heads, int head_dim, float scale, float p, std::uint64_t seed) override {
-    check_head_dim(head_dim);
     const long long rows_heads = static_cast<long long>(batch) * heads * seq;
-    float* D = row_stats(static_cast<std::size_t>(rows_heads));
+    float* D = stats_.get(static_cast<std::size_t>(rows_heads), stream_);
+    if (!flash_) {
+      const AttentionShape a{batch, seq, heads, heads, head_dim, scale, p, seed};
+      const int rows = default_chunk_rows(a);
+      chunked_attention_backward(b_, *chunk_, a, rows, qkv, out, dout, lse, dqkv,
+                                 work_.get(chunk_workspace_elements(a, rows, true), stream_), D);
+      return;
+    }
+    check_head_dim(head_dim);
     k_flash_backward_dot<T><<<grid_of(rows_heads * 32, 256), 256, 0, stream_>>>(C(out), C(dout), D, rows_heads, seq,
                                                                                 heads, head_dim);
     CUDA_CHECK_LAUNCH();
@@ -421,7 +474,7 @@ class CudaFusedOps final : public FusedOps {
       b_.bias_backward(dpre, dbias, rows, out);
       return;
     }
-    T* db = bias_scratch(static_cast<std::size_t>(out));
+    T* db = bias_.get(static_cast<std::size_t>(out), stream_);
     set_pointers(plan, db, pre);
     run(plan, weight, dy, dpre);
     k_add_into<T><<<grid_of(out, 256), 256, 0, stream_>>>(P(dbias), db, out);
@@ -455,26 +508,6 @@ class CudaFusedOps final : public FusedOps {
     if (smem > 48u * 1024u)
       CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
-  /// fp32 scratch for D = rowsum(dO o O), grown on demand (first use is in warm-up).
-  float* row_stats(std::size_t n) {
-    if (n > D_n_) {
-      CUDA_CHECK(cudaStreamSynchronize(stream_));
-      if (D_) CUDA_CHECK(cudaFree(D_));
-      CUDA_CHECK(cudaMalloc(&D_, n * sizeof(float)));
-      D_n_ = n;
-    }
-    return D_;
-  }
-  T* bias_scratch(std::size_t n) {
-    if (n > scratch_n_) {
-      CUDA_CHECK(cudaStreamSynchronize(stream_));
-      if (scratch_) CUDA_CHECK(cudaFree(scratch_));
-      CUDA_CHECK(cudaMalloc(&scratch_, n * sizeof(T)));
-      scratch_n_ = n;
-    }
-    return scratch_;
-  }
-
   /// Column-major D[m, n] = op_a(A) B with A [k, m] (op T, lda = k) or [m, k] (op N,
   /// lda = m), B [k, n] (ldb = k), fp32 compute, the given epilogue.
   LtPlan& plan_for(cublasLtEpilogue_t epi, cublasOperation_t op_a, int m, int n, int k, int lda, int ldb) {
@@ -528,19 +561,20 @@ class CudaFusedOps final : public FusedOps {
   cublasLtHandle_t lt_{};
   void* lt_ws_{nullptr};
   std::map<std::tuple<int, int, int, int>, LtPlan> plans_;
-  float* D_{nullptr};
-  std::size_t D_n_{0};
-  T* scratch_{nullptr};
-  std::size_t scratch_n_{0};
+  std::unique_ptr<ChunkKernels> chunk_;
+  bool flash_{flash_attention_requested()};
+  Scratch<float> stats_;  // D = rowsum(dO o O)
+  Scratch<T> bias_;       // the dbias of one GEMM, added into the layer's
+  Scratch<T> work_;       // chunked attention's workspace
 };
 
 }  // namespace
 
 std::unique_ptr<FusedOps> make_cuda_fused_ops(Dtype dtype, cudaStream_t stream, Backend& backend) {
   switch (dtype) {
-    case Dtype::fp32: return std::make_unique<CudaFusedOps<float>>(stream, backend);
-    case Dtype::fp16: return std::make_unique<CudaFusedOps<__half>>(stream, backend);
-    case Dtype::bf16: return std::make_unique<CudaFusedOps<__nv_bfloat16>>(stream, backend);
+    case Dtype::fp32: return std::make_unique<CudaFusedOps<float>>(stream, backend, dtype);
+    case Dtype::fp16: return std::make_unique<CudaFusedOps<__half>>(stream, backend, dtype);
+    case Dtype::bf16: return std::make_unique<CudaFusedOps<__nv_bfloat16>>(stream, backend, dtype);
   }
   throw std::invalid_argument("unknown dtype");
 }
