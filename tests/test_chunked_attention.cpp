@@ -8,6 +8,7 @@
 #include "calibrate_fixtures.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "ppsim/calibrate/backend.h"
@@ -123,4 +124,19 @@ TEST_CASE("chunk size and workspace, by hand", "[calibrate][chunked]") {
   CHECK(a.group() == 5);
   CHECK_THROWS_AS((AttentionShape{1, 16, 6, 4, 8}.validate()), std::invalid_argument);  // 4 does not divide 6
   CHECK_NOTHROW((AttentionShape{1, 16, 6, 3, 8}.validate()));
+}
+
+TEST_CASE("PPSIM_ATTENTION_CHUNK_ROWS sets the chunk size, bounded by the sequence", "[calibrate][chunked]") {
+  const AttentionShape a{1, 100, 4, 4, 8};
+  ::unsetenv("PPSIM_ATTENTION_CHUNK_ROWS");
+  CHECK(chunk_rows(a) == 100);
+  ::setenv("PPSIM_ATTENTION_CHUNK_ROWS", "7", 1);
+  CHECK(chunk_rows(a) == 7);
+  ::setenv("PPSIM_ATTENTION_CHUNK_ROWS", "1000", 1);
+  CHECK(chunk_rows(a) == 100);
+  for (const char* bad : {"0", "-3", "7x", "many"}) {
+    ::setenv("PPSIM_ATTENTION_CHUNK_ROWS", bad, 1);
+    CHECK_THROWS_AS(chunk_rows(a), std::invalid_argument);
+  }
+  ::unsetenv("PPSIM_ATTENTION_CHUNK_ROWS");
 }

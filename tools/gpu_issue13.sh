@@ -25,7 +25,12 @@ M=(--warmup "${WARMUP:-10}" --target-ms "${TARGET_MS:-200}")
 step "check ($GPU_BACKEND against the cpu backend; the fused CUDA kernels have never run before)"
 "$CAL" check --backend "$GPU_BACKEND" --dtype "$GPU_DTYPE" -o "$OUT/check.json" >"$OUT/check.txt" 2>&1
 echo "check rc=$?"; tail -3 "$OUT/check.txt"
-if [ "$GPU_BACKEND" = cuda ]; then  # the flash kernels, kept to compare with the chunked attention
+if [ "$GPU_BACKEND" = cuda ]; then
+  # chunks of 7 queries: several ragged chunks at the check's sizes (the default is one)
+  PPSIM_ATTENTION_CHUNK_ROWS=7 "$CAL" check --backend cuda --dtype "$GPU_DTYPE" -o "$OUT/check-chunk7.json" \
+    >"$OUT/check-chunk7.txt" 2>&1
+  echo "check (7-query chunks) rc=$?"; tail -1 "$OUT/check-chunk7.txt"
+  # the flash kernels, kept to compare with the chunked attention
   PPSIM_FUSED_ATTENTION=flash "$CAL" check --backend cuda --dtype "$GPU_DTYPE" -o "$OUT/check-flash.json" \
     >"$OUT/check-flash.txt" 2>&1
   echo "check (flash kernels) rc=$?"; tail -1 "$OUT/check-flash.txt"

@@ -402,7 +402,7 @@ class CudaFusedOps final : public FusedOps {
                          float scale, float p, std::uint64_t seed) override {
     if (!flash_) {
       const AttentionShape a{batch, seq, heads, heads, head_dim, scale, p, seed};
-      const int rows = default_chunk_rows(a);
+      const int rows = chunk_rows(a);
       chunked_attention_forward(b_, *chunk_, a, rows, qkv, out, lse,
                                 work_.get(chunk_workspace_elements(a, rows, false), stream_));
       return;
@@ -422,7 +422,7 @@ class CudaFusedOps final : public FusedOps {
     float* D = stats_.get(static_cast<std::size_t>(rows_heads), stream_);
     if (!flash_) {
       const AttentionShape a{batch, seq, heads, heads, head_dim, scale, p, seed};
-      const int rows = default_chunk_rows(a);
+      const int rows = chunk_rows(a);
       chunked_attention_backward(b_, *chunk_, a, rows, qkv, out, dout, lse, dqkv,
                                  work_.get(chunk_workspace_elements(a, rows, true), stream_), D);
       return;

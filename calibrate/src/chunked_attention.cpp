@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -28,6 +29,16 @@ int default_chunk_rows(const AttentionShape& a) {
   const std::int64_t fit = std::max<std::int64_t>(1, kMaxElements / (std::int64_t{a.heads} * a.seq));
   const std::int64_t rows = fit >= 64 ? fit / 64 * 64 : fit;
   return static_cast<int>(std::min<std::int64_t>(rows, a.seq));
+}
+
+int chunk_rows(const AttentionShape& a) {
+  const char* v = std::getenv("PPSIM_ATTENTION_CHUNK_ROWS");
+  if (v == nullptr || *v == '\0') return default_chunk_rows(a);
+  char* end = nullptr;
+  const long rows = std::strtol(v, &end, 10);
+  if (*end != '\0' || rows < 1 || rows > (1L << 30))
+    throw std::invalid_argument(std::string("PPSIM_ATTENTION_CHUNK_ROWS=") + v + ": not a positive integer");
+  return static_cast<int>(std::min<long>(rows, a.seq));
 }
 
 std::size_t chunk_workspace_elements(const AttentionShape& a, int rows, bool backward) {

@@ -67,6 +67,12 @@ std::unique_ptr<ChunkKernels> make_cpu_chunk_kernels();
 /// [heads, rows, seq] buffer stays within 32 Mi elements; at most seq.
 int default_chunk_rows(const AttentionShape& a);
 
+/// @brief The queries per chunk a fused attention runs with: PPSIM_ATTENTION_CHUNK_ROWS
+/// when set to a positive number (so a GPU check can run several small, ragged chunks
+/// at check sizes, e.g. 7), else default_chunk_rows; at most seq. Throws
+/// std::invalid_argument on a value that is not a positive integer.
+int chunk_rows(const AttentionShape& a);
+
 /// @brief Workspace elements (storage dtype) forward (1 buffer) or backward (3 buffers)
 /// needs with `rows` queries per chunk; backward also needs batch*heads*seq floats for D.
 std::size_t chunk_workspace_elements(const AttentionShape& a, int rows, bool backward);
