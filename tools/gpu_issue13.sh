@@ -27,7 +27,7 @@ for m in gpt3-1.3b gpt3-13b llama2-7b; do
   $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
     --warmup 10 --target-ms 200 -o "$OUT/plain-$m.json" 2>>"$OUT/layers.log" ||
     echo "layers $m: failed (see layers.log)"
-  if [ "$blk" = gpt ]; then  # fused kernels are GPT's only
+  if [ "$blk" = gpt ] || [ "$blk" = llama ]; then  # fused kernels: GPT and Llama blocks
     $C layers --backend cuda --model "configs/models/$m.json" --micro-batches 1,4 --blocks-only \
       --kernels fused --warmup 10 --target-ms 200 -o "$OUT/fused-$m.json" 2>>"$OUT/layers.log" ||
       echo "layers --kernels fused $m: failed (see layers.log)"
