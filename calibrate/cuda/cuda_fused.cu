@@ -191,7 +191,7 @@ __global__ void k_flash_backward_kv(const T* qkv, const T* dout, const float* ls
   float* Ls = dOs + kTile * (d + 1);  // [kTile]
   float* Ds = Ls + kTile;             // [kTile]
   const int g = heads / kv_heads;
-  const HeadAt kvh = head_at(blockIdx.y * g, s, heads, kv_heads, d);  // the group's first query head
+  const HeadAt kvh = head_at(static_cast<int>(blockIdx.y) * g, s, heads, kv_heads, d);  // the group's first query head
   const int k0 = blockIdx.x * kTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   load_tile(qkv, kvh.row0, k0, s, kvh.ld(), kvh.k_col(), d, Ks, d);
   load_tile(qkv, kvh.row0, k0, s, kvh.ld(), kvh.v_col(), d, Vs, d);
