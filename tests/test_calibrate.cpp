@@ -4,6 +4,7 @@
 
 #include "calibrate_fixtures.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -266,6 +267,18 @@ TEST_CASE("cpu backend passes its own cross-backend check and the check can fail
   for (const auto& r : results) {
     INFO(r.name);
     CHECK(r.passed);
+  }
+  // The fused kernels and blocks are covered too: GPT's, the grouped-query flash attention
+  // and the fused Llama block (whole and its t = 2 shard), each weight gradient.
+  auto has = [&](const std::string& name) {
+    return std::any_of(results.begin(), results.end(), [&](const CheckResult& r) { return r.name == name; });
+  };
+  for (const char* name : {"fused_attention_backward", "fused_gqa_attention_forward", "fused_gqa_attention_backward",
+                           "transformer_block_fused_output", "llama_transformer_block_fused_output",
+                           "llama_transformer_block_fused_input_grad", "llama_transformer_block_fused.d_qkv_weight",
+                           "llama_transformer_block_t2_fused.d_down_weight"}) {
+    INFO(name);
+    CHECK(has(name));
   }
   CHECK(relative_l2_error({1, 2, 3}, {1, 2, 3}) == 0.0);
   CHECK(relative_l2_error({0, 0}, {3, 4}) == 1.0);

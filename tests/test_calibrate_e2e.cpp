@@ -161,6 +161,44 @@ TEST_CASE("cpu calibration of a Llama model drives ppsim: measured bytes equal t
   CHECK(slurp(d.path / "chain.txt").find("predicted from ") != std::string::npos);
 }
 
+TEST_CASE("cpu calibration of a Llama model with --kernels fused drives a model.kernels fused config", "[calibrate][e2e][llama][fused]") {
+  Dir d("ppsim_cal_llama_fused");
+  const fs::path preset = d.path / "tiny-llama.json", profile = d.path / "profile.json";
+  write(preset, {{"name", "tiny llama"}, {"block", "llama"}, {"layers", 4}, {"hidden", 64}, {"heads", 4},
+                 {"kv_heads", 2}, {"ffn_hidden", 160}, {"seq_length", 32}, {"vocab", 128}});
+  REQUIRE(run(kCal + " layers --backend cpu --model " + preset.string() + " --dtype fp32 --micro-batches 2 --kernels fused -o " +
+              profile.string() + kQuick + " 2>" + (d.path / "err.txt").string()) == 0);
+  const json p = read(profile);
+  REQUIRE(p.at("layers").size() == 3);
+  // The b = 2 block by hand: the plain Llama block's bytes (the e2e test above) less the
+  // softmax output e a s^2 b 32,768, plus the log-sum-exp 4 a s b 1,024.
+  const std::string blk = "transformer_block h=64 s=32 fp32 a=4 ffn=160 llama kv=2 fused b=2";
+  bool seen = false;
+  for (const auto& l : p.at("layers")) {
+    INFO(l.at("key"));
+    CHECK(l.at("activation_bytes") == l.at("expected_activation_bytes"));
+    if (l.at("key") != blk) continue;
+    seen = true;
+    CHECK(l.at("shape").at("kernels") == "fused");
+    CHECK(l.at("activation_bytes") == 65536 + 49152 + 122880 + 1024 + 512);
+  }
+  CHECK(seen);
+  json cfg = {{"model", {{"preset", preset.string()}, {"micro_batch_size", 2}, {"dtype", "fp32"}, {"kernels", "fused"}}},
+              {"costs", {{"profile", profile.string()}}},
+              {"cluster", {{"devices", 2}}},
+              {"pipeline", {{"schedule", "1f1b"}, {"stages", 2}, {"microbatches", 4}}}};
+  write(d.path / "cfg.json", cfg);
+  REQUIRE(run(kSim + " run " + (d.path / "cfg.json").string() + " --json > " + (d.path / "report.json").string()) == 0);
+  const json rep = read(d.path / "report.json");
+  const std::string emb = "embedding h=64 s=32 fp32 v=128 llama b=2";
+  CHECK(rep["per_stage"][0]["forward_ms"].get<double>() ==
+        Approx(median_of(p, emb, "forward_ms") + 2 * median_of(p, blk, "forward_ms")).margin(1e-6));
+  // The same config with plain kernels finds no plain blocks in this profile: exit 2.
+  cfg["model"]["kernels"] = "plain";
+  write(d.path / "cfg.json", cfg);
+  CHECK(run(kSim + " run " + (d.path / "cfg.json").string() + " > /dev/null 2>&1") == 2);
+}
+
 TEST_CASE("roofline costs from a device spec are labelled as an estimate", "[calibrate][e2e]") {
   Dir d("ppsim_cal_roofline");
   const json cfg = {{"model", {{"preset", (kRoot / "configs/models/gpt3-1.3b.json").string()}, {"micro_batch_size", 1}}},

@@ -287,7 +287,7 @@ TEST_CASE("transformer configs carry what selective recompute drops", "[memory][
   }
   CHECK(blocks == 4);
 }
-TEST_CASE("model.kernels fused: the fused block's bytes, and nothing for selective recompute to drop", "[memory][config][fused]") {
+TEST_CASE("model.kernels fused: the fused block's bytes (GPT and Llama), and nothing for selective recompute to drop", "[memory][config][fused]") {
   // The same tiny model: h = 64, 4 heads, s = 32, b = 2, bf16, t = 1. Fused kernels keep
   // sbh(8 + 16/t) + 4asb/t = 4096 * 24 + 4 * 4 * 32 * 2 = 99,328 bytes per block, plus the
   // two layer norms' fp32 mean and 1/std, 16 sb = 1,024: 100,352 (plain: sbh(34 + 5as/h)
@@ -308,8 +308,14 @@ TEST_CASE("model.kernels fused: the fused block's bytes, and nothing for selecti
   CHECK(block_bytes(doc).first == 181'248);
   doc["model"]["kernels"] = "flash";
   CHECK_THROWS_WITH(parse_config(doc, where), Catch::EndsWith("model.kernels: unknown kernels 'flash' (expected plain or fused)"));
+  // A Llama block (kv heads = heads = 4) has fused kernels too: 4e sbh 32,768 + e sb
+  // (2h + 2kv) 32,768 + 3e sb ffn 98,304 + log-sum-exp 4asb 1,024 + 1/rms 8 sb 512 =
+  // 165,376 (plain: the softmax output e a s^2 b = 16,384 instead: 180,736); selective
+  // recompute again finds only the log-sum-exp.
   doc["model"]["kernels"] = "fused";
   doc["model"]["block"] = "llama";
-  CHECK_THROWS_WITH(parse_config(doc, where), Catch::Contains("model.kernels: fused kernels exist for the gpt block only"));
+  CHECK(block_bytes(doc) == std::pair<std::int64_t, std::int64_t>{165'376, 1'024});
+  doc["model"]["kernels"] = "plain";
+  CHECK(block_bytes(doc) == std::pair<std::int64_t, std::int64_t>{180'736, 16'384});
 }
 #endif

@@ -8,9 +8,12 @@
 // tensor cores: the first, checkable version, kept to compare the two on a GPU). Tiles of
 // 32 queries x 32 keys in shared memory; the forward keeps an online softmax per query
 // row and writes O and the fp32 log-sum-exp; the backward recomputes P from Q, K and the
-// log-sum-exp in two passes without atomics: one block per key tile accumulates dK and dV
-// over the queries, one block per query tile accumulates dQ over the keys. Attention
-// dropout is regenerated from the counter hash with the plain dropout's index.
+// log-sum-exp in two passes without atomics: one block per key tile of a key/value head
+// accumulates dK and dV over the queries of every query head of its group, one block per
+// query tile accumulates dQ over the keys. Grouped-query attention (Llama): query head j
+// reads key/value head j / (heads / kv_heads) of the [b*s, w + 2kv] QKV; GPT is
+// kv_heads == heads. Attention dropout is regenerated from the counter hash with the
+// plain dropout's index.
 //
 // Linear + bias + GeLU: one cuBLASLt matmul with CUBLASLT_EPILOGUE_GELU_AUX_BIAS (the
 // auxiliary output is the pre-activation); its backward one matmul with
@@ -59,12 +62,18 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-/// Where one (sample, head) lives in the [b*s, 3w] QKV and [b*s, w] O buffers.
+/// Where one (sample, query head) lives in the [b*s, w + 2kv] QKV and [b*s, w] O buffers
+/// (cpu_fused.cpp's Head): query head j reads key/value head j / g, g = heads / kv_heads.
 struct HeadAt {
   long long row0;        // first token row of the sample
-  int w, d, j, s;
+  int w, kv, d, j, g, s;     // query width, key/value width, head dim, query head, group size, seq
   unsigned long long drop0;  // dropout index of score (0, 0) of this (sample, head)
-  __device__ long long q(int i) const { return (row0 + i) * 3LL * w + static_cast<long long>(j) * d; }
+  __device__ long long ld() const { return static_cast<long long>(w) + 2LL * kv; }
+  __device__ long long q_col() const { return static_cast<long long>(j) * d; }
+  __device__ long long k_col() const { return w + static_cast<long long>(j / g) * d; }
+  __device__ long long v_col() const { return k_col() + kv; }
+  __device__ long long row(int i) const { return (row0 + i) * ld(); }
+  __device__ long long q(int i) const { return row(i) + q_col(); }
   __device__ long long o(int i) const { return (row0 + i) * static_cast<long long>(w) + static_cast<long long>(j) * d; }
   __device__ float keep(int qi, int ki, float p, unsigned long long seed) const {
     const unsigned long long idx = drop0 + static_cast<unsigned long long>(qi) * s + static_cast<unsigned long long>(ki);
@@ -72,9 +81,10 @@ struct HeadAt {
   }
 };
 
-__device__ HeadAt head_at(int s, int heads, int d) {
-  const int b = blockIdx.z, j = blockIdx.y;
-  return {static_cast<long long>(b) * s, heads * d, d, j, s,
+/// Query head j of sample blockIdx.z.
+__device__ HeadAt head_at(int j, int s, int heads, int kv_heads, int d) {
+  const int b = blockIdx.z;
+  return {static_cast<long long>(b) * s, heads * d, kv_heads * d, d, j, heads / kv_heads, s,
           (static_cast<unsigned long long>(b) * heads + j) * static_cast<unsigned long long>(s) * s};
 }
 
@@ -93,15 +103,15 @@ __device__ void load_tile(const T* base, long long row0, int r0, int s, long lon
 // lane k scores key k (Q row broadcast, K rows padded to d + 1: no bank conflicts), then
 // every lane updates its head_dim/32 accumulators of O with the kept probabilities.
 template <class T>
-__global__ void k_flash_forward(const T* qkv, T* out, float* lse, int s, int heads, int d, float scale, float p,
-                                unsigned long long seed) {
+__global__ void k_flash_forward(const T* qkv, T* out, float* lse, int s, int heads, int kv_heads, int d, float scale,
+                                float p, unsigned long long seed) {
   extern __shared__ float sm[];
   float* Qs = sm;                    // [kTile][d]
   float* Ks = Qs + kTile * d;        // [kTile][d + 1]
   float* Vs = Ks + kTile * (d + 1);  // [kTile][d]
-  const HeadAt h = head_at(s, heads, d);
+  const HeadAt h = head_at(blockIdx.y, s, heads, kv_heads, d);
   const int q0 = blockIdx.x * kTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  load_tile(qkv, h.row0, q0, s, 3LL * h.w, static_cast<long long>(h.j) * d, d, Qs, d);
+  load_tile(qkv, h.row0, q0, s, h.ld(), h.q_col(), d, Qs, d);
   float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kMaxChunks];
   for (int i = 0; i < kRowsPerWarp; ++i) {
     m[i] = -INFINITY;
@@ -111,8 +121,8 @@ __global__ void k_flash_forward(const T* qkv, T* out, float* lse, int s, int hea
   const int q_last = min(q0 + kTile, s) - 1;
   for (int k0 = 0; k0 <= q_last; k0 += kTile) {
     __syncthreads();
-    load_tile(qkv, h.row0, k0, s, 3LL * h.w, h.w + static_cast<long long>(h.j) * d, d, Ks, d + 1);
-    load_tile(qkv, h.row0, k0, s, 3LL * h.w, 2LL * h.w + static_cast<long long>(h.j) * d, d, Vs, d);
+    load_tile(qkv, h.row0, k0, s, h.ld(), h.k_col(), d, Ks, d + 1);
+    load_tile(qkv, h.row0, k0, s, h.ld(), h.v_col(), d, Vs, d);
     __syncthreads();
 #pragma unroll
     for (int i = 0; i < kRowsPerWarp; ++i) {
@@ -172,12 +182,13 @@ __global__ void k_flash_backward_dot(const T* out, const T* dout, float* D, long
   }
 }
 
-// dK and dV. Grid (key tiles, heads, batch). Each warp owns kRowsPerWarp keys; per query
-// tile, lane t takes query t: P and dP for (query t, key) against the broadcast K and V
-// rows, then lanes over head_dim accumulate dV += P Z dO and dK += dS Q.
+// dK and dV. Grid (key tiles, kv heads, batch). Each warp owns kRowsPerWarp keys; per
+// query head of the key/value head's group and per query tile, lane t takes query t: P
+// and dP for (query t, key) against the broadcast K and V rows, then lanes over head_dim
+// accumulate dV += P Z dO and dK += dS Q (summed over the group: no atomics).
 template <class T>
 __global__ void k_flash_backward_kv(const T* qkv, const T* dout, const float* lse, const float* D, T* dqkv, int s,
-                                    int heads, int d, float scale, float p, unsigned long long seed) {
+                                    int heads, int kv_heads, int d, float scale, float p, unsigned long long seed) {
   extern __shared__ float sm[];
   float* Ks = sm;                     // [kTile][d]
   float* Vs = Ks + kTile * d;         // [kTile][d]
@@ -185,49 +196,53 @@ __global__ void k_flash_backward_kv(const T* qkv, const T* dout, const float* ls
   float* dOs = Qs + kTile * (d + 1);  // [kTile][d + 1]
   float* Ls = dOs + kTile * (d + 1);  // [kTile]
   float* Ds = Ls + kTile;             // [kTile]
-  const HeadAt h = head_at(s, heads, d);
-  const long long stat0 = (static_cast<long long>(blockIdx.z) * heads + h.j) * s;
+  const int g = heads / kv_heads;
+  const HeadAt kvh = head_at(static_cast<int>(blockIdx.y) * g, s, heads, kv_heads, d);  // the group's first query head
   const int k0 = blockIdx.x * kTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  load_tile(qkv, h.row0, k0, s, 3LL * h.w, h.w + static_cast<long long>(h.j) * d, d, Ks, d);
-  load_tile(qkv, h.row0, k0, s, 3LL * h.w, 2LL * h.w + static_cast<long long>(h.j) * d, d, Vs, d);
+  load_tile(qkv, kvh.row0, k0, s, kvh.ld(), kvh.k_col(), d, Ks, d);
+  load_tile(qkv, kvh.row0, k0, s, kvh.ld(), kvh.v_col(), d, Vs, d);
   float dK[kRowsPerWarp][kMaxChunks], dV[kRowsPerWarp][kMaxChunks];
   for (int i = 0; i < kRowsPerWarp; ++i)
     for (int c = 0; c < kMaxChunks; ++c) dK[i][c] = dV[i][c] = 0.0f;
-  for (int q0 = k0; q0 < s; q0 += kTile) {  // causal: queries from the tile's first key on
-    __syncthreads();
-    load_tile(qkv, h.row0, q0, s, 3LL * h.w, static_cast<long long>(h.j) * d, d, Qs, d + 1);
-    load_tile(dout, h.row0, q0, s, static_cast<long long>(h.w), static_cast<long long>(h.j) * d, d, dOs, d + 1);
-    if (threadIdx.x < kTile) {
-      const bool in = q0 + static_cast<int>(threadIdx.x) < s;
-      Ls[threadIdx.x] = in ? lse[stat0 + q0 + threadIdx.x] : 0.0f;
-      Ds[threadIdx.x] = in ? D[stat0 + q0 + threadIdx.x] : 0.0f;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int i = 0; i < kRowsPerWarp; ++i) {
-      const int kr = warp * kRowsPerWarp + i, key = k0 + kr, q = q0 + lane;
-      if (key >= s) continue;  // warp-uniform
-      const bool valid = q < s && key <= q;
-      float pz = 0.0f, ds = 0.0f;
-      if (valid) {
-        float qk = 0.0f, dp = 0.0f;
-        for (int c = 0; c < d; ++c) {
-          qk += Qs[lane * (d + 1) + c] * Ks[kr * d + c];
-          dp += dOs[lane * (d + 1) + c] * Vs[kr * d + c];
-        }
-        const float P = __expf(scale * qk - Ls[lane]);
-        const float z = h.keep(q, key, p, seed);
-        pz = P * z;
-        ds = P * (z * dp - Ds[lane]) * scale;
+  for (int gi = 0; gi < g; ++gi) {
+    const HeadAt h = head_at(static_cast<int>(blockIdx.y) * g + gi, s, heads, kv_heads, d);
+    const long long stat0 = (static_cast<long long>(blockIdx.z) * heads + h.j) * s;
+    for (int q0 = k0; q0 < s; q0 += kTile) {  // causal: queries from the tile's first key on
+      __syncthreads();
+      load_tile(qkv, h.row0, q0, s, h.ld(), h.q_col(), d, Qs, d + 1);
+      load_tile(dout, h.row0, q0, s, static_cast<long long>(h.w), h.q_col(), d, dOs, d + 1);
+      if (threadIdx.x < kTile) {
+        const bool in = q0 + static_cast<int>(threadIdx.x) < s;
+        Ls[threadIdx.x] = in ? lse[stat0 + q0 + threadIdx.x] : 0.0f;
+        Ds[threadIdx.x] = in ? D[stat0 + q0 + threadIdx.x] : 0.0f;
       }
-      for (int t = 0; t < kTile; ++t) {
-        const float pt = __shfl_sync(0xffffffffu, pz, t), st = __shfl_sync(0xffffffffu, ds, t);
+      __syncthreads();
 #pragma unroll
-        for (int c = 0; c < kMaxChunks; ++c)
-          if (lane + 32 * c < d) {
-            dV[i][c] += pt * dOs[t * (d + 1) + lane + 32 * c];
-            dK[i][c] += st * Qs[t * (d + 1) + lane + 32 * c];
+      for (int i = 0; i < kRowsPerWarp; ++i) {
+        const int kr = warp * kRowsPerWarp + i, key = k0 + kr, q = q0 + lane;
+        if (key >= s) continue;  // warp-uniform
+        const bool valid = q < s && key <= q;
+        float pz = 0.0f, ds = 0.0f;
+        if (valid) {
+          float qk = 0.0f, dp = 0.0f;
+          for (int c = 0; c < d; ++c) {
+            qk += Qs[lane * (d + 1) + c] * Ks[kr * d + c];
+            dp += dOs[lane * (d + 1) + c] * Vs[kr * d + c];
           }
+          const float P = __expf(scale * qk - Ls[lane]);
+          const float z = h.keep(q, key, p, seed);
+          pz = P * z;
+          ds = P * (z * dp - Ds[lane]) * scale;
+        }
+        for (int t = 0; t < kTile; ++t) {
+          const float pt = __shfl_sync(0xffffffffu, pz, t), st = __shfl_sync(0xffffffffu, ds, t);
+#pragma unroll
+          for (int c = 0; c < kMaxChunks; ++c)
+            if (lane + 32 * c < d) {
+              dV[i][c] += pt * dOs[t * (d + 1) + lane + 32 * c];
+              dK[i][c] += st * Qs[t * (d + 1) + lane + 32 * c];
+            }
+        }
       }
     }
   }
@@ -238,8 +253,8 @@ __global__ void k_flash_backward_kv(const T* qkv, const T* dout, const float* ls
 #pragma unroll
     for (int c = 0; c < kMaxChunks; ++c)
       if (lane + 32 * c < d) {
-        dqkv[h.q(key) + h.w + lane + 32 * c] = from_f<T>(dK[i][c]);
-        dqkv[h.q(key) + 2LL * h.w + lane + 32 * c] = from_f<T>(dV[i][c]);
+        dqkv[kvh.row(key) + kvh.k_col() + lane + 32 * c] = from_f<T>(dK[i][c]);
+        dqkv[kvh.row(key) + kvh.v_col() + lane + 32 * c] = from_f<T>(dV[i][c]);
       }
   }
 }
@@ -249,25 +264,25 @@ __global__ void k_flash_backward_kv(const T* qkv, const T* dout, const float* ls
 // dQ += dS K.
 template <class T>
 __global__ void k_flash_backward_q(const T* qkv, const T* dout, const float* lse, const float* D, T* dqkv, int s,
-                                   int heads, int d, float scale, float p, unsigned long long seed) {
+                                   int heads, int kv_heads, int d, float scale, float p, unsigned long long seed) {
   extern __shared__ float sm[];
   float* Qs = sm;                     // [kTile][d]
   float* dOs = Qs + kTile * d;        // [kTile][d]
   float* Ks = dOs + kTile * d;        // [kTile][d + 1]
   float* Vs = Ks + kTile * (d + 1);   // [kTile][d + 1]
-  const HeadAt h = head_at(s, heads, d);
+  const HeadAt h = head_at(blockIdx.y, s, heads, kv_heads, d);
   const long long stat0 = (static_cast<long long>(blockIdx.z) * heads + h.j) * s;
   const int q0 = blockIdx.x * kTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  load_tile(qkv, h.row0, q0, s, 3LL * h.w, static_cast<long long>(h.j) * d, d, Qs, d);
-  load_tile(dout, h.row0, q0, s, static_cast<long long>(h.w), static_cast<long long>(h.j) * d, d, dOs, d);
+  load_tile(qkv, h.row0, q0, s, h.ld(), h.q_col(), d, Qs, d);
+  load_tile(dout, h.row0, q0, s, static_cast<long long>(h.w), h.q_col(), d, dOs, d);
   float dQ[kRowsPerWarp][kMaxChunks];
   for (int i = 0; i < kRowsPerWarp; ++i)
     for (int c = 0; c < kMaxChunks; ++c) dQ[i][c] = 0.0f;
   const int q_last = min(q0 + kTile, s) - 1;
   for (int k0 = 0; k0 <= q_last; k0 += kTile) {
     __syncthreads();
-    load_tile(qkv, h.row0, k0, s, 3LL * h.w, h.w + static_cast<long long>(h.j) * d, d, Ks, d + 1);
-    load_tile(qkv, h.row0, k0, s, 3LL * h.w, 2LL * h.w + static_cast<long long>(h.j) * d, d, Vs, d + 1);
+    load_tile(qkv, h.row0, k0, s, h.ld(), h.k_col(), d, Ks, d + 1);
+    load_tile(qkv, h.row0, k0, s, h.ld(), h.v_col(), d, Vs, d + 1);
     __syncthreads();
 #pragma unroll
     for (int i = 0; i < kRowsPerWarp; ++i) {
@@ -398,50 +413,55 @@ class CudaFusedOps final : public FusedOps {
   CudaFusedOps(const CudaFusedOps&) = delete;
   CudaFusedOps& operator=(const CudaFusedOps&) = delete;
 
-  void attention_forward(const void* qkv, void* out, float* lse, int batch, int seq, int heads, int head_dim,
-                         float scale, float p, std::uint64_t seed) override {
+  void attention_forward(const void* qkv, void* out, float* lse, int batch, int seq, int heads, int kv_heads,
+                         int head_dim, float scale, float p, std::uint64_t seed) override {
     if (!flash_) {
-      const AttentionShape a{batch, seq, heads, heads, head_dim, scale, p, seed};
+      const AttentionShape a{batch, seq, heads, kv_heads, head_dim, scale, p, seed};
       const int rows = chunk_rows(a);
       chunked_attention_forward(b_, *chunk_, a, rows, qkv, out, lse,
                                 work_.get(chunk_workspace_elements(a, rows, false), stream_));
       return;
     }
     check_head_dim(head_dim);
+    check_groups(heads, kv_heads);
     const std::size_t smem = sizeof(float) * kTile * (3 * head_dim + 1);
     launch_config(k_flash_forward<T>, smem);
     const dim3 grid(static_cast<unsigned>((seq + kTile - 1) / kTile), static_cast<unsigned>(heads),
                     static_cast<unsigned>(batch));
-    k_flash_forward<T><<<grid, kWarps * 32, smem, stream_>>>(C(qkv), P(out), lse, seq, heads, head_dim, scale, p, seed);
+    k_flash_forward<T><<<grid, kWarps * 32, smem, stream_>>>(C(qkv), P(out), lse, seq, heads, kv_heads, head_dim, scale,
+                                                              p, seed);
     CUDA_CHECK_LAUNCH();
   }
 
   void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse, void* dqkv, int batch,
-                          int seq, int heads, int head_dim, float scale, float p, std::uint64_t seed) override {
+                          int seq, int heads, int kv_heads, int head_dim, float scale, float p,
+                          std::uint64_t seed) override {
     const long long rows_heads = static_cast<long long>(batch) * heads * seq;
     float* D = stats_.get(static_cast<std::size_t>(rows_heads), stream_);
     if (!flash_) {
-      const AttentionShape a{batch, seq, heads, heads, head_dim, scale, p, seed};
+      const AttentionShape a{batch, seq, heads, kv_heads, head_dim, scale, p, seed};
       const int rows = chunk_rows(a);
       chunked_attention_backward(b_, *chunk_, a, rows, qkv, out, dout, lse, dqkv,
                                  work_.get(chunk_workspace_elements(a, rows, true), stream_), D);
       return;
     }
     check_head_dim(head_dim);
+    check_groups(heads, kv_heads);
     k_flash_backward_dot<T><<<grid_of(rows_heads * 32, 256), 256, 0, stream_>>>(C(out), C(dout), D, rows_heads, seq,
                                                                                 heads, head_dim);
     CUDA_CHECK_LAUNCH();
-    const dim3 grid(static_cast<unsigned>((seq + kTile - 1) / kTile), static_cast<unsigned>(heads),
-                    static_cast<unsigned>(batch));
+    const unsigned tiles = static_cast<unsigned>((seq + kTile - 1) / kTile);
+    const dim3 grid(tiles, static_cast<unsigned>(heads), static_cast<unsigned>(batch));  // per query head
+    const dim3 grid_kv(tiles, static_cast<unsigned>(kv_heads), static_cast<unsigned>(batch));  // per key/value head
     const std::size_t smem_kv = sizeof(float) * (kTile * (4 * head_dim + 2) + 2 * kTile);
     launch_config(k_flash_backward_kv<T>, smem_kv);
-    k_flash_backward_kv<T><<<grid, kWarps * 32, smem_kv, stream_>>>(C(qkv), C(dout), lse, D, P(dqkv), seq, heads,
-                                                                   head_dim, scale, p, seed);
+    k_flash_backward_kv<T><<<grid_kv, kWarps * 32, smem_kv, stream_>>>(C(qkv), C(dout), lse, D, P(dqkv), seq, heads,
+                                                                      kv_heads, head_dim, scale, p, seed);
     CUDA_CHECK_LAUNCH();
     const std::size_t smem_q = sizeof(float) * kTile * (4 * head_dim + 2);
     launch_config(k_flash_backward_q<T>, smem_q);
     k_flash_backward_q<T><<<grid, kWarps * 32, smem_q, stream_>>>(C(qkv), C(dout), lse, D, P(dqkv), seq, heads,
-                                                                 head_dim, scale, p, seed);
+                                                                 kv_heads, head_dim, scale, p, seed);
     CUDA_CHECK_LAUNCH();
   }
 
@@ -502,6 +522,11 @@ class CudaFusedOps final : public FusedOps {
     if (d < 1 || d > 32 * kMaxChunks)
       throw std::invalid_argument("fused attention: head dimension " + std::to_string(d) + " outside 1.." +
                                   std::to_string(32 * kMaxChunks));
+  }
+  static void check_groups(int heads, int kv_heads) {
+    if (kv_heads < 1 || heads % kv_heads != 0)
+      throw std::invalid_argument("fused attention: " + std::to_string(heads) + " query heads do not group over " +
+                                  std::to_string(kv_heads) + " key/value heads");
   }
   /// Opts a kernel in to more than 48 KiB of dynamic shared memory when it needs it.
   template <class K> static void launch_config(K kernel, std::size_t smem) {

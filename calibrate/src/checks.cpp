@@ -185,6 +185,27 @@ void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t
     H.add(name + "." + gt[i].first, relative_l2_error(gt[i].second, gr[i].second), layer_tol, false);
 }
 
+/// Grouped-query flash attention (the Llama block's: 4 query heads over 2 key/value
+/// heads, [T, w + 2kv] QKV, no dropout) against the CPU's fused attention, which the tests
+/// pin to the plain grouped-query attention: O, log-sum-exp, dQ/dK/dV.
+void check_fused_gqa_attention(Harness& H, FusedOps& ft, double tol, double grad_tol) {
+  const int batch = 2, seq = 100, heads = 4, kv_heads = 2, d = 16;
+  const std::int64_t rows = static_cast<std::int64_t>(batch) * seq, w = heads * d, ld = w + 2 * kv_heads * d;
+  Twin qkv = H.rand(rows * ld, 93, 2.0f), out = H.zeros(rows * w), dout = H.rand(rows * w, 94);
+  Twin lse = H.raw(static_cast<std::int64_t>(batch) * heads * seq, 4), dqkv = H.zeros(rows * ld);
+  FusedOps& fr = *H.ref_.fused();
+  ft.attention_forward(qkv.t.data(), out.t.data(), lse.t.as<float>(), batch, seq, heads, kv_heads, d, 0.25f, 0.0f, 0);
+  fr.attention_forward(qkv.r.data(), out.r.data(), lse.r.as<float>(), batch, seq, heads, kv_heads, d, 0.25f, 0.0f, 0);
+  H.compare("fused_gqa_attention_forward", out, tol);
+  H.compare_f32("fused_gqa_attention_forward_lse", lse, 1e-4);
+  // Each backend's backward reads its own O and log-sum-exp.
+  ft.attention_backward(qkv.t.data(), out.t.data(), dout.t.data(), lse.t.as<float>(), dqkv.t.data(), batch, seq,
+                        heads, kv_heads, d, 0.25f, 0.0f, 0);
+  fr.attention_backward(qkv.r.data(), out.r.data(), dout.r.data(), lse.r.as<float>(), dqkv.r.data(), batch, seq,
+                        heads, kv_heads, d, 0.25f, 0.0f, 0);
+  H.compare("fused_gqa_attention_backward", dqkv, grad_tol);
+}
+
 /// The fused attention (FusedOps) against the plain attention kernels on the CPU: O and
 /// dQ/dK/dV, and the log-sum-exp against the CPU's fused one. s = 100 is not a multiple
 /// of a key tile (64 on the CPU), so the last tile is partial.
@@ -193,18 +214,18 @@ void check_fused_attention(Harness& H, FusedOps& ft, double tol, double grad_tol
   const std::int64_t rows = static_cast<std::int64_t>(g.batch) * g.seq, w = g.heads * g.head_dim;
   Twin qkv = H.rand(rows * 3 * w, 91, 2.0f), out = H.zeros(rows * w), dout = H.rand(rows * w, 92);
   Twin lse = H.raw(static_cast<std::int64_t>(g.batch) * g.heads * g.seq, 4), dqkv = H.zeros(rows * 3 * w);
-  ft.attention_forward(qkv.t.data(), out.t.data(), lse.t.as<float>(), g.batch, g.seq, g.heads, g.head_dim, g.scale,
-                       g.dropout_p, g.seed);
+  ft.attention_forward(qkv.t.data(), out.t.data(), lse.t.as<float>(), g.batch, g.seq, g.heads, g.heads, g.head_dim,
+                       g.scale, g.dropout_p, g.seed);
   PlainAttentionSaved saved = plain_attention_forward(H.ar_, g, qkv.r.data(), out.r.data());
   H.compare("fused_attention_forward", out, tol);
   {
     Tensor o(H.ar_, rows * w, 4);
-    H.ref_.fused()->attention_forward(qkv.r.data(), o.data(), lse.r.as<float>(), g.batch, g.seq, g.heads,
+    H.ref_.fused()->attention_forward(qkv.r.data(), o.data(), lse.r.as<float>(), g.batch, g.seq, g.heads, g.heads,
                                       g.head_dim, g.scale, g.dropout_p, g.seed);
     H.compare_f32("fused_attention_forward_lse", lse, 1e-4);  // fp32 statistics, as layer norm's
   }
   ft.attention_backward(qkv.t.data(), out.t.data(), dout.t.data(), lse.t.as<float>(), dqkv.t.data(), g.batch, g.seq,
-                        g.heads, g.head_dim, g.scale, g.dropout_p, g.seed);
+                        g.heads, g.heads, g.head_dim, g.scale, g.dropout_p, g.seed);
   plain_attention_backward(H.ar_, g, saved, qkv.r.data(), dout.r.data(), dqkv.r.data());
   H.compare("fused_attention_backward", dqkv, grad_tol);
 }
@@ -395,20 +416,23 @@ std::vector<CheckResult> check_against_cpu(Backend& test, const LayerShape& blk,
     }
   }
   // Fused kernels (fused.h) against the plain CPU kernels they replace, and the fused
-  // block against the plain CPU block: the same seeds and mask indices, so the same step.
+  // blocks (GPT, and Llama with grouped-query heads) against the plain CPU blocks: the
+  // same seeds and mask indices, so the same step.
   if (FusedOps* ft = test.fused()) {
     check_fused_attention(H, *ft, tol, layer_tol);
+    check_fused_gqa_attention(H, *ft, tol, layer_tol);
     check_fused_pointwise(H, *ft, tol);
-    for (std::int64_t tp : {1, 2}) {
-      LayerShape shard = blk;
-      shard.tp = tp;
-      try {
-        shard.validate();
-      } catch (const std::invalid_argument&) {
-        continue;
+    for (const LayerShape& arch : {blk, llama})
+      for (std::int64_t tp : {1, 2}) {
+        LayerShape shard = arch;
+        shard.tp = tp;
+        try {
+          shard.validate();
+        } catch (const std::invalid_argument&) {
+          continue;
+        }
+        check_layer(H, shard, LayerKind::block, 0, layer_tol, Kernels::fused);
       }
-      check_layer(H, shard, LayerKind::block, 0, layer_tol, Kernels::fused);
-    }
   }
   return H.results;
 }

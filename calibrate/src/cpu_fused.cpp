@@ -4,6 +4,8 @@
 // regenerated from the hash. The reference for the CUDA fused kernels.
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "ppsim/calibrate/backend.h"
@@ -24,16 +26,30 @@ float dot(const float* a, const float* b, int n) {
   return acc;
 }
 
-/// One (sample, head) of the attention: row pointers into the [b*s, 3w] QKV and [b*s, w] O.
+/// One (sample, query head) of the attention: row pointers into the [b*s, w + 2kv] QKV
+/// and [b*s, w] O. Query head j reads key/value head j / g (g = heads / kv_heads).
 struct Head {
   const float* qkv;
-  int s, w, d, j;        // seq, width, head dim, head index
-  std::int64_t row0;     // first token row of the sample
-  std::uint64_t drop0;   // dropout index of score (q = 0, k = 0) of this (sample, head)
-  const float* q(int i) const { return qkv + (row0 + i) * 3 * w + static_cast<std::int64_t>(j) * d; }
-  const float* k(int i) const { return q(i) + w; }
-  const float* v(int i) const { return q(i) + 2 * w; }
+  int s, w, kv, d, j, g;  // seq, query width, key/value width, head dim, query head, group size
+  std::int64_t row0;      // first token row of the sample
+  std::uint64_t drop0;    // dropout index of score (q = 0, k = 0) of this (sample, head)
+  [[nodiscard]] std::int64_t ld() const { return w + 2 * kv; }
+  [[nodiscard]] std::int64_t kv_col() const { return static_cast<std::int64_t>(j / g) * d; }
+  const float* q(int i) const { return qkv + (row0 + i) * ld() + static_cast<std::int64_t>(j) * d; }
+  const float* k(int i) const { return qkv + (row0 + i) * ld() + w + kv_col(); }
+  const float* v(int i) const { return qkv + (row0 + i) * ld() + w + kv + kv_col(); }
 };
+
+void check_groups(int heads, int kv_heads) {
+  if (kv_heads < 1 || heads % kv_heads != 0)
+    throw std::invalid_argument("fused attention: " + std::to_string(heads) + " query heads do not group over " +
+                                std::to_string(kv_heads) + " key/value heads");
+}
+
+Head head_of(const void* qkv, int bi, int j, int seq, int heads, int kv_heads, int d) {
+  return {F(qkv), seq, heads * d, kv_heads * d, d, j, heads / kv_heads, static_cast<std::int64_t>(bi) * seq,
+          (static_cast<std::uint64_t>(bi) * heads + j) * seq * seq};
+}
 
 /// 1/(1-p) when score (q, k) is kept, 0 when dropped: the plain dropout's mask and scale.
 float keep_scale(const Head& hd, int q, int k, float p, std::uint64_t seed) {
@@ -45,14 +61,14 @@ class CpuFusedOps final : public FusedOps {
  public:
   explicit CpuFusedOps(Backend& gemms) : b_(gemms) {}
 
-  void attention_forward(const void* qkv, void* out, float* lse, int batch, int seq, int heads, int head_dim,
-                         float scale, float p, std::uint64_t seed) override {
+  void attention_forward(const void* qkv, void* out, float* lse, int batch, int seq, int heads, int kv_heads,
+                         int head_dim, float scale, float p, std::uint64_t seed) override {
+    check_groups(heads, kv_heads);
     const int w = heads * head_dim;
     std::vector<float> acc(static_cast<std::size_t>(head_dim)), sc(kKeyTile);
     for (int bi = 0; bi < batch; ++bi)
       for (int j = 0; j < heads; ++j) {
-        const Head hd{F(qkv), seq, w, head_dim, j, static_cast<std::int64_t>(bi) * seq,
-                      (static_cast<std::uint64_t>(bi) * heads + j) * seq * seq};
+        const Head hd = head_of(qkv, bi, j, seq, heads, kv_heads, head_dim);
         for (int q = 0; q < seq; ++q) {
           float m = -INFINITY, l = 0;
           std::fill(acc.begin(), acc.end(), 0.0f);
@@ -86,27 +102,27 @@ class CpuFusedOps final : public FusedOps {
 
   // FlashAttention-2's backward: D = rowsum(dO o O) (= rowsum(P o dP) with dropout too,
   // since O = (P o Z) V), then per key tile, per query: P from lse, dV += (P o Z)^T dO,
-  // dS = P o (Z o dO V^T - D) * scale, dQ += dS K, dK += dS^T Q.
+  // dS = P o (Z o dO V^T - D) * scale, dQ += dS K, dK += dS^T Q. A key/value head's dK
+  // and dV accumulate over its query group (dqkv is zeroed first).
   void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse, void* dqkv,
-                          int batch, int seq, int heads, int head_dim, float scale, float p,
+                          int batch, int seq, int heads, int kv_heads, int head_dim, float scale, float p,
                           std::uint64_t seed) override {
+    check_groups(heads, kv_heads);
     const int w = heads * head_dim;
+    std::fill_n(F(dqkv), static_cast<std::int64_t>(batch) * seq * (w + 2 * kv_heads * head_dim), 0.0f);
     std::vector<float> D(static_cast<std::size_t>(seq));
     for (int bi = 0; bi < batch; ++bi)
       for (int j = 0; j < heads; ++j) {
-        const Head hd{F(qkv), seq, w, head_dim, j, static_cast<std::int64_t>(bi) * seq,
-                      (static_cast<std::uint64_t>(bi) * heads + j) * seq * seq};
+        const Head hd = head_of(qkv, bi, j, seq, heads, kv_heads, head_dim);
         auto row = [&](const void* base, int i) {
           return F(base) + (hd.row0 + i) * w + static_cast<std::int64_t>(j) * head_dim;
         };
-        auto grad = [&](int i, int part) {  // part 0, 1, 2: dQ, dK, dV of token i
-          return F(dqkv) + (hd.row0 + i) * 3 * w + static_cast<std::int64_t>(part) * w +
-                 static_cast<std::int64_t>(j) * head_dim;
+        // part 0, 1, 2: dQ, dK, dV of token i (at the offsets of Q, K, V in qkv)
+        auto grad = [&](int i, int part) {
+          const float* at = part == 0 ? hd.q(i) : part == 1 ? hd.k(i) : hd.v(i);
+          return F(dqkv) + (at - hd.qkv);
         };
-        for (int i = 0; i < seq; ++i) {
-          D[static_cast<std::size_t>(i)] = dot(row(dout, i), row(out, i), head_dim);
-          for (int part = 0; part < 3; ++part) std::fill_n(grad(i, part), head_dim, 0.0f);
-        }
+        for (int i = 0; i < seq; ++i) D[static_cast<std::size_t>(i)] = dot(row(dout, i), row(out, i), head_dim);
         const float* L = lse + (static_cast<std::int64_t>(bi) * heads + j) * seq;
         for (int k0 = 0; k0 < seq; k0 += kKeyTile) {
           const int k1 = std::min(k0 + kKeyTile, seq);

@@ -190,8 +190,8 @@ class BlockLayer final : public Layer {
     ctx_ = Tensor(a_, T_ * w_, e_);
     lse_ = Tensor(a_, s_.micro_batch * heads_ * s_.seq, 4);
     const AttentionGeometry g = attention_geometry();
-    fused_->attention_forward(qkv_.data(), ctx_.data(), lse_.as<float>(), g.batch, g.seq, g.heads, g.head_dim,
-                              g.scale, g.dropout_p, g.seed);
+    fused_->attention_forward(qkv_.data(), ctx_.data(), lse_.as<float>(), g.batch, g.seq, g.heads, g.heads,
+                              g.head_dim, g.scale, g.dropout_p, g.seed);
     h1_ = Tensor(a_, T_ * h_, e_);
     {
       Tensor proj(a_, T_ * h_, e_);
@@ -230,7 +230,7 @@ class BlockLayer final : public Layer {
       b_.gemm(false, false, T, w, h, 1.0f, dProj_.data(), h, proj_w_.data(), w, 0.0f, dCtx.data(), w);
       const AttentionGeometry g = attention_geometry();
       fused_->attention_backward(qkv_.data(), ctx_.data(), dCtx.data(), lse_.as<float>(), dQKV_.data(), g.batch,
-                                 g.seq, g.heads, g.head_dim, g.scale, g.dropout_p, g.seed);
+                                 g.seq, g.heads, g.heads, g.head_dim, g.scale, g.dropout_p, g.seed);
     }
     lse_.reset();
     qkv_.reset();

@@ -11,11 +11,19 @@
 // input, the residual h1 and RMSNorm2's output, the gate|up output (SwiGLU's backward
 // reads both halves) and the down projection's input; plus 1/rms per token and norm
 // (fp32). Megatron saves the same with its fused SwiGLU and rope kernels.
+// With shape.kernels == fused the attention core is the backend's flash attention
+// (FusedOps, fused.h, with grouped-query heads; Megatron-core's flash attention): it saves
+// the fp32 log-sum-exp per query row instead of the s x s softmax output and keeps O (the
+// output projection's input, saved anyway); backward recomputes the probabilities tile
+// by tile. RMSNorm, rotary and SwiGLU already are one kernel each in both paths (what
+// Megatron's fused RMSNorm, rope and SwiGLU do), so the rest of the block is the same.
 // With shape.tp > 1 it is one GPU's Megatron shard: heads/t query heads, kv_heads/t
 // key/value heads (Megatron needs kv_heads divisible by t), ffn/t gate and up columns;
 // the norms and the residual stream stay whole.
 #include <cmath>
+#include <stdexcept>
 
+#include "ppsim/calibrate/fused.h"
 #include "ppsim/calibrate/layers.h"
 
 namespace ppsim::cal {
@@ -30,6 +38,10 @@ class LlamaLayer final : public Layer {
         w_(s.attention_width()), kv_(s.kv_width()), f_(s.local_ffn()), heads_(s.local_heads()),
         d_(s.hidden / s.heads), kv_heads_(s.kv_width() / (s.hidden / s.heads)),
         ld_(w_ + 2 * kv_), T_(s.tokens()) {
+    if (s.kernels == Kernels::fused) {
+      fused_ = b_.fused();
+      if (!fused_) throw std::invalid_argument("the " + b_.name() + " backend has no fused kernels (--kernels fused)");
+    }
     const float ws = 1.0f / std::sqrt(static_cast<float>(h_));
     make_parameter(a_, qkv_w_, dqkv_w_, ld_ * h_, seed + 1, ws, 0);
     make_parameter(a_, o_w_, do_w_, h_ * w_, seed + 2, ws, 0);
@@ -55,7 +67,6 @@ class LlamaLayer final : public Layer {
     linear_forward(b_, n1_, qkv_w_, qkv_, T, ld, h);
     // Q's heads then K's are adjacent columns of each row: one call turns both.
     b_.rotary_forward(qkv_.data(), T_, I(s_.seq), I(heads_ + kv_heads_), I(d_), ld, kRopeTheta);
-    P_ = Tensor(a_, s_.micro_batch * heads_ * s_.seq * s_.seq, e_);
     ctx_ = Tensor(a_, T_ * w_, e_);
     attention_forward();
     h1_ = Tensor(a_, T_ * h_, e_);
@@ -106,6 +117,7 @@ class LlamaLayer final : public Layer {
       attention_backward(dCtx);
     }
     qkv_.reset();
+    lse_.reset();
     b_.rotary_backward(dQKV_.data(), T_, I(s_.seq), I(heads_ + kv_heads_), I(d_), ld, kRopeTheta);
     dN1_ = Tensor(a_, T_ * h_, e_);
     linear_backward_input(b_, dQKV_, qkv_w_, dN1_, T, ld, h);
@@ -158,9 +170,17 @@ class LlamaLayer final : public Layer {
   [[nodiscard]] std::int64_t p_at(const Heads& a, int bi, int j) const { return (static_cast<std::int64_t>(bi) * heads_ + j) * a.ss; }
   [[nodiscard]] std::int64_t c_at(const Heads& a, int bi, int j) const { return static_cast<std::int64_t>(bi) * a.s * a.w + j * a.d; }
 
+  /// Flash attention (fused): O into ctx_, the fp32 log-sum-exp into lse_. No dropout.
   void attention_forward() {
     const Heads a = heads();
     const float scale = 1.0f / std::sqrt(static_cast<float>(a.d));
+    if (fused_) {
+      lse_ = Tensor(a_, s_.micro_batch * heads_ * s_.seq, 4);
+      fused_->attention_forward(qkv_.data(), ctx_.data(), lse_.as<float>(), I(s_.micro_batch), a.s, I(heads_), a.kvh,
+                                a.d, scale, 0.0f, 0);
+      return;
+    }
+    P_ = Tensor(a_, s_.micro_batch * heads_ * s_.seq * s_.seq, e_);
     for (int bi = 0; bi < I(s_.micro_batch); ++bi)
       for (int j = 0; j < a.g; ++j)  // S = Q K^T / sqrt(d)
         b_.gemm_batched(false, true, a.s, a.s, a.d, scale, qkv_.at(q_at(a, bi, j)), a.ld, a.g * a.d,
@@ -176,6 +196,12 @@ class LlamaLayer final : public Layer {
   /// heads (beta = 1 after the first).
   void attention_backward(const Tensor& dCtx) {
     const Heads a = heads();
+    if (fused_) {
+      fused_->attention_backward(qkv_.data(), ctx_.data(), dCtx.data(), lse_.as<float>(), dQKV_.data(),
+                                 I(s_.micro_batch), a.s, I(heads_), a.kvh, a.d,
+                                 1.0f / std::sqrt(static_cast<float>(a.d)), 0.0f, 0);
+      return;
+    }
     Tensor dP(a_, P_.elements(), e_);
     for (int bi = 0; bi < I(s_.micro_batch); ++bi)
       for (int j = 0; j < a.g; ++j) {
@@ -204,10 +230,12 @@ class LlamaLayer final : public Layer {
   // This GPU's shard: w_ = h/t query width, kv_ = kv_heads/t x d key (and value) width,
   // f_ = ffn/t, heads_ and kv_heads_ = its query and key/value heads, ld_ = w + 2kv.
   std::int64_t h_, w_, kv_, f_, heads_, d_, kv_heads_, ld_, T_;
+  FusedOps* fused_{nullptr};  // set when shape.kernels == fused
   Tensor qkv_w_, o_w_, gu_w_, down_w_, norm1_, norm2_;
   Tensor dqkv_w_, do_w_, dgu_w_, ddown_w_, dnorm1_, dnorm2_;
   const Tensor* x_{nullptr};
   Tensor n1_, rstd1_, qkv_, P_, ctx_, h1_, n2_, rstd2_, gu_, act_;
+  Tensor lse_;  // fused: the flash attention's log-sum-exp (fp32), instead of P_
   Tensor dQKV_, dH1_, dGU_, dDown_, dN1_, dN2_;
 };
 

@@ -82,7 +82,8 @@ struct ShapeArgs {
   void add_kernels(CLI::App* app) {
     app->add_option("--kernels", kernels,
                     "block kernels: plain (one kernel per op) or fused (flash attention, bias-GeLU and "
-                    "bias-dropout-add fusions; keys end in \" fused\")")
+                    "bias-dropout-add fusions; llama: flash attention with grouped-query heads; keys end "
+                    "in \" fused\")")
         ->check(CLI::IsMember({"plain", "fused"}))
         ->capture_default_str();
   }
@@ -116,11 +117,6 @@ struct ShapeArgs {
     s.arch = arch;
     s.kv_heads = kv_heads;
     s.kernels = parse_kernels(kernels);  // CLI11 has checked the name
-    try {
-      check_kernels_for(arch, s.kernels);
-    } catch (const std::invalid_argument& e) {
-      throw BadInput("--kernels " + kernels + ": " + e.what());
-    }
     try {
       s.dtype = dtype.empty() ? default_dtype(backend_name) : parse_dtype(dtype);
       s.validate();

@@ -56,12 +56,6 @@ Kernels parse_kernels(const std::string& s) {
   throw std::invalid_argument("unknown kernels '" + s + "' (expected plain or fused)");
 }
 
-void check_kernels_for(BlockArch arch, Kernels kernels) {
-  if (kernels == Kernels::fused && arch != BlockArch::gpt)
-    throw std::invalid_argument("fused kernels exist for the gpt block only (this model's block is " +
-                                block_arch_name(arch) + ")");
-}
-
 std::string LayerShape::family_key() const {
   std::string k = layer_kind_name(kind) + " h=" + std::to_string(hidden) +
                   " s=" + std::to_string(seq) + " " + dtype_name(dtype);
@@ -99,7 +93,6 @@ void LayerShape::validate() const {
     if (ffn_hidden < 0) throw std::invalid_argument("ffn_hidden must not be negative");
     divides(heads, "heads");
     divides(ffn(), "ffn_hidden");
-    check_kernels_for(arch, kernels);
     if (arch == BlockArch::llama && kv_heads > 0) {
       if (heads % kv_heads != 0) throw std::invalid_argument("heads must be a multiple of kv_heads");
       divides(kv_heads, "kv_heads");  // Megatron-LM: query groups divide by the degree
@@ -189,20 +182,28 @@ std::int64_t fused_gpt_activation_bytes(const LayerShape& s) {
   return whole + split + korthikanti_attention_bytes(s);
 }
 
+// The Llama block (layer_llama.cpp), plain or fused. Whole unless sequence parallel: both
+// RMSNorm inputs and outputs (the QKV and the MLP inputs), 4e sbh. Split: Q (after
+// rotary), K, V, the output projection's input (e sb (2h + 2kv) / t), the gate and up
+// outputs and the down projection's input (3e sb ffn / t); no dropout masks. The
+// attention core (korthikanti_attention_bytes): plain, the softmax output e a s^2 b / t
+// (PV and both backward products read it); fused, the flash attention's fp32
+// log-sum-exp, 4 a s b / t, and nothing s^2 (O is the output projection's input, already
+// counted; RMSNorm, rotary and SwiGLU are one kernel each either way). Fused, e = 2,
+// kv = h, t = 1 (Llama-2 7B): sbh(8 + 8) + 6 sb ffn + 4asb = sbh(16 + 6 ffn/h) + 4asb.
+std::int64_t llama_activation_bytes(const LayerShape& s) {
+  const std::int64_t e = dtype_bytes(s.dtype), sb = s.seq * s.micro_batch;
+  const std::int64_t whole = 4 * e * sb * unsplit_width(s);
+  const std::int64_t split = e * sb * (2 * s.attention_width() + 2 * s.kv_width()) + 3 * e * sb * s.local_ffn();
+  return whole + split + korthikanti_attention_bytes(s);
+}
+
 }  // namespace
 
 std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
   if (s.kind != LayerKind::block) return 0;
   const std::int64_t e = dtype_bytes(s.dtype), sb = s.seq * s.micro_batch;
-  if (s.arch == BlockArch::llama) {
-    // Whole unless sequence parallel: both RMSNorm inputs and outputs (the QKV and the MLP
-    // inputs), 4e sbh. Split: Q (after rotary), K, V, the output projection's input
-    // (e sb (2h + 2kv) / t), the gate and up outputs and the down projection's input
-    // (3e sb ffn / t); no dropout masks.
-    const std::int64_t whole = 4 * e * sb * unsplit_width(s);
-    const std::int64_t split = e * sb * (2 * s.attention_width() + 2 * s.kv_width()) + 3 * e * sb * s.local_ffn();
-    return whole + split + korthikanti_attention_bytes(s);
-  }
+  if (s.arch == BlockArch::llama) return llama_activation_bytes(s);
   if (s.kernels == Kernels::fused) return fused_gpt_activation_bytes(s);
   // Split by tensor parallelism: Q, K, V and the projection input (4e sbh) and the MLP's
   // GeLU input and output (2e sb ffn, the paper's 16 sbh at ffn = 4h).
@@ -215,8 +216,8 @@ std::int64_t korthikanti_activation_bytes(const LayerShape& s) {
 
 std::int64_t korthikanti_attention_bytes(const LayerShape& s) {
   if (s.kind != LayerKind::block) return 0;
-  // Fused GPT (flash attention): the fp32 log-sum-exp per query row, nothing s^2.
-  if (s.arch == BlockArch::gpt && s.kernels == Kernels::fused) return 4 * s.local_heads() * s.seq * s.micro_batch;
+  // Fused (flash attention, GPT and Llama): the fp32 log-sum-exp per query row, nothing s^2.
+  if (s.kernels == Kernels::fused) return 4 * s.local_heads() * s.seq * s.micro_batch;
   // GPT: softmax output (e), dropout mask (1) and dropout output (e) per score; llama has
   // no attention dropout: the softmax output alone, which PV reads too.
   const std::int64_t per_score = s.arch == BlockArch::llama ? dtype_bytes(s.dtype) : 2 * dtype_bytes(s.dtype) + 1;

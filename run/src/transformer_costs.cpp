@@ -119,7 +119,6 @@ cal::TransformerSpec parse_transformer_spec(const JsonReader& r, const json& doc
   if (model.contains("kernels")) {  // which kernels the block runs: plain (default) or fused
     try {
       t.kernels = cal::parse_kernels(r.string(model, "kernels", "model", "plain"));
-      cal::check_kernels_for(t.arch, t.kernels);
     } catch (const std::invalid_argument& e) {
       r.fail("model.kernels", e.what());
     }

@@ -2,7 +2,8 @@
 /// @file fused.h
 /// @brief The fused kernels Megatron-LM trains with, kept apart from the plain ops of
 /// Backend: flash attention (forward and backward), a linear layer with a bias + GeLU
-/// epilogue (and its dGeLU + dbias backward), and bias-dropout-add. A backend that has
+/// epilogue (and its dGeLU + dbias backward), and bias-dropout-add. The Llama block uses
+/// the attention only (grouped-query heads, no dropout). A backend that has
 /// them returns them from Backend::fused(); the block runs them with `--kernels fused`.
 /// Buffers hold the backend's storage dtype unless the parameter says float. Row-major.
 ///
@@ -22,20 +23,22 @@ class FusedOps {
   virtual ~FusedOps() = default;
 
   /// @brief Causal flash attention forward over `batch` samples of `seq` tokens, `heads`
-  /// heads of `head_dim`. `qkv` is [batch*seq, 3w] (w = heads*head_dim; Q in columns
-  /// 0..w, K in w..2w, V in 2w..3w, head j at j*head_dim), as the fused QKV GEMM writes
-  /// it; `out` (O) is [batch*seq, w]. Online softmax over key tiles: the s x s scores
-  /// never exist. Attention dropout with probability `dropout_p` keeps score (b, j, q, k)
-  /// when hash_uniform(seed, ((b*heads + j)*seq + q)*seq + k) >= dropout_p (the plain
-  /// dropout's index over the [b, heads, s, s] probabilities). Writes the fp32
+  /// query heads of `head_dim` and `kv_heads` key/value heads (grouped-query attention:
+  /// query head j reads key/value head j / (heads / kv_heads); GPT is kv_heads == heads).
+  /// `qkv` is [batch*seq, w + 2kv] (w = heads*head_dim, kv = kv_heads*head_dim; Q in
+  /// columns 0..w, K in w..w+kv, V in w+kv..w+2kv, head j at j*head_dim), as the fused
+  /// QKV GEMM writes it; `out` (O) is [batch*seq, w]. Online softmax over key tiles: the
+  /// s x s scores never exist. Attention dropout with probability `dropout_p` keeps score
+  /// (b, j, q, k) when hash_uniform(seed, ((b*heads + j)*seq + q)*seq + k) >= dropout_p
+  /// (the plain dropout's index over the [b, heads, s, s] probabilities). Writes the fp32
   /// log-sum-exp of the scaled scores per (b, j, q) to `lse` [batch, heads, seq].
   virtual void attention_forward(const void* qkv, void* out, float* lse, int batch, int seq, int heads,
-                                 int head_dim, float scale, float dropout_p, std::uint64_t seed) = 0;
+                                 int kv_heads, int head_dim, float scale, float dropout_p, std::uint64_t seed) = 0;
   /// @brief Its backward: recomputes P = exp(scale QK^T - lse) tile by tile and writes
-  /// dQ, dK, dV into `dqkv` ([batch*seq, 3w], the layout of `qkv`); `out` and `dout` are
-  /// O and dO ([batch*seq, w]).
+  /// dQ, dK, dV into `dqkv` ([batch*seq, w + 2kv], the layout of `qkv`); `out` and `dout`
+  /// are O and dO ([batch*seq, w]). A key/value head's dK and dV sum over its query group.
   virtual void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse,
-                                  void* dqkv, int batch, int seq, int heads, int head_dim, float scale,
+                                  void* dqkv, int batch, int seq, int heads, int kv_heads, int head_dim, float scale,
                                   float dropout_p, std::uint64_t seed) = 0;
 
   /// @brief pre = x W^T + bias, y = GeLU(pre) (tanh approximation) in one GEMM with an

@@ -36,15 +36,13 @@ BlockArch parse_block_arch(const std::string& s);
 /// @brief Which kernels the block runs: `plain` (one kernel per op: softmax attention
 /// that materialises the s x s probabilities, separate bias, GeLU, dropout and residual
 /// kernels) or `fused` (FusedOps, fused.h: flash attention, bias-GeLU GEMM epilogue,
-/// bias-dropout-add), as Megatron-LM trains. They save different activations.
+/// bias-dropout-add; the Llama block: flash attention with grouped-query heads), as
+/// Megatron-LM trains. They save different activations. Both block architectures have both.
 enum class Kernels { plain, fused };
 /// @brief "plain" or "fused".
 std::string kernels_name(Kernels k);
 /// @brief "plain" or "fused"; throws std::invalid_argument otherwise.
 Kernels parse_kernels(const std::string& s);
-/// @brief Throws std::invalid_argument when a block of `arch` has no `kernels` (fused
-/// kernels exist for the gpt block only). Shapes, configs and the CLI all ask this.
-void check_kernels_for(BlockArch arch, Kernels kernels);
 
 /// @brief One measured shape: a GPT-style block (pre-LN, fused QKV, causal softmax
 /// attention, output projection, MLP h->ffn->h with GeLU, dropout 0.1), or the
@@ -125,10 +123,16 @@ std::int64_t output_bytes(const LayerShape& s);
 /// the hash): 4e sbh + 4e sbh/t + e sb ffn/t + 4 a s b / t (4e sbh/t with sequence
 /// parallelism for the first term). For e = 2, ffn = 4h: sbh(8 + 16/t) + 4asb/t, and
 /// 24 sbh/t + 4asb/t with sequence parallelism (calibrate/README.md).
+///
+/// A Llama block (model.cpp's llama_activation_bytes): 4e sbh + e sb (2h + 2kv)/t +
+/// 3e sb ffn/t plus its attention core, e a s^2 b / t plain (the softmax output; no
+/// dropout) or 4 a s b / t fused (flash attention's log-sum-exp); 4e sbh/t for the first
+/// term with sequence parallelism.
 std::int64_t korthikanti_activation_bytes(const LayerShape& s);
 /// @brief The a s^2 b (2e + 1) / t part of it (attention scores, softmax, dropout mask
 /// and output) that selective recomputation drops and redoes in backward. Block only.
-/// Fused GPT kernels: the flash-attention log-sum-exp, 4 a s b / t bytes.
+/// Llama plain: the softmax output alone, e a s^2 b / t. Fused kernels (GPT and Llama):
+/// the flash-attention log-sum-exp, 4 a s b / t bytes.
 std::int64_t korthikanti_attention_bytes(const LayerShape& s);
 /// @brief What the harness saves for backward by construction: the formula plus the
 /// fp32 layer-norm statistics (mean and 1/std per token for each of the two layer
