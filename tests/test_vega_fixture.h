@@ -18,7 +18,12 @@ inline void add_op(SimResult& r, int device, OpKind kind, int mb, int stage, dou
   op.stage = stage;
   op.chunk = static_cast<std::int16_t>(chunk);
   op.pipe = static_cast<std::int8_t>(pipe);
-  r.ops.push_back({op, device, ms(start), ms(end)});
+  OpRecord rec{};
+  rec.op = op;
+  rec.device = device;
+  rec.start = ms(start);
+  rec.end = ms(end);
+  r.ops.push_back(rec);
 }
 
 /// GPipe, p=2, m=2, unit time (F 1 ms, B 2 ms), free links: makespan 9 ms, each device

@@ -154,7 +154,7 @@ struct SimOptions {
   /// [0, 1]: when set, each pair runs as one unit of overlapped_pair_duration that starts
   /// once both ops' inputs are at hand and releases both outputs at its end (DeepSeek's
   /// dualpipe.py); unset, the pair's ops run one after the other as any two ops.
-  std::optional<double> overlap;
+  std::optional<double> overlap{};
 };
 
 /// @brief A span of time a device spends blocked in communication: inside a blocking

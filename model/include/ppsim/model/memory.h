@@ -97,7 +97,7 @@ struct StageLayerBytes {
   Bytes selective;          ///< sum of selective_recompute_bytes
   Bytes statics;            ///< sum of static_bytes (used when there is no memory section)
   Bytes input;              ///< output_bytes of layer first-1; 0 for the first stage
-  Bytes largest_layer;      ///< the largest parameter_bytes of one layer (ZeRO-3's buffer)
+  Bytes largest_layer{};    ///< the largest parameter_bytes of one layer (ZeRO-3's buffer)
 };
 
 /// @brief A stage's memory under the memory section and recompute mode: the fields of

@@ -41,7 +41,7 @@ namespace ppsim {
 struct NetLink {
   double latency_us{0};
   double bandwidth_GBps{0};  ///< 10^9 bytes per second; 0 = unlimited
-  std::vector<LinkSegment> segments;  ///< sorted by from_bytes; empty: the one line above
+  std::vector<LinkSegment> segments{};  ///< sorted by from_bytes; empty: the one line above
   /// @brief Time the bandwidth term of `amount` bytes holds the link when the messages
   /// are `message` bytes each (the size picks the segment; amount = k * message when k
   /// lock-step copies share the link).

@@ -18,7 +18,7 @@ struct Run {
   std::vector<int> layers_per_stage;  ///< the partition, made once (stage_layer_counts)
   std::vector<StageCost> costs;
   bool unit_time{false};  ///< costs are unit slots (unit_time_run): 1 slot = 1 ms
-  CommProgram comm;  ///< the schedule's communication steps (empty for ideal communication)
+  CommProgram comm{};  ///< the schedule's communication steps (empty for ideal communication)
 };
 
 /// @brief Simulates a prepared run with its communication steps (`options.comm` is set
