@@ -57,6 +57,12 @@ double median_of(const json& profile, const std::string& key, const char* what) 
   return 0;
 }
 
+/// A tiny Llama preset: 4 layers, h = 64, 4 heads, 2 kv heads, ffn 160, s = 32, vocab 128.
+void write_tiny_llama(const fs::path& preset) {
+  write(preset, {{"name", "tiny llama"}, {"block", "llama"}, {"layers", 4}, {"hidden", 64}, {"heads", 4},
+                 {"kv_heads", 2}, {"ffn_hidden", 160}, {"seq_length", 32}, {"vocab", 128}});
+}
+
 }  // namespace
 
 TEST_CASE("cpu calibration drives ppsim: per-stage forward = sum of profile layer times", "[calibrate][e2e]") {
@@ -122,8 +128,7 @@ TEST_CASE("cpu calibration drives ppsim: per-stage forward = sum of profile laye
 TEST_CASE("cpu calibration of a Llama model drives ppsim: measured bytes equal the formula", "[calibrate][e2e][llama]") {
   Dir d("ppsim_cal_llama");
   const fs::path preset = d.path / "tiny-llama.json", profile = d.path / "profile.json";
-  write(preset, {{"name", "tiny llama"}, {"block", "llama"}, {"layers", 4}, {"hidden", 64}, {"heads", 4},
-                 {"kv_heads", 2}, {"ffn_hidden", 160}, {"seq_length", 32}, {"vocab", 128}});
+  write_tiny_llama(preset);
   REQUIRE(run(kCal + " layers --backend cpu --model " + preset.string() + " --dtype fp32 --micro-batches 1,2 --tp 1,2 -o " +
               profile.string() + kQuick + " 2>" + (d.path / "err.txt").string()) == 0);
   CHECK(slurp(d.path / "err.txt").find("[12/12] head h=64 s=32 fp32 v=128 llama t=2 b=2") != std::string::npos);
@@ -164,8 +169,7 @@ TEST_CASE("cpu calibration of a Llama model drives ppsim: measured bytes equal t
 TEST_CASE("cpu calibration of a Llama model with --kernels fused drives a model.kernels fused config", "[calibrate][e2e][llama][fused]") {
   Dir d("ppsim_cal_llama_fused");
   const fs::path preset = d.path / "tiny-llama.json", profile = d.path / "profile.json";
-  write(preset, {{"name", "tiny llama"}, {"block", "llama"}, {"layers", 4}, {"hidden", 64}, {"heads", 4},
-                 {"kv_heads", 2}, {"ffn_hidden", 160}, {"seq_length", 32}, {"vocab", 128}});
+  write_tiny_llama(preset);
   REQUIRE(run(kCal + " layers --backend cpu --model " + preset.string() + " --dtype fp32 --micro-batches 2 --kernels fused -o " +
               profile.string() + kQuick + " 2>" + (d.path / "err.txt").string()) == 0);
   const json p = read(profile);

@@ -47,6 +47,32 @@ LayerShape llama_block(std::int64_t seq, std::int64_t mb, std::int64_t tp, std::
 
 std::vector<float> host(Backend& b, const Tensor& t) { return to_host(b, t); }
 
+/// The plain block's input, output gradient and output, kept for further checks.
+struct PlainRun {
+  Tensor x, dy, y;
+};
+
+/// Runs both blocks (same seeds) forward, backward-input and backward-weight on one input
+/// and output gradient; outputs, input gradients and every weight gradient agree to 1e-5.
+PlainRun check_fused_equals_plain(Backend& cpu, Layer& plain, Layer& fused) {
+  INFO(fused.shape().key());
+  Tensor x = plain.make_input(5), dy = plain.make_output_grad(6);
+  Tensor yp = plain.forward(x), yf = fused.forward(x);
+  CHECK(relative_l2_error(host(cpu, yf), host(cpu, yp)) <= 1e-5);
+  Tensor dxp = plain.backward_input(dy), dxf = fused.backward_input(dy);
+  CHECK(relative_l2_error(host(cpu, dxf), host(cpu, dxp)) <= 1e-5);
+  plain.backward_weight();
+  fused.backward_weight();
+  const auto gp = plain.gradients(), gf = fused.gradients();
+  REQUIRE(gp.size() == gf.size());
+  for (std::size_t i = 0; i < gp.size(); ++i) {
+    INFO(gp[i].first);
+    CHECK(gf[i].first == gp[i].first);
+    CHECK(relative_l2_error(gf[i].second, gp[i].second) <= 1e-5);
+  }
+  return {std::move(x), std::move(dy), std::move(yp)};
+}
+
 }  // namespace
 
 TEST_CASE("flash attention on the cpu equals the plain attention kernels", "[calibrate][fused]") {
@@ -90,21 +116,10 @@ TEST_CASE("fused block equals the plain block on the cpu: outputs, input and wei
   Allocator a(*cpu);
   auto plain = make_layer(a, fused_block(seq, 2, tp, Kernels::plain), 99);
   auto fused = make_layer(a, fused_block(seq, 2, tp, Kernels::fused), 99);
-  INFO(fused->shape().key());
-  Tensor x = plain->make_input(5), dy = plain->make_output_grad(6);
-  Tensor yp = plain->forward(x), yf = fused->forward(x);
-  CHECK(relative_l2_error(host(*cpu, yf), host(*cpu, yp)) <= 1e-5);
-  Tensor dxp = plain->backward_input(dy), dxf = fused->backward_input(dy);
-  CHECK(relative_l2_error(host(*cpu, dxf), host(*cpu, dxp)) <= 1e-5);
-  plain->backward_weight();
-  fused->backward_weight();
-  const auto gp = plain->gradients(), gf = fused->gradients();
-  REQUIRE(gp.size() == gf.size());
-  for (std::size_t i = 0; i < gp.size(); ++i) {
-    INFO(gp[i].first);
-    CHECK(gf[i].first == gp[i].first);
-    CHECK(relative_l2_error(gf[i].second, gp[i].second) <= 1e-5);
-  }
+  const PlainRun r = check_fused_equals_plain(*cpu, *plain, *fused);
+  const Tensor& x = r.x;
+  const Tensor& dy = r.dy;
+  const Tensor& yp = r.y;
   // The outputs differ from a block with other dropout seeds: the masks do matter.
   auto other = make_layer(a, fused_block(seq, 2, tp, Kernels::fused), 98);
   Tensor yo = other->forward(x);
@@ -229,22 +244,8 @@ TEST_CASE("the fused Llama block equals the plain Llama block on the cpu: output
   Allocator a(*cpu);
   auto plain = make_layer(a, llama_block(seq, 2, tp, kv_heads, Kernels::plain), 99);
   auto fused = make_layer(a, llama_block(seq, 2, tp, kv_heads, Kernels::fused), 99);
-  INFO(fused->shape().key());
-  Tensor x = plain->make_input(5), dy = plain->make_output_grad(6);
-  Tensor yp = plain->forward(x), yf = fused->forward(x);
-  CHECK(relative_l2_error(host(*cpu, yf), host(*cpu, yp)) <= 1e-5);
-  Tensor dxp = plain->backward_input(dy), dxf = fused->backward_input(dy);
-  CHECK(relative_l2_error(host(*cpu, dxf), host(*cpu, dxp)) <= 1e-5);
-  plain->backward_weight();
-  fused->backward_weight();
-  const auto gp = plain->gradients(), gf = fused->gradients();
-  REQUIRE(gp.size() == 6);
-  REQUIRE(gf.size() == gp.size());
-  for (std::size_t i = 0; i < gp.size(); ++i) {
-    INFO(gp[i].first);
-    CHECK(gf[i].first == gp[i].first);
-    CHECK(relative_l2_error(gf[i].second, gp[i].second) <= 1e-5);
-  }
+  check_fused_equals_plain(*cpu, *plain, *fused);
+  CHECK(plain->gradients().size() == 6);
 }
 
 TEST_CASE("fused Llama activation bytes: the formula by hand, and the allocator measures exactly it",
