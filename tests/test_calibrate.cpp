@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -516,4 +517,21 @@ TEST_CASE("a profile's link segments are validated with their JSON path", "[cali
                     "s[0]: the time at from_bytes must be positive");
   CHECK_THROWS_WITH(link_segments_from_json(json::parse(R"([{"from_bytes":0,"latency_us":1,"bandwidth_GBps":1e-9}])"), "s"),
                     "s[0].bandwidth_GBps: must be 0 (a flat range) or at least 0.001 GB/s");
+}
+
+TEST_CASE("env_int: unset or empty gives the fallback; anything but a whole number in range is an error",
+          "[calibrate]") {
+  ::unsetenv("PPSIM_TEST_ENV_INT");
+  CHECK(env_int("PPSIM_TEST_ENV_INT", 1, 64, 0) == 0);
+  ::setenv("PPSIM_TEST_ENV_INT", "", 1);
+  CHECK(env_int("PPSIM_TEST_ENV_INT", 1, 64, 5) == 5);
+  ::setenv("PPSIM_TEST_ENV_INT", "64", 1);
+  CHECK(env_int("PPSIM_TEST_ENV_INT", 1, 64, 0) == 64);
+  for (const char* bad : {"0", "65", "4x", "x", "-1", "99999999999999999999"}) {
+    INFO(bad);
+    ::setenv("PPSIM_TEST_ENV_INT", bad, 1);
+    CHECK_THROWS_WITH(env_int("PPSIM_TEST_ENV_INT", 1, 64, 0),
+                      std::string("PPSIM_TEST_ENV_INT=") + bad + ": not an integer from 1 to 64");
+  }
+  ::unsetenv("PPSIM_TEST_ENV_INT");
 }

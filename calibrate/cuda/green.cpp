@@ -1,10 +1,10 @@
 #include "green.h"
 
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
 #include "ppsim/calibrate/backend.h"
+#include "ppsim/calibrate/model.h"
 
 namespace ppsim::cal {
 namespace {
@@ -65,12 +65,6 @@ void bind_sm_partition(const SmPartition& p) {
   check(PPSIM_DRIVER(cuCtxSetCurrent)(ctx), "cuCtxSetCurrent");
 }
 
-int sm_partitions_from_env() {
-  const char* v = std::getenv("PPSIM_CUDA_SM_PARTITIONS");
-  if (v == nullptr || *v == 0) return 0;
-  const int n = std::atoi(v);
-  if (n < 1 || n > 64) throw std::invalid_argument(std::string("PPSIM_CUDA_SM_PARTITIONS=") + v + ": not 1 to 64");
-  return n;
-}
+int sm_partitions_from_env() { return env_int("PPSIM_CUDA_SM_PARTITIONS", 1, 64, 0); }
 
 }  // namespace ppsim::cal

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -32,13 +31,7 @@ int default_chunk_rows(const AttentionShape& a) {
 }
 
 int chunk_rows(const AttentionShape& a) {
-  const char* v = std::getenv("PPSIM_ATTENTION_CHUNK_ROWS");
-  if (v == nullptr || *v == '\0') return default_chunk_rows(a);
-  char* end = nullptr;
-  const long rows = std::strtol(v, &end, 10);
-  if (*end != '\0' || rows < 1 || rows > (1L << 30))
-    throw std::invalid_argument(std::string("PPSIM_ATTENTION_CHUNK_ROWS=") + v + ": not a positive integer");
-  return static_cast<int>(std::min<long>(rows, a.seq));
+  return std::min(env_int("PPSIM_ATTENTION_CHUNK_ROWS", 1, 1 << 30, default_chunk_rows(a)), a.seq);
 }
 
 std::size_t chunk_workspace_elements(const AttentionShape& a, int rows, bool backward) {

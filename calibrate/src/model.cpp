@@ -1,5 +1,7 @@
 #include "ppsim/calibrate/model.h"
 
+#include <cerrno>
+#include <cstdlib>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -7,6 +9,18 @@
 namespace ppsim::cal {
 
 int dtype_bytes(Dtype d) { return d == Dtype::fp32 ? 4 : 2; }
+
+int env_int(const char* name, int lo, int hi, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(v, &end, 10);
+  if (*end != '\0' || errno != 0 || n < lo || n > hi)
+    throw std::invalid_argument(std::string(name) + "=" + v + ": not an integer from " + std::to_string(lo) + " to " +
+                                std::to_string(hi));
+  return static_cast<int>(n);
+}
 
 std::string dtype_name(Dtype d) {
   switch (d) {

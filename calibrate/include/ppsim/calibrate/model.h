@@ -20,6 +20,11 @@ std::string dtype_name(Dtype d);
 /// @brief Parses "fp32"/"float32", "fp16"/"float16", "bf16"/"bfloat16"; throws otherwise.
 Dtype parse_dtype(const std::string& s);
 
+/// @brief An integer setting from the environment: `fallback` when `name` is unset or
+/// empty, else its value, which must be a whole decimal integer in [lo, hi]; throws
+/// std::invalid_argument naming the variable otherwise.
+int env_int(const char* name, int lo, int hi, int fallback);
+
 /// @brief The layers we measure.
 enum class LayerKind { block, embedding, head };
 std::string layer_kind_name(LayerKind k);
