@@ -535,3 +535,14 @@ TEST_CASE("env_int: unset or empty gives the fallback; anything but a whole numb
   }
   ::unsetenv("PPSIM_TEST_ENV_INT");
 }
+
+TEST_CASE("env_choice: unset or empty gives the first choice; another value is an error", "[calibrate]") {
+  ::unsetenv("PPSIM_TEST_ENV_CHOICE");
+  CHECK(env_choice("PPSIM_TEST_ENV_CHOICE", {"chunked", "flash"}) == "chunked");
+  ::setenv("PPSIM_TEST_ENV_CHOICE", "flash", 1);
+  CHECK(env_choice("PPSIM_TEST_ENV_CHOICE", {"chunked", "flash"}) == "flash");
+  ::setenv("PPSIM_TEST_ENV_CHOICE", "flsh", 1);
+  CHECK_THROWS_WITH(env_choice("PPSIM_TEST_ENV_CHOICE", {"chunked", "flash"}),
+                    "PPSIM_TEST_ENV_CHOICE=flsh: expected one of chunked, flash");
+  ::unsetenv("PPSIM_TEST_ENV_CHOICE");
+}

@@ -23,7 +23,6 @@
 #include <cublasLt.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -388,10 +387,7 @@ class Scratch {
 /// Which attention the fused ops run: chunked (chunked_attention.h: cuBLAS batched GEMMs
 /// on tensor cores, the default) or our own flash kernels (CUDA cores), chosen with
 /// PPSIM_FUSED_ATTENTION=flash to compare the two on a GPU.
-bool flash_attention_requested() {
-  const char* v = std::getenv("PPSIM_FUSED_ATTENTION");
-  return v != nullptr && std::string(v) == "flash";
-}
+bool flash_attention_requested() { return env_choice("PPSIM_FUSED_ATTENTION", {"chunked", "flash"}) == "flash"; }
 
 template <class T>
 class CudaFusedOps final : public FusedOps {

@@ -22,6 +22,16 @@ int env_int(const char* name, int lo, int hi, int fallback) {
   return static_cast<int>(n);
 }
 
+std::string env_choice(const char* name, const std::vector<std::string>& allowed) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return allowed.at(0);
+  for (const std::string& a : allowed)
+    if (a == v) return a;
+  std::string list;
+  for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  throw std::invalid_argument(std::string(name) + "=" + v + ": expected one of " + list);
+}
+
 std::string dtype_name(Dtype d) {
   switch (d) {
     case Dtype::fp32: return "fp32";

@@ -24,6 +24,9 @@ Dtype parse_dtype(const std::string& s);
 /// empty, else its value, which must be a whole decimal integer in [lo, hi]; throws
 /// std::invalid_argument naming the variable otherwise.
 int env_int(const char* name, int lo, int hi, int fallback);
+/// @brief A choice from the environment: `allowed[0]` when `name` is unset or empty, else
+/// its value, which must be one of `allowed`; throws std::invalid_argument otherwise.
+std::string env_choice(const char* name, const std::vector<std::string>& allowed);
 
 /// @brief The layers we measure.
 enum class LayerKind { block, embedding, head };
