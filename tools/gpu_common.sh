@@ -51,7 +51,7 @@ gpu_binaries() {
     :
   elif [ "$GPU_BACKEND" = cuda ] && gpu_binaries_run .vendor/bin/ppsim .vendor/bin/ppsim-calibrate; then
     echo "using the carried binaries (.vendor/bin, built at $(cat .vendor/bin/commit 2>/dev/null))"
-    PPSIM=$PWD/.vendor/bin/ppsim CAL=$PWD/.vendor/bin/ppsim-calibrate
+    PPSIM=.vendor/bin/ppsim CAL=.vendor/bin/ppsim-calibrate
   else
     vendor=$(gpu_vendor_include); nccl=$(gpu_nccl_root)
     echo "building ppsim and ppsim-calibrate in $build (headers: ${vendor:-packages}, NCCL: ${nccl:-toolkit})"
@@ -60,7 +60,7 @@ gpu_binaries() {
       ${nccl:+-DPPSIM_NCCL_ROOT=$nccl} >"$log" 2>&1 &&
       cmake --build "$build" -j"$(nproc)" --target ppsim ppsim-calibrate >>"$log" 2>&1 ||
       { grep -E "error|Error" "$log" | head -20; return 1; }
-    PPSIM=$(realpath "$build/bin/ppsim") CAL=$(realpath "$build/calibrate/ppsim-calibrate")
+    PPSIM=$build/bin/ppsim CAL=$build/calibrate/ppsim-calibrate
   fi
   PPSIM=$(realpath "$PPSIM") CAL=$(realpath "$CAL")
   gpu_binaries_run "$PPSIM" "$CAL" || { echo "the binaries do not start: $PPSIM $CAL"; return 1; }
