@@ -2,10 +2,14 @@
 /// @file device_math.cuh
 /// @brief Device helpers the CUDA backend and its fused kernels share: storage-dtype
 /// conversions, the counter hash behind every dropout mask, block-wide reductions.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include <cmath>
 
-namespace ppsim::cal::dev {
+#include "kernel_support.cuh"
+
+namespace ppsim::cal::PPSIM_KERNEL_NS {
+
+/// Threads per block of the element-wise and per-row kernels.
+constexpr int kThreads = 256;
 
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
@@ -50,4 +54,4 @@ __device__ inline float block_max(float v) {
   return v;
 }
 
-}  // namespace ppsim::cal::dev
+}  // namespace ppsim::cal::PPSIM_KERNEL_NS
