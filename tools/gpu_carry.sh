@@ -28,7 +28,7 @@ if [ "${NO_BIN:-0}" != 1 ]; then
   command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
   launcher=(); command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DPPSIM_BUILD_TESTS=OFF -DPPSIM_BUILD_BENCHMARKS=OFF \
-    -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON -DCMAKE_DISABLE_FIND_PACKAGE_BLAS=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON -DCMAKE_DISABLE_FIND_PACKAGE_BLAS=ON -DPPSIM_CUDA_EMU=OFF \
     "${launcher[@]}" >/dev/null
   cmake --build build-gpu -j"$(nproc)" --target ppsim ppsim-calibrate
   mkdir -p .vendor/bin

@@ -56,7 +56,7 @@ gpu_binaries() {
     vendor=$(gpu_vendor_include); nccl=$(gpu_nccl_root)
     echo "building ppsim and ppsim-calibrate in $build (headers: ${vendor:-packages}, NCCL: ${nccl:-toolkit})"
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPPSIM_BUILD_TESTS=OFF -DPPSIM_BUILD_BENCHMARKS=OFF \
-      -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90}" ${vendor:+-DPPSIM_VENDOR_INCLUDE=$vendor} \
+      -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90}" -DPPSIM_CUDA_EMU=OFF ${vendor:+-DPPSIM_VENDOR_INCLUDE=$vendor} \
       ${nccl:+-DPPSIM_NCCL_ROOT=$nccl} >"$log" 2>&1 &&
       cmake --build "$build" -j"$(nproc)" --target ppsim ppsim-calibrate >>"$log" 2>&1 ||
       { grep -E "error|Error" "$log" | head -20; return 1; }

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make libboost-graph-dev nlohmann-json3-dev libcli11-dev catch2 libbenchmark-dev
+packages=(cmake g++ make libboost-graph-dev libboost-context-dev nlohmann-json3-dev libcli11-dev catch2 libbenchmark-dev
           libopenblas-dev libopenmpi-dev openmpi-bin librsvg2-bin python3 python3-jsonschema nodejs npm
           chromium)
 have_node=0

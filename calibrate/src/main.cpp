@@ -28,6 +28,12 @@ void register_cuda_replay();
 }
 #endif
 
+#ifdef PPSIM_HAVE_CUDA_EMU
+namespace ppsim::cal {
+void register_cuda_emu_backend();
+}
+#endif
+
 #ifdef PPSIM_HAVE_CUDA
 namespace ppsim::cal {
 void register_cuda_backend();
@@ -157,6 +163,15 @@ nlohmann::json read_existing(const std::string& path) {
   return load_profile(path);
 }
 
+/// The backend a measurement runs on. cuda-emu runs the CUDA kernels on a CPU emulator
+/// for `check`: its times are no device's, so it never writes a profile or a timing.
+std::unique_ptr<Backend> make_measuring_backend(const std::string& name, Dtype dtype) {
+  if (name == "cuda-emu")
+    throw BadInput("--backend cuda-emu runs the CUDA kernels on a CPU emulator for `check` only; its times are no "
+                   "device's: measure with --backend cuda or cpu");
+  return make_backend(name, dtype);
+}
+
 int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string& mbs_text,
                const std::string& tps_text, const std::string& out, bool resume, bool no_ends,
                const Method& method) {
@@ -165,7 +180,7 @@ int cmd_layers(const std::string& backend_name, ShapeArgs& sa, const std::string
   std::vector<LayerShape> shards;  // every degree checked before anything is measured or written
   for (std::int64_t tp : parse_list(tps_text, "--tp"))
     shards.push_back(shard_of(block, tp, no_ends ? 0 : sa.vocab));
-  auto backend = make_backend(backend_name, block.dtype);
+  auto backend = make_measuring_backend(backend_name, block.dtype);
   nlohmann::json profile = resume ? read_existing(out) : nullptr;
   if (profile.is_null()) {
     profile = new_profile(*backend, method);
@@ -359,7 +374,7 @@ int cmd_chain(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, s
               const std::string& profile_path, const std::string& out, const Method& method) {
   LayerShape block = shard_of(sa.block(backend_name), tp, 0);
   block.micro_batch = mb;
-  auto backend = make_backend(backend_name, block.dtype);
+  auto backend = make_measuring_backend(backend_name, block.dtype);
   std::int64_t peak = 0;
   progress("chain of " + std::to_string(layers) + " x " + block.key() + " ...");
   const Summary s = measure_chain(*backend, block, layers, method, &peak);
@@ -389,7 +404,7 @@ int cmd_gemm(const std::string& backend_name, ShapeArgs& sa, std::int64_t mb, st
              const std::string& out, const Method& method) {
   LayerShape block = shard_of(sa.block(backend_name), tp, 0);
   block.micro_batch = mb;
-  auto backend = make_backend(backend_name, block.dtype);
+  auto backend = make_measuring_backend(backend_name, block.dtype);
   const auto j = measure_gemms(*backend, block, square, method);
   for (const auto& g : j)
     std::printf("gemm %-14s M=%6d N=%6d K=%6d  %.4f ms  %.1f TFLOP/s\n", g.at("name").get<std::string>().c_str(),
@@ -460,6 +475,9 @@ int cmd_validate(const std::string& path) {
 int main(int argc, char** argv) {
 #ifdef PPSIM_HAVE_CUDA
   register_cuda_backend();
+#endif
+#ifdef PPSIM_HAVE_CUDA_EMU
+  register_cuda_emu_backend();
 #endif
 #ifdef PPSIM_HAVE_REPLAY_CUDA
   ppsim::replay::register_cuda_replay();
