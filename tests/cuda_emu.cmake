@@ -17,6 +17,13 @@ if(TARGET ppsim_calibrate_cuda_emu)
   set_tests_properties(calibrate.cuda_emu.check_bf16_chunk7 PROPERTIES ENVIRONMENT "PPSIM_ATTENTION_CHUNK_ROWS=7")
   add_test(NAME calibrate.cuda_emu.check_bf16_flash COMMAND ppsim-calibrate check --backend cuda-emu --dtype bf16)
   set_tests_properties(calibrate.cuda_emu.check_bf16_flash PROPERTIES ENVIRONMENT "PPSIM_FUSED_ATTENTION=flash")
+  # Threads resumed last to first: a race the first order survives shows in this one.
+  add_test(NAME calibrate.cuda_emu.check_fp32_reverse COMMAND ppsim-calibrate check --backend cuda-emu --dtype fp32)
+  set_tests_properties(calibrate.cuda_emu.check_fp32_reverse PROPERTIES ENVIRONMENT
+                       "PPSIM_CUDA_EMU_ORDER=reverse;PPSIM_ATTENTION_CHUNK_ROWS=7")
+  add_test(NAME calibrate.cuda_emu.check_fp32_reverse_flash COMMAND ppsim-calibrate check --backend cuda-emu --dtype fp32)
+  set_tests_properties(calibrate.cuda_emu.check_fp32_reverse_flash PROPERTIES ENVIRONMENT
+                       "PPSIM_CUDA_EMU_ORDER=reverse;PPSIM_FUSED_ATTENTION=flash")
 endif()
 
 # cuda-emu times nothing a GPU does: a measuring command refuses it (one error line,

@@ -8,6 +8,8 @@
 #include "device_math.cuh"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -111,6 +113,14 @@ TEST_CASE("cuda emulator: a missing __syncthreads shows as a wrong result") {
   // shared memory starts as NaN, so the race is a NaN, not a lucky right answer.
   PPSIM_LAUNCH(k_neighbour, 1, 64, 64 * sizeof(float), nullptr)(out.data(), false);
   CHECK(std::isnan(out[0]));
+  CHECK_FALSE(std::isnan(out[63]));  // thread 0 wrote its slot before thread 63 ran
+  // Last to first (PPSIM_CUDA_EMU_ORDER=reverse) the same race hits another thread: the
+  // second order catches a race the first happens to survive.
+  setenv("PPSIM_CUDA_EMU_ORDER", "reverse", 1);
+  PPSIM_LAUNCH(k_neighbour, 1, 64, 64 * sizeof(float), nullptr)(out.data(), false);
+  unsetenv("PPSIM_CUDA_EMU_ORDER");
+  CHECK(std::isnan(out[63]));
+  CHECK_FALSE(std::isnan(out[0]));
 }
 
 TEST_CASE("cuda emulator: a barrier not every thread reaches is reported, not hung on") {

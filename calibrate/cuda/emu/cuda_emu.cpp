@@ -4,6 +4,8 @@
 // and no thread returns is a deadlock, reported with the kernel and block.
 #include "cuda_emu.h"
 
+#include "ppsim/calibrate/model.h"
+
 #include <boost/context/fiber.hpp>
 #include <boost/context/stack_context.hpp>
 
@@ -202,6 +204,9 @@ void run(const char* kernel, dim3 grid, dim3 block_shape, std::size_t shared_byt
     stacks.reset(new char[static_cast<std::size_t>(threads) * kStackBytes]);
     stacks_for = threads;
   }
+  // PPSIM_CUDA_EMU_ORDER=reverse resumes the threads last to first: a result that
+  // depends on the order threads run between two barriers (a race) changes with it.
+  const bool reverse = ppsim::cal::env_choice("PPSIM_CUDA_EMU_ORDER", {"forward", "reverse"}) == "reverse";
   Block blk;
   blk.kernel = kernel;
   blk.dim = block_shape;
@@ -269,9 +274,10 @@ void run(const char* kernel, dim3 grid, dim3 block_shape, std::size_t shared_byt
         };
         while (left > 0) {
           const unsigned long before = blk.progress;
-          for (auto& f : blk.fibers) {
-            if (f->done) continue;
-            resume(*f);
+          for (unsigned i = 0; i < threads; ++i) {
+            Fiber& f = *blk.fibers[reverse ? threads - 1 - i : i];
+            if (f.done) continue;
+            resume(f);
             if (blk.error) abort_block(blk.error);
           }
           if (left > 0 && blk.progress == before) {
