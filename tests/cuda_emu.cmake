@@ -3,10 +3,11 @@
 # each storage dtype and with both fused attentions (chunked, the default, at its own
 # chunk size and at 7 rows; and flash).
 if(TARGET ppsim_calibrate_cuda_emu)
-  add_executable(ppsim_cuda_emu_tests ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/test_cuda_emu.cpp)
+  add_executable(ppsim_cuda_emu_tests ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/test_cuda_emu.cpp
+                 ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/test_cuda_emu_shapes.cpp)
   target_include_directories(ppsim_cuda_emu_tests PRIVATE ${PROJECT_SOURCE_DIR}/calibrate/cuda)
   target_include_directories(ppsim_cuda_emu_tests SYSTEM PRIVATE ${PPSIM_CUDA_INCLUDE})
-  target_link_libraries(ppsim_cuda_emu_tests PRIVATE ppsim_calibrate_cuda_emu Catch2::Catch2WithMain)
+  target_link_libraries(ppsim_cuda_emu_tests PRIVATE ppsim_calibrate_cuda_emu ppsim::calibrate Catch2::Catch2WithMain)
   target_compile_options(ppsim_cuda_emu_tests PRIVATE -Wno-unknown-pragmas)
   catch_discover_tests(ppsim_cuda_emu_tests TEST_PREFIX "cuda_emu: ")
 

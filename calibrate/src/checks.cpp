@@ -185,20 +185,6 @@ void check_layer(Harness& H, const LayerShape& blk, LayerKind kind, std::int64_t
     H.add(name + "." + gt[i].first, relative_l2_error(gt[i].second, gr[i].second), layer_tol, false);
 }
 
-/// What the fused attention's fp32 log-sum-exp may differ by: 1e-4 (fp32 statistics, as
-/// layer norm's), or one unit roundoff of the storage dtype where that is larger (bf16
-/// 2^-8, fp16 2^-11). Chunked attention, the GPU's default, takes the softmax of scores
-/// its GEMM stored in the dtype (as the plain attention does), so its log-sum-exp carries
-/// that rounding; flash attention keeps the scores in fp32 and meets 1e-4.
-double lse_tolerance(Dtype d) {
-  switch (d) {
-    case Dtype::fp32: return 1e-4;
-    case Dtype::fp16: return std::ldexp(1.0, -11);
-    case Dtype::bf16: return std::ldexp(1.0, -8);
-  }
-  return 1e-4;
-}
-
 /// Grouped-query flash attention (the Llama block's: 4 query heads over 2 key/value
 /// heads, [T, w + 2kv] QKV, no dropout) against the CPU's fused attention, which the tests
 /// pin to the plain grouped-query attention: O, log-sum-exp, dQ/dK/dV.
@@ -304,6 +290,17 @@ double kernel_tolerance(Dtype d) {
   }
   return 0;
 }
+
+double lse_tolerance(Dtype d) {
+  switch (d) {
+    case Dtype::fp32: return 1e-4;
+    case Dtype::fp16: return std::ldexp(1.0, -11);
+    case Dtype::bf16: return std::ldexp(1.0, -8);
+  }
+  return 1e-4;
+}
+
+double layer_tolerance(Dtype d) { return d == Dtype::fp32 ? 1e-4 : 5e-2; }
 
 std::vector<CheckResult> check_against_cpu(Backend& test, const LayerShape& blk, std::int64_t vocab) {
   auto cpu = make_cpu_backend(Dtype::fp32);
@@ -411,7 +408,7 @@ std::vector<CheckResult> check_against_cpu(Backend& test, const LayerShape& blk,
   // the shard's narrower GEMM and attention strides are what this exercises); then the
   // same sizes as a Llama model with grouped-query attention (half as many key/value
   // heads when heads are even).
-  const double layer_tol = test.dtype() == Dtype::fp32 ? 1e-4 : 5e-2;
+  const double layer_tol = layer_tolerance(test.dtype());
   LayerShape llama = blk;
   llama.arch = BlockArch::llama;
   llama.kv_heads = blk.heads % 2 == 0 ? blk.heads / 2 : blk.heads;

@@ -24,6 +24,15 @@ struct CheckResult {
 double relative_l2_error(const std::vector<float>& out, const std::vector<float>& ref);
 /// @brief What the dtype allows for a single kernel (fp32 1e-5.. bf16 1e-2).
 double kernel_tolerance(Dtype d);
+/// @brief What the fused attention's fp32 log-sum-exp may differ by: 1e-4 (fp32
+/// statistics, as layer norm's), or one unit roundoff of the storage dtype where that is
+/// larger (bf16 2^-8, fp16 2^-11). Chunked attention, the GPU's default, takes the
+/// softmax of scores its GEMM stored in the dtype (as the plain attention does), so its
+/// log-sum-exp carries that rounding; flash attention keeps the scores in fp32.
+double lse_tolerance(Dtype d);
+/// @brief What the dtype allows for a whole layer's outputs and gradients, and a
+/// backward through several kernels (fp32 1e-4, fp16 and bf16 5e-2).
+double layer_tolerance(Dtype d);
 
 /// @brief Runs every backend kernel and the three layers on `test` and on the CPU
 /// reference with the same inputs (rounded to the test dtype) and compares.
