@@ -399,15 +399,11 @@ class KernelFusedOps : public FusedOps {
   /// The backend's GEMM, bias and GeLU (what the GPU's cuBLASLt epilogue fuses).
   void linear_bias_gelu_forward(const void* x, const void* weight, const void* bias, void* pre, void* y, int rows,
                                 int out, int in) override {
-    b_.gemm(false, true, rows, out, in, 1.0f, x, in, weight, in, 0.0f, pre, out);
-    b_.bias_add(pre, bias, rows, out);
-    b_.gelu_forward(pre, y, static_cast<std::int64_t>(rows) * out);
+    linear_bias_gelu_unfused(b_, x, weight, bias, pre, y, rows, out, in);
   }
   void linear_dgelu_backward(const void* dy, const void* weight, const void* pre, void* dpre, void* dbias, int rows,
                              int out, int n) override {
-    b_.gemm(false, false, rows, out, n, 1.0f, dy, n, weight, out, 0.0f, dpre, out);
-    b_.gelu_backward(dpre, pre, dpre, static_cast<std::int64_t>(rows) * out);
-    b_.bias_backward(dpre, dbias, rows, out);
+    linear_dgelu_unfused(b_, dy, weight, pre, dpre, dbias, rows, out, n);
   }
 
   void bias_dropout_add_forward(const void* x, const void* bias, const void* residual, void* y, int rows, int cols,

@@ -67,7 +67,7 @@ class CpuBackend final : public Backend {
   }
   void raw_free(void* p) override { std::free(p); }
   void synchronize() override {}
-  std::unique_ptr<Timer> make_timer() override { return std::make_unique<SteadyTimer>(); }
+  std::unique_ptr<Timer> make_timer() override { return make_steady_timer(); }
 
   void upload(const float* host, void* dst, std::int64_t n) override {
     std::memcpy(dst, host, static_cast<std::size_t>(n) * 4);
@@ -350,6 +350,8 @@ std::map<std::string, BackendFactory>& registry() {
 }
 
 }  // namespace
+
+std::unique_ptr<Timer> make_steady_timer() { return std::make_unique<SteadyTimer>(); }
 
 std::unique_ptr<Backend> make_cpu_backend(Dtype dtype) { return registry().at("cpu")(dtype); }
 

@@ -8,7 +8,6 @@
 // and times nothing a GPU does: for checking, never for profiles.
 #define PPSIM_CUDA_EMU 1
 
-#include <chrono>
 #include <cstdlib>
 #include <new>
 #include <cstring>
@@ -22,16 +21,6 @@ namespace ppsim::cal {
 namespace {
 
 using namespace kern_emu;
-
-class WallTimer final : public Timer {
- public:
-  void start() override { t0_ = std::chrono::steady_clock::now(); }
-  void stop() override { t1_ = std::chrono::steady_clock::now(); }
-  double elapsed_ms() override { return std::chrono::duration<double, std::milli>(t1_ - t0_).count(); }
-
- private:
-  std::chrono::steady_clock::time_point t0_, t1_;
-};
 
 template <class T>
 class EmuFusedOps final : public KernelFusedOps<T> {
@@ -76,7 +65,7 @@ class EmuBackend final : public KernelBackend<T> {
   void* raw_alloc(std::size_t bytes) override { return ::operator new(bytes, std::align_val_t{256}); }
   void raw_free(void* p) override { ::operator delete(p, std::align_val_t{256}); }
   void synchronize() override {}
-  std::unique_ptr<Timer> make_timer() override { return std::make_unique<WallTimer>(); }
+  std::unique_ptr<Timer> make_timer() override { return make_steady_timer(); }
 
   void upload(const float* host, void* dst, std::int64_t n) override {
     T* d = static_cast<T*>(dst);

@@ -34,6 +34,9 @@ class Timer {
   virtual double elapsed_ms() = 0;
 };
 
+/// @brief A Timer on std::chrono::steady_clock (the CPU backends').
+std::unique_ptr<Timer> make_steady_timer();
+
 /// @brief Device description written into profiles.
 struct DeviceInfo {
   std::string name;

@@ -62,6 +62,15 @@ class FusedOps {
                                          std::uint64_t seed) = 0;
 };
 
+/// @brief FusedOps::linear_bias_gelu_forward on a backend's plain ops (its GEMM, bias
+/// and GeLU kernels): the CPU's fused op, and a GPU's where cuBLASLt has no algorithm.
+void linear_bias_gelu_unfused(Backend& b, const void* x, const void* weight, const void* bias, void* pre, void* y,
+                              int rows, int out, int in);
+/// @brief FusedOps::linear_dgelu_backward on a backend's plain ops (GEMM, GeLU backward in
+/// place, bias gradient).
+void linear_dgelu_unfused(Backend& b, const void* dy, const void* weight, const void* pre, void* dpre, void* dbias,
+                          int rows, int out, int n);
+
 /// @brief The CPU's fused kernels (fp32, plain loops; the linear epilogues run `gemms`'s
 /// GEMM and its bias/GeLU loops in the same call). The reference the CUDA ones are
 /// checked against. `gemms` must outlive the result.
