@@ -61,7 +61,7 @@ class CudaBackend final : public kern::KernelBackend<T> {
   /// On GPU `device` with its own stream, or on `stream` when one is given (the
   /// replay's stream of a GPU or of a green-context SM partition; not owned).
   explicit CudaBackend(Dtype dtype, int device = 0, cudaStream_t stream = nullptr)
-      : dtype_(dtype), owns_stream_(stream == nullptr) {
+      : dtype_(dtype), device_(device), owns_stream_(stream == nullptr) {
     int count = 0;
     const cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
@@ -124,9 +124,18 @@ class CudaBackend final : public kern::KernelBackend<T> {
     d.clock = "CUDA events";
     return d;
   }
+  /// On this backend's GPU, whichever thread asks: the replay allocates a transfer's
+  /// receive buffer from the sending device's thread. The current device is switched
+  /// only when it differs (a thread with a green context current stays on it: all SM
+  /// partitions are GPU 0).
   void* raw_alloc(std::size_t bytes) override {
+    int current = 0;
+    CUDA_CHECK(cudaGetDevice(&current));
+    if (current != device_) CUDA_CHECK(cudaSetDevice(device_));
     void* p = nullptr;
-    CUDA_CHECK(cudaMalloc(&p, bytes));
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (current != device_) CUDA_CHECK(cudaSetDevice(current));
+    CUDA_CHECK(e);
     return p;
   }
   void raw_free(void* p) override { cudaFree(p); }
@@ -189,6 +198,7 @@ class CudaBackend final : public kern::KernelBackend<T> {
   }
 
   Dtype dtype_;
+  int device_{0};  ///< the GPU its memory and (when it owns one) its stream are on
   bool owns_stream_{true};
   SmPartition partition_{};  ///< PPSIM_CUDA_SM_PARTITIONS: the partition measured on (kept for the run)
   cublasHandle_t blas_{};

@@ -2,8 +2,9 @@
 // (one per stage, transfers as peer copies) or an SM partition of GPU 0 made with green
 // contexts (cuDevSmResourceSplitByCount, cuGreenCtxCreate, cuGreenCtxStreamCreate;
 // transfers as device-local copies). Each device has one stream; each op-graph node an
-// event: complete = cudaEventRecord on the node's device's stream, wait_for = a host wait
-// until that record is issued, then cudaStreamWaitEvent; marks are timing events.
+// event, made in its device's context: complete = cudaEventRecord on the node's device's
+// stream, wait_for = a host wait until that record is issued, then cudaStreamWaitEvent;
+// marks are timing events.
 // NOT RUN YET: written and compiled without a GPU (issue 14); tools/gpu_replay.sh is the
 // first run.
 #include <cuda.h>
@@ -57,9 +58,11 @@ class CudaExecutor final : public Executor {
       bind(d);
       check(cudaEventCreate(&starts_[static_cast<std::size_t>(d)]), "cudaEventCreate");
     }
+    unbind();
   }
   ~CudaExecutor() override {
-    for (auto& n : node_events_) cudaEventDestroy(n);
+    for (auto& n : node_events_)
+      if (n != nullptr) cudaEventDestroy(n);
     for (auto& e : starts_) cudaEventDestroy(e);
     for (auto& dev : marks_)
       for (auto& e : dev) cudaEventDestroy(e);
@@ -75,12 +78,14 @@ class CudaExecutor final : public Executor {
   cal::Allocator& allocator(int d) override { return *own_.at(static_cast<std::size_t>(d)); }
   cal::Allocator& receive_allocator(int d) override { return *receive_.at(static_cast<std::size_t>(d)); }
 
+  // A node's event is made by the device that records it, in that device's context: an
+  // event must be recorded on a stream of its own context, and each SM partition is a
+  // context of its own (a green context). Waits may cross contexts.
   void reset(std::size_t nodes) override {
     const std::lock_guard lock(mutex_);
-    while (node_events_.size() < nodes) {
-      cudaEvent_t e{};
-      check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
-      node_events_.push_back(e);
+    if (node_events_.size() < nodes) {
+      node_events_.resize(nodes, nullptr);
+      node_event_device_.resize(nodes, -1);
     }
     issued_.assign(nodes, 0);
     failed_ = false;
@@ -95,7 +100,13 @@ class CudaExecutor final : public Executor {
     check(cudaStreamWaitEvent(stream(d), node_events_[node], 0), "cudaStreamWaitEvent");
   }
   void complete(int d, std::uint32_t node) override {
-    check(cudaEventRecord(node_events_.at(node), stream(d)), "cudaEventRecord");
+    cudaEvent_t& e = node_events_.at(node);  // only device d's thread touches it before issued_[node] is set
+    if (e == nullptr || node_event_device_[node] != d) {  // first use, or a replay that put the node elsewhere
+      if (e != nullptr) check(cudaEventDestroy(e), "cudaEventDestroy");
+      check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+      node_event_device_[node] = d;
+    }
+    check(cudaEventRecord(e, stream(d)), "cudaEventRecord");
     {
       const std::lock_guard lock(mutex_);
       issued_[node] = 1;
@@ -131,6 +142,11 @@ class CudaExecutor final : public Executor {
     check(cudaSetDevice(gpu(d)), "cudaSetDevice");
     if (partitions_) cal::bind_sm_partition(partitions_list_[static_cast<std::size_t>(d)]);
   }
+  /// Back to GPU 0's primary context: a green context may be current to one thread at a
+  /// time, and each belongs to its device's thread while a replay runs.
+  void unbind() {
+    if (partitions_) check(cudaSetDevice(0), "cudaSetDevice");
+  }
   void make_gpu_streams(int devices);
   void make_partitions(int devices);
 
@@ -143,7 +159,8 @@ class CudaExecutor final : public Executor {
   std::condition_variable cv_;
   std::vector<char> issued_;
   bool failed_{false};
-  std::vector<cudaEvent_t> node_events_;
+  std::vector<cudaEvent_t> node_events_;  ///< per op-graph node, made by its device (null until first recorded)
+  std::vector<int> node_event_device_;     ///< which device's context made each
   std::vector<std::vector<cudaEvent_t>> marks_;  ///< per device, reused run after run
   std::vector<std::size_t> used_;                ///< marks recorded in this run
   std::vector<cudaEvent_t> starts_;              ///< per device: recorded on its idle stream before the run
@@ -209,6 +226,7 @@ std::vector<std::vector<TimeNs>> CudaExecutor::mark_times() {
       out[d].push_back(TimeNs{base + static_cast<std::int64_t>(static_cast<double>(ms) * 1e6)});
     }
   }
+  unbind();
   return out;
 }
 
