@@ -5,6 +5,7 @@
 
 #include "ppsim/calibrate/backend.h"
 #include "ppsim/calibrate/model.h"
+#include "ppsim/calibrate/sm_partition.h"
 
 namespace ppsim::cal {
 namespace {
@@ -38,7 +39,14 @@ std::vector<SmPartition> make_sm_partitions(int count) {
   check(PPSIM_DRIVER(cuDeviceGet)(&dev, 0), "cuDeviceGet");
   CUdevResource sms{};
   check(PPSIM_DRIVER(cuDeviceGetDevResource)(dev, &sms, CU_DEV_RESOURCE_TYPE_SM), "cuDeviceGetDevResource");
-  const unsigned per = sms.sm.smCount / static_cast<unsigned>(count);
+  int cc_major = 0;
+  check(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, 0), "cudaDeviceGetAttribute");
+  const SmSplitRules rules = sm_split_rules(sms.sm.minSmPartitionSize, sms.sm.smCoscheduledAlignment, cc_major);
+  const unsigned per = sm_partition_size(sms.sm.smCount, static_cast<unsigned>(count), rules);
+  if (per == 0)
+    throw NoDeviceError("GPU 0 has " + std::to_string(sms.sm.smCount) + " SMs: " + std::to_string(count) +
+                        " partitions of at least " + std::to_string(rules.min_size) + " SMs in multiples of " +
+                        std::to_string(rules.alignment) + " do not fit");
   std::vector<CUdevResource> groups(static_cast<std::size_t>(count));
   unsigned n = static_cast<unsigned>(count);
   CUdevResource rest{};
