@@ -61,8 +61,13 @@ class EmuBackend final : public KernelBackend<T> {
     return fused_.get();
   }
   // Exactly `bytes` (256-aligned, as cudaMalloc's), so AddressSanitizer sees a kernel
-  // that reads or writes one element past its buffer.
-  void* raw_alloc(std::size_t bytes) override { return ::operator new(bytes, std::align_val_t{256}); }
+  // that reads or writes one element past its buffer; filled with NaN bytes, as a GPU's
+  // fresh memory holds garbage, so code that reads what nobody wrote shows.
+  void* raw_alloc(std::size_t bytes) override {
+    void* p = ::operator new(bytes, std::align_val_t{256});
+    std::memset(p, 0xFF, bytes);
+    return p;
+  }
   void raw_free(void* p) override { ::operator delete(p, std::align_val_t{256}); }
   void synchronize() override {}
   std::unique_ptr<Timer> make_timer() override { return make_steady_timer(); }
