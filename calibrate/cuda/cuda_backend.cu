@@ -14,6 +14,7 @@
 
 #include "cuda_check.h"
 #include "cuda_fused.h"
+#include "device_scratch.h"
 #include "green.h"
 #include "kernels_backend.cuh"
 #include "ppsim/calibrate/backend.h"
@@ -92,7 +93,6 @@ class CudaBackend final : public kern::KernelBackend<T> {
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     fused_.reset();  // before the stream goes
-    if (ws_) cudaFree(ws_);
     cudaFree(blas_ws_);
     cublasDestroy(blas_);
     if (owns_stream_) cudaStreamDestroy(stream_);
@@ -187,14 +187,9 @@ class CudaBackend final : public kern::KernelBackend<T> {
   static constexpr std::size_t kBlasWorkspace = 32u << 20;
   /// The fp32 scratch buffer, grown on demand (first use is in warm-up).
   float* zeroed_workspace(std::size_t floats) override {
-    if (floats > ws_floats_) {
-      synchronize();
-      if (ws_) CUDA_CHECK(cudaFree(ws_));
-      CUDA_CHECK(cudaMalloc(&ws_, floats * sizeof(float)));
-      ws_floats_ = floats;
-    }
-    CUDA_CHECK(cudaMemsetAsync(ws_, 0, floats * sizeof(float), stream_));
-    return ws_;
+    void* ws = ws_.get(floats * sizeof(float), stream_);
+    CUDA_CHECK(cudaMemsetAsync(ws, 0, floats * sizeof(float), stream_));
+    return static_cast<float*>(ws);
   }
 
   Dtype dtype_;
@@ -203,8 +198,7 @@ class CudaBackend final : public kern::KernelBackend<T> {
   SmPartition partition_{};  ///< PPSIM_CUDA_SM_PARTITIONS: the partition measured on (kept for the run)
   cublasHandle_t blas_{};
   void* blas_ws_{nullptr};
-  float* ws_{nullptr};
-  std::size_t ws_floats_{0};
+  DeviceScratch ws_;  ///< zeroed_workspace's
   std::unique_ptr<FusedOps> fused_;  ///< cuda_fused.cu: flash attention, cuBLASLt epilogues
 };
 

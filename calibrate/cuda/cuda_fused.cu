@@ -17,6 +17,7 @@
 #include "cuda_check.h"
 #include "cuda_chunk.h"
 #include "cuda_fused.h"
+#include "device_scratch.h"
 #include "kernels_fused.cuh"
 
 namespace ppsim::cal {
@@ -41,32 +42,6 @@ struct LtPlan {
   cublasLtMatrixLayout_t a{}, b{}, d{};
   cublasLtMatmulAlgo_t algo{};
   bool ok{false};
-};
-
-/// A device buffer of U grown on demand (first use is in warm-up), freed with the ops.
-template <class U>
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() {
-    if (p_) cudaFree(p_);
-  }
-  U* get(std::size_t n, cudaStream_t stream) {
-    if (n > n_) {
-      CUDA_CHECK(cudaStreamSynchronize(stream));
-      if (p_) CUDA_CHECK(cudaFree(p_));
-      p_ = nullptr;
-      CUDA_CHECK(cudaMalloc(&p_, n * sizeof(U)));
-      n_ = n;
-    }
-    return p_;
-  }
-
- private:
-  U* p_{nullptr};
-  std::size_t n_{0};
 };
 
 template <class T>
@@ -177,7 +152,7 @@ class CudaFusedOps final : public kern::KernelFusedOps<T> {
   cublasLtHandle_t lt_{};
   void* lt_ws_{nullptr};
   std::map<std::tuple<int, int, int, int>, LtPlan> plans_;
-  Scratch<unsigned char> scratch_[3];  // by Slot: stats, bias, work
+  DeviceScratch scratch_[3];  // by Slot: stats, bias, work
 };
 
 }  // namespace

@@ -75,13 +75,12 @@ struct Barrier {
 };
 
 struct Warp {
-  Barrier bar;
-  unsigned lanes{0};  // threads of the block in this warp (32 but for a partial last warp)
+  Barrier bar;  // among its lanes: 32, but for a partial last warp
   alignas(16) unsigned char slot[32][16];
 };
 
 struct Fiber {
-  const char* stack{nullptr};  // the bottom (lowest address) of its stack
+  char* stack{nullptr};        // the bottom (lowest address) of its stack
   void* fake{nullptr};         // AddressSanitizer's fake stack while switched out
   uint3 tid{};
   unsigned linear{0};
@@ -126,10 +125,11 @@ void arrived_in_fiber(void*) {}
 void back_in_scheduler(void*) {}
 #endif
 
-[[noreturn]] void fail(const std::string& what) {
-  throw std::logic_error("cuda emulator: kernel " + std::string(g_block ? g_block->kernel : "?") + " block (" +
-                         std::to_string(g_block ? g_block->idx.x : 0) + "," + std::to_string(g_block ? g_block->idx.y : 0) +
-                         "," + std::to_string(g_block ? g_block->idx.z : 0) + "): " + what);
+/// An error of the running block, naming its kernel and block.
+std::logic_error block_error(const std::string& what) {
+  return std::logic_error("cuda emulator: kernel " + std::string(g_block->kernel) + " block (" +
+                          std::to_string(g_block->idx.x) + "," + std::to_string(g_block->idx.y) + "," +
+                          std::to_string(g_block->idx.z) + "): " + what);
 }
 
 Block& block() {
@@ -172,30 +172,30 @@ void warp_exchange(const void* value, void* out, std::size_t bytes, int src) {
   Block& blk = block();
   const unsigned lin = blk.current->linear;
   Warp& w = blk.warps[lin / 32];
-  if (bytes > sizeof w.slot[0]) fail("a shuffle of more than 16 bytes");
-  if (w.bar.active != 32) fail("a whole-warp shuffle in a warp of which only " + std::to_string(w.bar.active) +
-                               " lanes run (partial warp, or lanes that returned)");
+  if (bytes > sizeof w.slot[0]) throw block_error("a shuffle of more than 16 bytes");
   std::memcpy(w.slot[lin % 32], value, bytes);
   wait(w.bar);
-  if (w.bar.opened_with != 32)  // the other lanes returned while this one waited
-    fail("a whole-warp shuffle in a warp of which only " + std::to_string(w.bar.opened_with) + " lanes run");
+  if (w.bar.opened_with != 32)  // a partial warp, or lanes that returned before or while this one waited
+    throw block_error("a whole-warp shuffle in a warp of which only " + std::to_string(w.bar.opened_with) +
+                      " lanes run");
   std::memcpy(out, w.slot[src], bytes);
   wait(w.bar);
 }
 
 void run(const char* kernel, dim3 grid, dim3 block_shape, std::size_t shared_bytes, const std::function<void()>& body) {
   if (g_block) throw std::logic_error("cuda emulator: a launch inside a launch");
+  auto refuse = [&](const std::string& what) {
+    throw std::logic_error(std::string("cuda emulator: kernel ") + kernel + ": " + what);
+  };
   const unsigned threads = block_shape.x * block_shape.y * block_shape.z;
   if (threads == 0 || threads > kMaxThreads || block_shape.z > 64)
-    throw std::logic_error(std::string("cuda emulator: kernel ") + kernel + ": block of " + std::to_string(threads) +
-                           " threads (CUDA allows 1..1024, z <= 64)");
+    refuse("block of " + std::to_string(threads) + " threads (CUDA allows 1..1024, z <= 64)");
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
-    throw std::logic_error(std::string("cuda emulator: kernel ") + kernel + ": grid (" + std::to_string(grid.x) + "," +
-                           std::to_string(grid.y) + "," + std::to_string(grid.z) +
-                           ") outside CUDA's limits (x >= 1, y and z in 1..65535)");
+    refuse("grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," + std::to_string(grid.z) +
+           ") outside CUDA's limits (x >= 1, y and z in 1..65535)");
   if (shared_bytes > kMaxSharedBytes)
-    throw std::logic_error(std::string("cuda emulator: kernel ") + kernel + ": " + std::to_string(shared_bytes) +
-                           " B of dynamic shared memory (sm_90 allows " + std::to_string(kMaxSharedBytes) + ")");
+    refuse(std::to_string(shared_bytes) + " B of dynamic shared memory (sm_90 allows " +
+           std::to_string(kMaxSharedBytes) + ")");
 
   // Fiber stacks, kept between launches and never zeroed: untouched pages cost nothing.
   static std::unique_ptr<char[]> stacks;
@@ -223,10 +223,7 @@ void run(const char* kernel, dim3 grid, dim3 block_shape, std::size_t shared_byt
       for (unsigned bx = 0; bx < grid.x; ++bx) {
         blk.idx = make_uint3(bx, by, bz);
         blk.bar = Barrier{threads};
-        for (unsigned w = 0; w < blk.warps.size(); ++w) {
-          blk.warps[w].lanes = std::min(32u, threads - 32 * w);
-          blk.warps[w].bar = Barrier{blk.warps[w].lanes};
-        }
+        for (unsigned w = 0; w < blk.warps.size(); ++w) blk.warps[w].bar = Barrier{std::min(32u, threads - 32 * w)};
         std::fill(blk.shared.begin(), blk.shared.end(), static_cast<unsigned char>(0xFF));  // NaN floats
         blk.fibers.clear();
         for (unsigned t = 0; t < threads; ++t) {
@@ -235,7 +232,7 @@ void run(const char* kernel, dim3 grid, dim3 block_shape, std::size_t shared_byt
           f->tid = make_uint3(t % block_shape.x, (t / block_shape.x) % block_shape.y, t / (block_shape.x * block_shape.y));
           f->stack = stacks.get() + static_cast<std::size_t>(t) * kStackBytes;
           Fiber* raw = f.get();
-          f->self = ctx::fiber(std::allocator_arg, PooledStack{stacks.get() + static_cast<std::size_t>(t) * kStackBytes},
+          f->self = ctx::fiber(std::allocator_arg, PooledStack{f->stack},
                                [raw, &body, &blk](ctx::fiber&& caller) {
                                  arrived_in_fiber(nullptr);
                                  raw->caller = std::move(caller);
@@ -280,15 +277,10 @@ void run(const char* kernel, dim3 grid, dim3 block_shape, std::size_t shared_byt
             resume(f);
             if (blk.error) abort_block(blk.error);
           }
-          if (left > 0 && blk.progress == before) {
-            try {
-              fail("deadlock: " + std::to_string(left) +
-                   " threads wait at barriers that cannot open (a __syncthreads or shuffle not reached by every "
-                   "thread)");
-            } catch (...) {
-              abort_block(std::current_exception());
-            }
-          }
+          if (left > 0 && blk.progress == before)
+            abort_block(std::make_exception_ptr(block_error(
+                "deadlock: " + std::to_string(left) +
+                " threads wait at barriers that cannot open (a __syncthreads or shuffle not reached by every thread)")));
         }
       }
 }

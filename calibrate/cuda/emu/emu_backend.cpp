@@ -9,8 +9,8 @@
 #define PPSIM_CUDA_EMU 1
 
 #include <cstdlib>
-#include <new>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "../kernels_backend.cuh"
@@ -32,14 +32,11 @@ class EmuFusedOps final : public KernelFusedOps<T> {
 
  private:
   void* scratch(Slot slot, std::size_t bytes) override {
-    auto& v = scratch_[static_cast<int>(slot)];
-    if (v.size() < (bytes + 15) / 16) v.resize((bytes + 15) / 16);
+    auto& v = scratch_[static_cast<int>(slot)];  // operator new's alignment (16) suffices
+    if (v.size() < bytes) v.resize(bytes);
     return v.data();
   }
-  struct alignas(16) Chunk {
-    unsigned char b[16];
-  };
-  std::vector<Chunk> scratch_[3];
+  std::vector<unsigned char> scratch_[3];  // by Slot
 };
 
 template <class T>
