@@ -50,6 +50,11 @@ __global__ void k_shuffles(int* xor_out, int* bcast_out) {
   bcast_out[threadIdx.x] = __shfl_sync(0xffffffffu, lane + 100 * static_cast<int>(threadIdx.x / 32), 7);
 }
 
+__global__ void k_shuffle_2d(int* out) {
+  const int t = static_cast<int>(threadIdx.x + blockDim.x * threadIdx.y);
+  out[t] = __shfl_xor_sync(0xffffffffu, t, 16);  // lanes are linear ids: t ^ 16 in the same warp
+}
+
 __global__ void k_divergent_barrier(float* out) {
   float v = 1.0f;
   if (threadIdx.x == 0) __syncthreads();  // the bug: not every thread gets here
@@ -103,6 +108,12 @@ TEST_CASE("cuda emulator: shuffles exchange lanes within a warp") {
     CHECK(x[static_cast<std::size_t>(t)] == ((t & 31) ^ 5) * 10);
     CHECK(bc[static_cast<std::size_t>(t)] == 7 + 100 * (t / 32));
   }
+}
+
+TEST_CASE("cuda emulator: lanes of a 2-D block are linear thread indices mod 32") {
+  std::vector<int> out(64);
+  PPSIM_LAUNCH(k_shuffle_2d, 1, dim3(8, 8), 0, nullptr)(out.data());
+  for (int t = 0; t < 64; ++t) CHECK(out[static_cast<std::size_t>(t)] == (t ^ 16));
 }
 
 TEST_CASE("cuda emulator: a missing __syncthreads shows as a wrong result") {

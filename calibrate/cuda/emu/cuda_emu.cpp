@@ -164,6 +164,7 @@ const uint3& thread_index() { return block().current->tid; }
 const uint3& block_index() { return block().idx; }
 const dim3& block_dim() { return block().dim; }
 const dim3& grid_dim() { return block().grid; }
+unsigned lane_id() { return block().current->linear % 32; }
 void* dynamic_shared() { return block().shared.data(); }
 
 void sync_block() { wait(block().bar); }

@@ -45,6 +45,8 @@ const uint3& thread_index();
 const uint3& block_index();
 const dim3& block_dim();
 const dim3& grid_dim();
+/// The running thread's lane: its linear index in the block (x fastest, then y, z) mod 32.
+unsigned lane_id();
 /// __syncthreads: waits until every thread of the block still running arrives.
 void sync_block();
 /// Stores `bytes` of this lane's value, waits for the warp, copies lane `src`'s value
@@ -100,8 +102,8 @@ V __shfl_xor_sync(unsigned mask, V v, int lane_mask) {
   static_assert(std::is_trivially_copyable_v<V>);
   if (mask != 0xffffffffu) std::abort();
   V out;
-  ::ppsim::emu::warp_exchange(&v, &out, sizeof(V), static_cast<int>((::ppsim::emu::thread_index().x & 31) ^
-                                                                     static_cast<unsigned>(lane_mask)) & 31);
+  ::ppsim::emu::warp_exchange(&v, &out, sizeof(V),
+                              static_cast<int>((::ppsim::emu::lane_id() ^ static_cast<unsigned>(lane_mask)) & 31));
   return out;
 }
 

@@ -33,7 +33,7 @@ class EmuFusedOps final : public KernelFusedOps<T> {
  private:
   void* scratch(Slot slot, std::size_t bytes) override {
     auto& v = scratch_[static_cast<int>(slot)];  // operator new's alignment (16) suffices
-    if (v.size() < bytes) v.resize(bytes);
+    if (v.size() < bytes) v.resize(bytes, 0xFF);  // new bytes NaN, as raw_alloc's
     return v.data();
   }
   std::vector<unsigned char> scratch_[3];  // by Slot
